@@ -1,0 +1,17 @@
+"""KSBB event contracts: the single source of truth for every Kafka message."""
+
+from ksbb_contracts.envelope import CONTENT_TYPE, CloudEvent
+from ksbb_contracts.events import EVENT_TYPES, Event, event_class, parse_event
+from ksbb_contracts.topics import TOPICS, Topic, topic_for
+
+__all__ = [
+    "CONTENT_TYPE",
+    "EVENT_TYPES",
+    "TOPICS",
+    "CloudEvent",
+    "Event",
+    "Topic",
+    "event_class",
+    "parse_event",
+    "topic_for",
+]

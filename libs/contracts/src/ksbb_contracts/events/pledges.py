@@ -1,0 +1,232 @@
+"""Events of the pledges service: pledges, the need ledger, donors, offers and matching."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ksbb_contracts import topics
+from ksbb_contracts.events.base import Event
+from ksbb_contracts.vocab import DeliveryMode, DonorKind, Item, NeedStatus, PledgeStatus
+
+__all__ = [
+    "DonorContactRecorded",
+    "DonorProfileUpdated",
+    "MatchAccepted",
+    "MatchDeclined",
+    "MatchProposed",
+    "NeedLedgerChanged",
+    "OfferCreated",
+    "PledgeCancelled",
+    "PledgeConfirmed",
+    "PledgeCreated",
+    "PledgeDelivered",
+    "PledgeDispatched",
+    "PledgeExpired",
+    "PledgeExpiring",
+    "PledgePublic",
+    "PledgeRejected",
+    "ProposedAllocation",
+]
+
+
+class PledgePublic(BaseModel):
+    """Public facts about a pledge; the donor's name is resolved through the donor profile."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    pledge_id: str
+    need_id: str
+    recipient_id: str
+    organisation_id: str
+    donor_id: str
+    kelurahan_code: str
+    item: Item
+    quantity: int = Field(ge=1)
+    delivered_quantity: int | None = Field(default=None, ge=0)
+    mode: DeliveryMode
+    planned_date: date
+    status: PledgeStatus
+    version: int = Field(ge=1)
+
+
+class _PledgeEvent(Event):
+    topic = topics.PLEDGES
+    subject_field = "pledge.pledge_id"
+    pledge: PledgePublic
+    occurred_at: datetime
+
+    @property
+    def need_id(self) -> str:
+        """The need this pledge is for."""
+        return self.pledge.need_id
+
+    @property
+    def recipient_id(self) -> str:
+        """The recipient this pledge is for."""
+        return self.pledge.recipient_id
+
+
+class PledgeCreated(_PledgeEvent):
+    """A donor pledged goods to a need; the quantity is reserved."""
+
+    event_type = "ksbb.pledge.created.v1"
+
+
+class PledgeConfirmed(_PledgeEvent):
+    """The recipient or its facilitator confirmed the pledge."""
+
+    event_type = "ksbb.pledge.confirmed.v1"
+
+
+class PledgeDispatched(_PledgeEvent):
+    """The goods are on their way."""
+
+    event_type = "ksbb.pledge.dispatched.v1"
+
+
+class PledgeDelivered(_PledgeEvent):
+    """Receipt confirmed, with the quantity actually received."""
+
+    event_type = "ksbb.pledge.delivered.v1"
+    received_quantity: int = Field(ge=0)
+    proof_ref: str | None = None
+
+
+class PledgeCancelled(_PledgeEvent):
+    """The donor cancelled, or the need/recipient went away; reservation released."""
+
+    event_type = "ksbb.pledge.cancelled.v1"
+    reason: str = Field(description="Reason code, e.g. donor_cancelled, need_closed, recipient_suspended.")
+
+
+class PledgeRejected(_PledgeEvent):
+    """The recipient or facilitator rejected the pledge."""
+
+    event_type = "ksbb.pledge.rejected.v1"
+    reason: str
+
+
+class PledgeExpired(_PledgeEvent):
+    """The pledge was not confirmed or dispatched in time; reservation released."""
+
+    event_type = "ksbb.pledge.expired.v1"
+    reason: str = Field(description="not_confirmed or not_dispatched.")
+
+
+class PledgeExpiring(_PledgeEvent):
+    """The pledge will expire soon unless acted on (donor reminder)."""
+
+    event_type = "ksbb.pledge.expiring.v1"
+    expires_at: datetime
+
+
+class NeedLedgerChanged(Event):
+    """A need's quantities changed; `ledger_version` increases with every change."""
+
+    event_type = "ksbb.need_ledger.changed.v1"
+    topic = topics.LEDGER
+    subject_field = "need_id"
+
+    need_id: str
+    recipient_id: str
+    requested: int = Field(ge=0)
+    committed: int = Field(ge=0)
+    in_transit: int = Field(ge=0)
+    delivered: int = Field(ge=0)
+    ledger_version: int = Field(ge=1)
+    need_status: NeedStatus
+    occurred_at: datetime
+
+
+class DonorProfileUpdated(Event):
+    """A donor's public profile; `display_name` is set only if the donor opted in."""
+
+    event_type = "ksbb.donor.profile_updated.v1"
+    topic = topics.DONORS
+    subject_field = "donor_id"
+
+    donor_id: str
+    kind: DonorKind
+    display_name: str | None = None
+    show_name: bool = False
+    version: int = Field(ge=1)
+
+
+class DonorContactRecorded(Event):
+    """CONFIDENTIAL: a donor's coordination contact (compacted topic; tombstone erases)."""
+
+    event_type = "ksbb.donor_contact.recorded.v1"
+    topic = topics.DONOR_CONTACTS
+    subject_field = "donor_id"
+
+    donor_id: str
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+class OfferCreated(Event):
+    """A donor offered goods for the platform to match."""
+
+    event_type = "ksbb.offer.created.v1"
+    topic = topics.OFFERS
+    subject_field = "offer_id"
+
+    offer_id: str
+    donor_id: str
+    item: Item
+    quantity: int = Field(ge=1)
+    area_codes: list[str] = Field(default_factory=list, description="Preferred kota/kecamatan codes; empty = anywhere.")
+    available_until: date
+    occurred_at: datetime
+
+
+class ProposedAllocation(BaseModel):
+    """One part of an offer proposed for one need."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    need_id: str
+    recipient_id: str
+    quantity: int = Field(ge=1)
+
+
+class MatchProposed(Event):
+    """The matching engine proposed allocations of an offer."""
+
+    event_type = "ksbb.match.proposed.v1"
+    topic = topics.OFFERS
+    subject_field = "offer_id"
+
+    offer_id: str
+    donor_id: str
+    allocations: list[ProposedAllocation]
+    occurred_at: datetime
+
+
+class MatchAccepted(Event):
+    """The donor accepted proposals; they became pledges."""
+
+    event_type = "ksbb.match.accepted.v1"
+    topic = topics.OFFERS
+    subject_field = "offer_id"
+
+    offer_id: str
+    donor_id: str
+    pledge_ids: list[str]
+    dropped_need_ids: list[str] = Field(default_factory=list)
+    occurred_at: datetime
+
+
+class MatchDeclined(Event):
+    """The donor declined the proposals."""
+
+    event_type = "ksbb.match.declined.v1"
+    topic = topics.OFFERS
+    subject_field = "offer_id"
+
+    offer_id: str
+    donor_id: str
+    occurred_at: datetime

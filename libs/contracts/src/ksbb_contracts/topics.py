@@ -1,0 +1,108 @@
+"""Kafka topics, their owners, retention and consumers — defined once for every service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FOREVER = -1
+DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A Kafka topic: one owning (producing) service, explicit partitions and retention."""
+
+    name: str
+    owner: str
+    description: str
+    partitions: int = 3
+    retention_ms: int = FOREVER
+    compacted: bool = False
+    confidential: bool = False
+    consumers: tuple[str, ...] = field(default=())
+
+    def config(self) -> dict[str, str]:
+        """Topic-level Kafka configuration applied at creation."""
+        if self.compacted:
+            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "retention.ms": "-1"}
+        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+    def dlq(self, group: str) -> Topic:
+        """The dead-letter topic of this topic for one consumer group."""
+        return Topic(
+            name=f"{self.name}.{group}.dlq",
+            owner=group,
+            description=f"Dead letters of {self.name} for consumer group {group}.",
+            partitions=1,
+            retention_ms=DLQ_RETENTION_MS,
+        )
+
+
+ORGANISATIONS = Topic(
+    "ksbb.registry.organisations", "registry", "Facilitator organisations (public part).",
+    consumers=("pledges", "notifier", "publisher"),
+)
+RECIPIENTS = Topic(
+    "ksbb.registry.recipients", "registry", "Recipient lifecycle (public part).",
+    consumers=("pledges", "notifier", "publisher"),
+)
+NEEDS = Topic(
+    "ksbb.registry.needs", "registry", "Needs posted by recipients.",
+    consumers=("pledges", "notifier", "publisher"),
+)
+REGISTRY_CONTACTS = Topic(
+    "ksbb.registry.contacts", "registry",
+    "CONFIDENTIAL contact persons of recipients and organisations; compacted, keyed by owner id, tombstone on erasure.",
+    compacted=True, confidential=True, consumers=("pledges", "notifier"),
+)
+PLEDGES = Topic(
+    "ksbb.pledges.pledges", "pledges", "Pledge lifecycle.",
+    consumers=("notifier", "publisher"),
+)
+LEDGER = Topic(
+    "ksbb.pledges.ledger", "pledges", "Need ledger quantities (requested/committed/in transit/delivered).",
+    consumers=("registry", "publisher"),
+)
+DONORS = Topic(
+    "ksbb.pledges.donors", "pledges", "Donor public profiles (display name only if opted in).",
+    consumers=("publisher",),
+)
+OFFERS = Topic(
+    "ksbb.pledges.offers", "pledges", "Donor offers and matching proposals.",
+    consumers=("publisher",),
+)
+DONOR_CONTACTS = Topic(
+    "ksbb.pledges.contacts", "pledges",
+    "CONFIDENTIAL donor coordination contacts; compacted, keyed by donor id, tombstone on erasure.",
+    compacted=True, confidential=True, consumers=("notifier",),
+)
+WEBHOOKS = Topic(
+    "ksbb.notifier.webhooks", "notifier", "Webhook delivery failures and disabled endpoints.",
+    consumers=(),
+)
+
+TOPICS: dict[str, Topic] = {
+    t.name: t
+    for t in (ORGANISATIONS, RECIPIENTS, NEEDS, REGISTRY_CONTACTS, PLEDGES, LEDGER, DONORS, OFFERS,
+              DONOR_CONTACTS, WEBHOOKS)
+}
+
+
+def topic_for(event_type: str) -> Topic:
+    """The topic an event type is published on."""
+    from ksbb_contracts.events import event_class
+
+    return event_class(event_type).topic
+
+
+def topics_consumed_by(service: str) -> list[Topic]:
+    """Topics one service's consumer group reads."""
+    return [t for t in TOPICS.values() if service in t.consumers]
+
+
+def all_topics_with_dlqs() -> list[Topic]:
+    """Every domain topic plus one dead-letter topic per (topic, consumer group)."""
+    result = list(TOPICS.values())
+    for topic in TOPICS.values():
+        result.extend(topic.dlq(group) for group in topic.consumers)
+    return result

@@ -1,0 +1,155 @@
+"""`ksbb` admin command: dev tokens, topic creation, dead-letter inspection and replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ksbb_contracts.topics import all_topics_with_dlqs
+from ksbb_kit.auth import DevIssuer, Role
+from ksbb_kit.kafka import KafkaRecordPublisher, ensure_topics
+
+DEFAULT_ISSUER_DIR = Path(os.environ.get("KSBB_DEV_ISSUER_DIR", ".ksbb/dev-issuer"))
+ORIGINAL_TOPIC = "ksbb-dlq-topic"
+
+
+def _bootstrap(args: argparse.Namespace) -> str:
+    return args.bootstrap or os.environ.get("KSBB_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a signed development token."""
+    issuer = DevIssuer(Path(args.dir))
+    print(issuer.token(Role(args.role), subject=args.sub, org_id=args.org, recipient_id=args.recipient,
+                       name=args.name, ttl_seconds=args.ttl))
+    print(f"# JWKS: {issuer.jwks_path.resolve()}", file=sys.stderr)
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    """Create every topic and dead-letter topic with explicit partitions and retention."""
+    created = asyncio.run(ensure_topics(_bootstrap(args), all_topics_with_dlqs(), args.prefix))
+    print(json.dumps({"created": created}))
+    return 0
+
+
+async def read_dead_letters(bootstrap: str, dlq: str, limit: int = 1000) -> list[dict[str, object]]:
+    """Every record of a dead-letter topic, oldest first."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(dlq)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(dlq) or set()
+        tps = [TopicPartition(dlq, p) for p in partitions]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[dict[str, object]] = []
+        async def unread() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await unread() and len(records) < limit:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp_records in batch.values():
+                for record in tp_records:
+                    records.append({
+                        "partition": record.partition, "offset": record.offset,
+                        "key": record.key.decode() if record.key else None,
+                        "value": record.value.decode(errors="replace") if record.value is not None else None,
+                        "headers": {k: v.decode(errors="replace") for k, v in record.headers},
+                    })
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def replay_dead_letters(bootstrap: str, dlq: str, offsets: set[int] | None) -> int:
+    """Re-publish chosen dead letters (all when offsets is None) to their original topic."""
+    records = await read_dead_letters(bootstrap, dlq)
+    publisher = KafkaRecordPublisher(bootstrap, client_id="ksbb-dlq-replay")
+    await publisher.start()
+    count = 0
+    try:
+        for record in records:
+            if offsets is not None and record["offset"] not in offsets:
+                continue
+            headers = {k: v for k, v in record["headers"].items() if not k.startswith("ksbb-dlq-")}  # type: ignore[union-attr]
+            original = record["headers"][ORIGINAL_TOPIC]  # type: ignore[index]
+            value = record["value"]
+            await publisher.send(original, record["key"], value.encode() if value is not None else None, headers)  # type: ignore[arg-type, union-attr]
+            count += 1
+    finally:
+        await publisher.stop()
+    return count
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    """List the records of a dead-letter topic."""
+    for record in asyncio.run(read_dead_letters(_bootstrap(args), args.dlq)):
+        print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    """Re-publish chosen dead letters to their original topic."""
+    offsets = None if args.all else set(args.offset or [])
+    if offsets == set():
+        print("give --offset N (repeatable) or --all", file=sys.stderr)
+        return 2
+    print(json.dumps({"replayed": asyncio.run(replay_dead_letters(_bootstrap(args), args.dlq, offsets))}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="ksbb", description=__doc__)
+    parser.add_argument("--bootstrap", help="Kafka bootstrap (default: $KSBB_KAFKA_BOOTSTRAP)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    token = sub.add_parser("token", help="sign a development token")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--org", help="organisation id (facilitator)")
+    token.add_argument("--recipient", help="recipient id (recipient account)")
+    token.add_argument("--sub", help="subject (defaults from role and ids)")
+    token.add_argument("--name")
+    token.add_argument("--ttl", type=int, default=12 * 3600)
+    token.add_argument("--dir", default=str(DEFAULT_ISSUER_DIR))
+    token.set_defaults(func=cmd_token)
+
+    topics = sub.add_parser("topics", help="topic administration")
+    topics_sub = topics.add_subparsers(dest="action", required=True)
+    create = topics_sub.add_parser("create", help="create every topic and DLQ")
+    create.add_argument("--prefix", default=os.environ.get("KSBB_TOPIC_PREFIX", ""))
+    create.set_defaults(func=cmd_topics)
+
+    dlq = sub.add_parser("dlq", help="dead-letter topics")
+    dlq_sub = dlq.add_subparsers(dest="action", required=True)
+    listing = dlq_sub.add_parser("list", help="list a DLQ, e.g. ksbb.pledges.ledger.registry.dlq")
+    listing.add_argument("dlq")
+    listing.set_defaults(func=cmd_dlq_list)
+    replay = dlq_sub.add_parser("replay", help="re-publish dead letters to their original topic")
+    replay.add_argument("dlq")
+    replay.add_argument("--offset", type=int, action="append")
+    replay.add_argument("--all", action="store_true")
+    replay.set_defaults(func=cmd_dlq_replay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `ksbb`."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,297 @@
+"""The shared runtime a service's composition root builds: Mongo, Kafka, outbox relay, consumers, HTTP app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ksbb_contracts import Event
+from ksbb_kit.auth import TokenVerifier
+from ksbb_kit.clock import Clock, SystemClock
+from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
+from ksbb_kit.errors import install_error_handlers
+from ksbb_kit.http import IdempotencyStore
+from ksbb_kit.kafka import KafkaRecordPublisher, consumer_lag, ensure_topics, make_broker
+from ksbb_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from ksbb_kit.mongo import connect, ping
+from ksbb_kit.outbox import OutboxRelay, outbox_entries
+from ksbb_kit.settings import KitSettings
+from ksbb_kit.tracing import child_of, set_traceparent
+
+log = logging.getLogger(__name__)
+StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
+BackgroundJob = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+class ServiceRuntime:
+    """Everything a service shares with the others, wired once; services add routes, handlers and jobs."""
+
+    def __init__(
+        self,
+        settings: KitSettings,
+        *,
+        title: str,
+        description: str,
+        router: EventRouter | None = None,
+        outbox_collections: Sequence[str] = (),
+        clock: Clock | None = None,
+        create_topics: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.title = title
+        self.description = description
+        self.clock: Clock = clock or SystemClock()
+        self.source = f"/ksbb/{settings.service_name}"
+        self.mongo = connect(settings.mongodb_url)
+        self.db: AsyncDatabase[dict[str, Any]] = self.mongo[settings.database_name]
+        self.publisher = KafkaRecordPublisher(settings.kafka_bootstrap, client_id=f"ksbb-{settings.service_name}")
+        self.broker: KafkaBroker = make_broker(settings.kafka_bootstrap, client_id=f"ksbb-{settings.service_name}")
+        self.relay = OutboxRelay(
+            self.db, outbox_collections, self.publisher, topic_prefix=settings.topic_prefix,
+            sweep_seconds=settings.outbox_sweep_seconds, lease_seconds=settings.outbox_lease_seconds,
+        )
+        self.router = router
+        self.dispatcher = (
+            EventDispatcher(
+                router, self.publisher, group=settings.consumer_group, topic_prefix=settings.topic_prefix,
+                max_attempts=settings.handler_max_attempts, backoff_seconds=settings.handler_backoff_seconds,
+            )
+            if router is not None
+            else None
+        )
+        self.verifier = TokenVerifier(settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        self.idempotency = IdempotencyStore(
+            self.db, self.clock, timedelta(hours=settings.idempotency_retention_hours)
+        )
+        self.create_topics = create_topics
+        self._startup: list[StartupHook] = []
+        self._jobs: list[tuple[str, BackgroundJob]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.kafka_connected = asyncio.Event()
+        if router is not None and router.topics():
+            self._subscribe(router)
+
+    # -- composition -----------------------------------------------------------------------------
+
+    def on_startup(self, hook: StartupHook) -> StartupHook:
+        """Run a hook once Mongo is connected (e.g. to create indexes)."""
+        self._startup.append(hook)
+        return hook
+
+    def every(self, seconds: float, name: str) -> Callable[[BackgroundJob], BackgroundJob]:
+        """Run a sweep periodically while the service is up (expiry, retention, retries)."""
+
+        def register(job: BackgroundJob) -> BackgroundJob:
+            async def loop(runtime: ServiceRuntime) -> None:
+                await runtime.kafka_connected.wait()
+                while True:
+                    try:
+                        await job(runtime)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("background job %s failed; will run again", name)
+                    await asyncio.sleep(seconds)
+
+            self._jobs.append((name, loop))
+            return job
+
+        return register
+
+    def events(self, *events: Event) -> list[dict[str, Any]]:
+        """Outbox entries for events produced by this service (embed them in the same write)."""
+        return outbox_entries(events, source=self.source, clock=self.clock)
+
+    def _subscribe(self, router: EventRouter) -> None:
+        topics = [self.settings.topic(t.name) for t in router.topics()]
+        dispatcher = self.dispatcher
+        assert dispatcher is not None
+
+        @self.broker.subscriber(
+            *topics,
+            group_id=self.settings.consumer_group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+            title=f"{self.settings.service_name}-events",
+        )
+        async def consume(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            assert not isinstance(raw, tuple)
+            await dispatcher.handle(ConsumedRecord(
+                topic=raw.topic, partition=raw.partition, offset=raw.offset,
+                key=raw.key.decode() if raw.key is not None else None,
+                value=raw.value,
+                headers={k: v.decode(errors="replace") for k, v in (raw.headers or ())},
+            ))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def _connect_kafka(self) -> None:
+        """Connect producer, topics and consumers, retrying while Kafka is unreachable (readyz says 503)."""
+        delay = 0.5
+        while True:
+            try:
+                if self.create_topics:
+                    from ksbb_contracts.topics import all_topics_with_dlqs
+
+                    await ensure_topics(self.settings.kafka_bootstrap, all_topics_with_dlqs(),
+                                        self.settings.topic_prefix)
+                await self.publisher.start()
+                await self.broker.start()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Kafka not reachable yet (%s); retrying in %.1fs", exc, delay)
+                with contextlib.suppress(Exception):
+                    await self.publisher.stop()
+                self.publisher = KafkaRecordPublisher(
+                    self.settings.kafka_bootstrap, client_id=f"ksbb-{self.settings.service_name}"
+                )
+                self.relay._publisher = self.publisher
+                if self.dispatcher is not None:
+                    self.dispatcher._dead_letters = self.publisher
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+        self.kafka_connected.set()
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for name, job in self._jobs:
+            self._tasks.append(asyncio.create_task(job(self), name=name))
+
+    async def start(self) -> None:
+        """Connect and start background work; Kafka connection continues in the background."""
+        for hook in self._startup:
+            await hook(self)
+        self._tasks.append(asyncio.create_task(self._connect_kafka(), name="kafka-connect"))
+
+    async def stop(self) -> None:
+        """Stop background work and disconnect."""
+        for task in reversed(self._tasks):
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks.clear()
+        if self.kafka_connected.is_set():
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+        with contextlib.suppress(Exception):
+            await self.publisher.stop()
+        await self.mongo.close()
+
+    async def ready(self) -> dict[str, bool]:
+        """Readiness per dependency."""
+        mongo_ok = await ping(self.db)
+        kafka_ok = False
+        if self.kafka_connected.is_set():
+            try:
+                kafka_ok = await asyncio.wait_for(self.broker.ping(timeout=2), timeout=3)
+            except Exception:
+                kafka_ok = False
+        return {"mongodb": mongo_ok, "kafka": kafka_ok}
+
+    async def lag(self) -> dict[str, int]:
+        """Consumer lag of this service's group per topic."""
+        if self.router is None:
+            return {}
+        return await consumer_lag(
+            self.settings.kafka_bootstrap, self.settings.consumer_group,
+            [self.settings.topic(t.name) for t in self.router.topics()],
+        )
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def create_app(self, routers: Sequence[APIRouter] = (), *, version: str = "0.1.0") -> FastAPI:
+        """The service's FastAPI app with health, readiness, metrics, OpenAPI and AsyncAPI docs."""
+        runtime = self
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await runtime.start()
+            try:
+                yield
+            finally:
+                await runtime.stop()
+
+        app = FastAPI(title=self.title, description=self.description, version=version, lifespan=lifespan)
+        app.state.runtime = self
+        app.state.token_verifier = self.verifier
+        install_error_handlers(app)
+
+        @app.middleware("http")
+        async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            set_traceparent(child_of(request.headers.get("traceparent")))
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+            HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+            return response
+
+        ops = APIRouter(tags=["operations"])
+
+        @ops.get("/healthz", summary="Liveness: the process is running")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @ops.get("/readyz", summary="Readiness: Kafka and MongoDB reachable",
+                 responses={503: {"description": "a dependency is unreachable"}})
+        async def readyz() -> JSONResponse:
+            checks = await runtime.ready()
+            status = 200 if all(checks.values()) else 503
+            return JSONResponse({"status": "ready" if status == 200 else "unavailable", "checks": checks},
+                                status_code=status)
+
+        @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
+        async def metrics() -> Response:
+            if runtime.kafka_connected.is_set():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(runtime.lag(), timeout=3)
+                with contextlib.suppress(Exception):
+                    await runtime.relay.backlog()
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+        @ops.get("/asyncapi.json", summary="AsyncAPI document of the events this service consumes")
+        async def asyncapi_json() -> JSONResponse:
+            return JSONResponse(runtime.asyncapi().to_jsonable())
+
+        @ops.get("/asyncapi", summary="AsyncAPI documentation page", response_class=HTMLResponse)
+        async def asyncapi_page() -> HTMLResponse:
+            return HTMLResponse(get_asyncapi_html(runtime.asyncapi()))
+
+        app.include_router(ops)
+        for router in routers:
+            app.include_router(router)
+        return app
+
+    def asyncapi(self) -> Any:
+        """The AsyncAPI specification generated from the broker's subscribers."""
+        return AsyncAPI(self.broker, title=self.title, description=self.description,
+                        schema_version="3.0.0").to_specification()
+
+
+def serve(app: FastAPI, settings: KitSettings) -> None:
+    """Run a service's app with uvicorn, JSON logs, on the configured host and port."""
+    import uvicorn
+
+    from ksbb_kit.logging import configure_logging
+
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)

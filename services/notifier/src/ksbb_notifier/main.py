@@ -1,0 +1,17 @@
+"""Entry point: `ksbb-notifier` runs the service."""
+
+from __future__ import annotations
+
+from ksbb_notifier.bootstrap import create_app
+from ksbb_notifier.settings import NotifierSettings
+from ksbb_kit.runtime import serve
+
+
+def main() -> None:
+    """Run the notifier service."""
+    settings = NotifierSettings()
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""Entry point: `ksbb-pledges` runs the service."""
+
+from __future__ import annotations
+
+from ksbb_pledges.bootstrap import create_app
+from ksbb_pledges.settings import PledgesSettings
+from ksbb_kit.runtime import serve
+
+
+def main() -> None:
+    """Run the pledges service."""
+    settings = PledgesSettings()
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""KSBB publisher service."""

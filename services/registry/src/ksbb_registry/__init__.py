@@ -1,0 +1,1 @@
+"""KSBB registry service."""
