@@ -1,0 +1,43 @@
+"""Shared context for `make run`'s demo data: service URLs, real dev tokens, ids passed between seeds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ksbb_kit.auth import DevIssuer, Role
+
+
+@dataclass
+class DemoContext:
+    """What each service's `demo.seed(ctx)` gets: where the services are and how to sign tokens."""
+
+    urls: dict[str, str]
+    issuer: DevIssuer
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def token(self, role: Role | str, **claims: Any) -> str:
+        """A real signed token for a role (org_id=, recipient_id=, subject=, name=)."""
+        return self.issuer.token(role, **claims)
+
+    def client(self, service: str, role: Role | str | None = None, **claims: Any) -> httpx.AsyncClient:
+        """An HTTP client for one service, authenticated as a role when given."""
+        headers = {"authorization": f"Bearer {self.token(role, **claims)}"} if role else {}
+        return httpx.AsyncClient(base_url=self.urls[service], headers=headers, timeout=30)
+
+    async def eventually(
+        self, check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0, what: str = "condition"
+    ) -> Any:
+        """Poll until `check` returns something truthy (events take a moment to propagate)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = await check()
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"demo: {what} not reached within {timeout}s")
+            await asyncio.sleep(0.3)
