@@ -1,0 +1,127 @@
+"""`make run`: start the four services against the local infrastructure, seed demo data, print where to look."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from ksbb_kit.auth import DevIssuer
+from ksbb_kit.demo import DemoContext
+from ksbb_kit.testing.infra import read_env_file
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"registry": 8101, "pledges": 8102, "notifier": 8103, "publisher": 8104}
+STATE = ROOT / ".ksbb"
+
+
+def service_env(infra_env: dict[str, str], issuer: DevIssuer) -> dict[str, str]:
+    """Environment shared by every service process."""
+    return {
+        **os.environ,
+        **infra_env,
+        "KSBB_ENV": "development",
+        "KSBB_JWKS_URL": str(issuer.jwks_path),
+        "KSBB_JWT_ISSUER": issuer.issuer,
+        "KSBB_JWT_AUDIENCE": issuer.audience,
+        "KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1","localhost"]',
+    }
+
+
+def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
+    """Start each service as its own process, logging to .ksbb/logs/<service>.log."""
+    logs = STATE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = {}
+    for name, port in SERVICES.items():
+        log = (logs / f"{name}.log").open("ab")
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"ksbb_{name}.main"],
+            env={**env, f"KSBB_{name.upper()}_HTTP_PORT": str(port), f"KSBB_{name.upper()}_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    return processes
+
+
+async def wait_ready(processes: dict[str, subprocess.Popen[bytes]], timeout: float = 120) -> None:
+    """Wait until every service answers /readyz with 200."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient(timeout=3) as client:
+        for name, port in SERVICES.items():
+            while True:
+                if processes[name].poll() is not None:
+                    raise SystemExit(f"{name} exited; see .ksbb/logs/{name}.log")
+                try:
+                    if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise SystemExit(f"{name} not ready after {timeout}s; see .ksbb/logs/{name}.log")
+                await asyncio.sleep(0.5)
+
+
+async def seed(issuer: DevIssuer) -> None:
+    """Run each service's demo seed (if it has one) through its public HTTP API."""
+    ctx = DemoContext(urls={n: f"http://127.0.0.1:{p}" for n, p in SERVICES.items()}, issuer=issuer)
+    for name in SERVICES:
+        try:
+            module = importlib.import_module(f"ksbb_{name}.demo")
+        except ModuleNotFoundError:
+            continue
+        print(f"seeding demo data: {name} …", flush=True)
+        await module.seed(ctx)
+
+
+def banner(issuer: DevIssuer) -> str:
+    """Where to look."""
+    lines = ["", "KSBB Platform is running (Ctrl-C stops the services; `make stop` stops Kafka and MongoDB too):", ""]
+    lines.append("  Public dashboard     http://127.0.0.1:8104/")
+    for name, port in SERVICES.items():
+        lines.append(f"  {name:<10} API docs http://127.0.0.1:{port}/docs   events http://127.0.0.1:{port}/asyncapi")
+    lines += [
+        "",
+        "  Tokens:  uv run ksbb token --role admin   (also: --role facilitator --org <id>, --role donor --sub <id>)",
+        f"  JWKS:    {issuer.jwks_path}",
+        "  Logs:    .ksbb/logs/<service>.log, deploy/local/infra logs",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def main() -> int:
+    """Bring the platform up and keep it running until interrupted."""
+    infra_env = read_env_file(STATE / "infra" / "infra.env")
+    issuer = DevIssuer(STATE / "dev-issuer")
+    processes = start_services(service_env(infra_env, issuer))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await wait_ready(processes)
+        if os.environ.get("KSBB_DEMO_SEED", "1") == "1":
+            await seed(issuer)
+        print(banner(issuer), flush=True)
+        if os.environ.get("KSBB_RUN_ONCE") == "1":
+            return 0
+        await stop.wait()
+        return 0
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

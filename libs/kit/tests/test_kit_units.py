@@ -1,0 +1,164 @@
+"""Unit tests of the kit's pure parts: settings, tokens, redaction, HTTP helpers, tracing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from ksbb_kit.auth import DevIssuer, Role, TokenVerifier
+from ksbb_kit.clock import ManualClock
+from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
+from ksbb_kit.errors import ApiError
+from ksbb_kit.http import check_if_match, decode_cursor, encode_cursor, etag_for
+from ksbb_kit.ids import derived_id, new_id
+from ksbb_kit.logging import redact
+from ksbb_kit.settings import KitSettings
+from ksbb_kit.tracing import child_of, new_traceparent, trace_id
+
+pytestmark = pytest.mark.unit
+
+
+class DemoSettings(KitSettings):
+    """Settings of an imaginary service."""
+
+    service_name: ClassVar[str] = "demo"
+    smtp_password: SecretStr = SecretStr("changeme")
+
+
+def test_service_prefix_wins_over_shared_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KSBB_KAFKA_BOOTSTRAP", "shared:1")
+    assert DemoSettings().kafka_bootstrap == "shared:1"
+
+    class Prefixed(DemoSettings):
+        model_config = {"env_prefix": "KSBB_DEMO_"}
+
+    monkeypatch.setenv("KSBB_DEMO_KAFKA_BOOTSTRAP", "own:2")
+    assert Prefixed().kafka_bootstrap == "own:2"
+    assert Prefixed().database_name == "ksbb_demo"
+
+
+def test_production_refuses_placeholder_secrets() -> None:
+    with pytest.raises(ValidationError, match="placeholder"):
+        DemoSettings(env="production", secret_key=SecretStr("real-secret-value"))
+    DemoSettings(env="development")  # fine while developing
+    ok = DemoSettings(env="production", secret_key=SecretStr("s3cr3t-x"), smtp_password=SecretStr("pw-123"))
+    assert ok.env == "production"
+
+
+def test_ids_are_prefixed_unique_and_derivable() -> None:
+    assert new_id("rcp").startswith("rcp_") and new_id("rcp") != new_id("rcp")
+    assert derived_id("plg", "donor", "key-1") == derived_id("plg", "donor", "key-1")
+    assert derived_id("plg", "donor", "key-1") != derived_id("plg", "donor", "key-2")
+
+
+def test_tokens_verified_against_jwks(tmp_path: Path) -> None:
+    issuer = DevIssuer(tmp_path)
+    verifier = TokenVerifier(str(issuer.jwks_path), issuer=issuer.issuer, audience=issuer.audience)
+    principal = asyncio.run(verifier.verify(issuer.token(Role.FACILITATOR, org_id="org_1")))
+    assert principal.role is Role.FACILITATOR and principal.is_facilitator_of("org_1")
+    assert not principal.is_facilitator_of("org_2")
+
+    for bad in (
+        issuer.token(Role.ADMIN, audience="someone-else"),
+        issuer.token(Role.ADMIN, issuer="evil"),
+        issuer.token(Role.ADMIN, ttl_seconds=-10),
+        issuer.token(Role.ADMIN)[:-4] + "AAAA",
+        DevIssuer(tmp_path / "other").token(Role.ADMIN),  # signed by a key not in the JWKS
+    ):
+        with pytest.raises(ApiError) as caught:
+            asyncio.run(verifier.verify(bad))
+        assert caught.value.status == 401
+    with pytest.raises(ApiError):
+        asyncio.run(verifier.verify(issuer.token(Role.FACILITATOR)))  # facilitator without org
+
+
+def test_issuer_keeps_its_key_across_restarts(tmp_path: Path) -> None:
+    first = DevIssuer(tmp_path)
+    token = first.token(Role.DONOR, subject="d1")
+    second = DevIssuer(tmp_path)
+    verifier = TokenVerifier(str(second.jwks_path), issuer=second.issuer, audience=second.audience)
+    assert asyncio.run(verifier.verify(token)).subject == "d1"
+    assert len(json.loads(second.jwks_path.read_text())["keys"]) == 1
+
+
+def test_logs_redact_personal_data() -> None:
+    text = "call Budi at 0812-3456-7890 or +62 812 3456 7890, mail budi.santoso@example.org"
+    redacted = redact(text)
+    assert "3456" not in redacted and "example.org" not in redacted
+    assert redacted.count("[phone]") == 2 and "[email]" in redacted
+
+
+def test_if_match_and_cursors() -> None:
+    tag = etag_for("rcp_1", 3)
+    check_if_match(None, "rcp_1", 3)
+    check_if_match(tag, "rcp_1", 3)
+    with pytest.raises(ApiError) as caught:
+        check_if_match(etag_for("rcp_1", 2), "rcp_1", 3)
+    assert caught.value.status == 412
+    assert decode_cursor(encode_cursor(["2026-01-01", "rcp_9"])) == ["2026-01-01", "rcp_9"]
+    with pytest.raises(ApiError):
+        decode_cursor("%%%")
+
+
+def test_trace_context_continues_the_parent_trace() -> None:
+    parent = new_traceparent()
+    child = child_of(parent)
+    assert trace_id(child) == trace_id(parent) and child != parent
+    assert trace_id(child_of("garbage")) is not None
+
+
+def test_manual_clock_moves_only_when_told() -> None:
+    clock = ManualClock()
+    start = clock.now()
+    assert clock.now() == start
+    assert (clock.advance(90) - start).total_seconds() == 90
+
+
+class RecordingPublisher:
+    """Captures dead letters in memory (unit test of the dispatcher's routing only)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str | None, bytes | None, dict[str, str]]] = []
+
+    async def send(self, topic: str, key: str | None, value: bytes | None, headers: dict[str, str]) -> None:
+        self.sent.append((topic, key, value, headers))
+
+
+def test_dispatcher_retries_with_backoff_then_dead_letters() -> None:
+    from datetime import UTC, datetime
+
+    from ksbb_contracts import CloudEvent
+    from ksbb_contracts.events import DonorProfileUpdated
+
+    router = EventRouter("publisher")
+    calls: list[str] = []
+
+    @router.on(DonorProfileUpdated)
+    async def failing(event: DonorProfileUpdated, envelope: CloudEvent) -> None:
+        calls.append(event.donor_id)
+        raise RuntimeError("boom")
+
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    dead = RecordingPublisher()
+    dispatcher = EventDispatcher(router, dead, group="p.publisher", topic_prefix="p.", max_attempts=4,
+                                 backoff_seconds=0.1, sleep=fake_sleep)
+    envelope = CloudEvent(id="e1", source="/t", type=DonorProfileUpdated.event_type, subject="d1",
+                          time=datetime.now(UTC), data={"donor_id": "d1", "kind": "person", "version": 1})
+    record = ConsumedRecord("p.ksbb.pledges.donors", 0, 7, "d1", envelope.to_bytes(), {"traceparent": new_traceparent()})
+    assert asyncio.run(dispatcher.handle(record)) == "dead_lettered"
+    assert calls == ["d1"] * 4 and sleeps == [0.1, 0.2, 0.4]
+    topic, key, value, headers = dead.sent[0]
+    assert topic == "p.ksbb.pledges.donors.publisher.dlq" and key == "d1" and value == record.value
+    assert headers["ksbb-dlq-attempts"] == "4" and headers["ksbb-dlq-offset"] == "7"
+    unknown = ConsumedRecord("p.ksbb.pledges.donors", 0, 8, "d1", envelope.model_copy(
+        update={"type": "ksbb.donor.renamed.v9"}).to_bytes(), {})
+    assert asyncio.run(dispatcher.handle(unknown)) == "ignored"

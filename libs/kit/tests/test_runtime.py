@@ -1,0 +1,159 @@
+"""The runtime on the real broker and database: readiness, trace context, metrics, topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any, ClassVar
+
+import pytest
+from fastapi import APIRouter, Request
+
+from ksbb_contracts.events import DonorProfileUpdated
+from ksbb_contracts.topics import DONORS, TOPICS
+from ksbb_kit.auth import CurrentPrincipal, Role
+from ksbb_kit.outbox import new_document
+from ksbb_kit.runtime import ServiceRuntime
+from ksbb_kit.settings import KitSettings
+from ksbb_kit.testing.kafka import TopicReader
+from ksbb_kit.testing.plugin import running
+from ksbb_kit.tracing import new_traceparent, trace_id
+
+pytestmark = pytest.mark.integration
+
+
+class ProbeSettings(KitSettings):
+    """Settings of the probe service used to exercise the runtime."""
+
+    service_name: ClassVar[str] = "pledges"
+
+
+def probe_app(settings: ProbeSettings) -> Any:
+    runtime = ServiceRuntime(settings, title="probe", description="runtime probe", outbox_collections=["donors"])
+    api = APIRouter()
+
+    @api.post("/donors/{donor_id}")
+    async def write(donor_id: str, principal: CurrentPrincipal, request: Request) -> dict[str, str]:
+        event = DonorProfileUpdated(donor_id=donor_id, kind="person", version=1)
+        await runtime.db["donors"].insert_one(new_document({"_id": donor_id}, runtime.events(event)))
+        runtime.relay.wake()
+        return {"by": principal.role.value}
+
+    return runtime.create_app([api])
+
+
+class TcpProxy:
+    """A TCP forwarder the test can stop, to make a dependency unreachable and reachable again."""
+
+    def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
+        self.target = (target_host, target_port)
+        self.port = port or _free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_ready(client: Any, expected: int, timeout: float = 40) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get("/readyz")
+        if response.status_code == expected:
+            return response.json()
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"/readyz stayed {response.status_code}: {response.text}")
+        await asyncio.sleep(0.3)
+
+
+async def test_readyz_reports_mongodb_outage_and_recovery(kit_env: dict[str, Any]) -> None:
+    host, port = kit_env["mongodb_url"].removeprefix("mongodb://").strip("/").split(":")
+    proxy = TcpProxy(host, int(port))
+    await proxy.start()
+    settings = ProbeSettings(**{**kit_env, "mongodb_url": f"mongodb://127.0.0.1:{proxy.port}/?serverSelectionTimeoutMS=1500"})
+    async with running(probe_app(settings)) as client:
+        await proxy.stop()
+        down = await _wait_ready(client, 503)
+        assert down["checks"] == {"mongodb": False, "kafka": True}
+        assert (await client.get("/healthz")).status_code == 200, "liveness is not readiness"
+        proxy = TcpProxy(host, int(port), port=proxy.port)  # the database comes back on the same address
+        await proxy.start()
+        assert (await _wait_ready(client, 200))["checks"] == {"mongodb": True, "kafka": True}
+        await proxy.stop()
+
+
+async def test_readyz_is_503_while_kafka_is_unreachable(kit_env: dict[str, Any]) -> None:
+    settings = ProbeSettings(**{**kit_env, "kafka_bootstrap": f"127.0.0.1:{_free_port()}"})
+    app = probe_app(settings)
+    import httpx
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+            response = await client.get("/readyz")
+            assert response.status_code == 503
+            assert response.json()["checks"] == {"mongodb": True, "kafka": False}
+            assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_write_publishes_with_trace_context_topics_and_metrics(kit_env: dict[str, Any], dev_issuer: Any) -> None:
+    settings = ProbeSettings(**kit_env)
+    async with running(probe_app(settings)) as client:
+        parent = new_traceparent()
+        token = dev_issuer.token(Role.DONOR, subject="d-1")
+        response = await client.post("/donors/don_trace", headers={"traceparent": parent,
+                                                                   "authorization": f"Bearer {token}"})
+        assert response.json() == {"by": "donor"}
+        assert (await client.post("/donors/x")).status_code == 401
+        async with TopicReader(settings.kafka_bootstrap, [settings.topic(DONORS.name)]) as reader:
+            await reader.wait_for(lambda es: len(es) == 1, timeout=20)
+            record = reader.records[0]
+        headers = {k: v.decode() for k, v in record.headers}
+        assert record.key == b"don_trace"
+        assert trace_id(headers["traceparent"]) == trace_id(parent)
+        assert headers["content-type"].startswith("application/cloudevents+json")
+        metrics = (await client.get("/metrics")).text
+        assert 'ksbb_outbox_published_total{topic="ksbb.pledges.donors"}' in metrics
+        assert 'route="/donors/{donor_id}"' in metrics
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            assert {settings.topic(name) for name in TOPICS} <= existing
+            assert settings.topic("ksbb.pledges.ledger.registry.dlq") in existing
+        finally:
+            await admin.close()

@@ -1,0 +1,344 @@
+"""Request and response models of the registry's HTTP API (private fields only in the models that carry them)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ksbb_contracts.vocab import (
+    Item,
+    NeedStatus,
+    OrganisationKind,
+    OrganisationStatus,
+    Priority,
+    RecipientKind,
+    RecipientStatus,
+    Recurrence,
+)
+from ksbb_registry.domain.rules import normalise_phone
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+T = TypeVar("T")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Coordinates(_In):
+    """WGS 84 point; must lie inside DKI Jakarta's bounding box."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class ContactPerson(_In):
+    """PRIVATE contact person of a recipient unit."""
+
+    name: str = Field(min_length=1, max_length=120)
+    phone: str = Field(description="Indonesian number, e.g. 0812-3456-7890; stored as +62…")
+    email: str | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=200)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        return normalise_phone(value)
+
+
+class BeneficiaryCounts(_In):
+    """Households (KK), people and vulnerable groups served."""
+
+    households: int = Field(ge=0, le=100_000)
+    people: int = Field(ge=0, le=500_000)
+    children: int = Field(default=0, ge=0)
+    elderly: int = Field(default=0, ge=0)
+    disabled: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BeneficiaryCounts:
+        if self.households == 0 and self.people == 0:
+            raise ValueError("households or people must be given")
+        if self.people and self.households > self.people:
+            raise ValueError("households cannot exceed people")
+        for group in ("children", "elderly", "disabled"):
+            if self.people and getattr(self, group) > self.people:
+                raise ValueError(f"{group} cannot exceed people")
+        return self
+
+
+class RecipientCreate(_In):
+    """Register a recipient unit."""
+
+    name: str = Field(min_length=3, max_length=200)
+    kind: RecipientKind
+    kind_description: str | None = Field(default=None, max_length=200)
+    organisation_id: str = Field(min_length=1, description="Responsible facilitator organisation.")
+    kelurahan_code: str = Field(description="Kemendagri kelurahan code, e.g. 31.71.01.1001.")
+    kecamatan_code: str | None = Field(default=None, description="Optional; checked against the kelurahan.")
+    kota_code: str | None = Field(default=None, description="Optional; checked against the kelurahan.")
+    rw: int | None = Field(default=None, ge=1, le=99)
+    rt: int | None = Field(default=None, ge=1, le=99)
+    street_address: str = Field(min_length=3, max_length=300)
+    coordinates: Coordinates | None = None
+    beneficiaries: BeneficiaryCounts
+    contact: ContactPerson
+    notes: str | None = Field(default=None, max_length=2000)
+    duplicate_override_reason: str | None = Field(
+        default=None, max_length=500, description="Admins only: register despite a suspected duplicate.")
+
+
+class RecipientUpdate(_In):
+    """Change a recipient; every field optional. A recipient's own account may change only `contact`."""
+
+    name: str | None = Field(default=None, min_length=3, max_length=200)
+    kind_description: str | None = Field(default=None, max_length=200)
+    organisation_id: str | None = Field(default=None, description="Admins only.")
+    kelurahan_code: str | None = None
+    rw: int | None = Field(default=None, ge=1, le=99)
+    rt: int | None = Field(default=None, ge=1, le=99)
+    street_address: str | None = Field(default=None, min_length=3, max_length=300)
+    coordinates: Coordinates | None = None
+    beneficiaries: BeneficiaryCounts | None = None
+    contact: ContactPerson | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class TransitionRequest(_In):
+    """A lifecycle step with its note/reason and optional document references."""
+
+    reason: str | None = Field(default=None, max_length=2000)
+    document_refs: list[str] = Field(default_factory=list, max_length=20)
+
+
+class AuditEntry(BaseModel):
+    """Who changed a recipient, when, from which status to which, and why."""
+
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    from_status: RecipientStatus | None = None
+    to_status: RecipientStatus | None = None
+    reason: str | None = None
+    document_refs: list[str] = Field(default_factory=list)
+
+
+class RecipientOut(BaseModel):
+    """A recipient as admins, its facilitators and its own account see it (includes the contact)."""
+
+    recipient_id: str
+    name: str
+    kind: RecipientKind
+    kind_description: str | None = None
+    organisation_id: str
+    kelurahan_code: str
+    kecamatan_code: str
+    kota_code: str
+    rw: int | None = None
+    rt: int | None = None
+    street_address: str
+    coordinates: Coordinates | None = None
+    beneficiaries: BeneficiaryCounts
+    contact: ContactPerson | None = None
+    notes: str | None = None
+    status: RecipientStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class NeedCreate(_In):
+    """Post a need for an active recipient."""
+
+    item: Item
+    item_description: str | None = Field(default=None, max_length=200)
+    quantity: int = Field(ge=1, le=1_000_000)
+    unit: str | None = Field(default=None, max_length=40, description="Defaults to the catalogue unit.")
+    priority: Priority = Priority.MEDIUM
+    needed_by: date
+    recurrence: Recurrence = Recurrence.NONE
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class NeedUpdate(_In):
+    """Change an open need."""
+
+    quantity: int | None = Field(default=None, ge=1, le=1_000_000)
+    unit: str | None = Field(default=None, max_length=40)
+    priority: Priority | None = None
+    needed_by: date | None = None
+    item_description: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class CancelRequest(_In):
+    """Why a need is cancelled."""
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class LedgerOut(BaseModel):
+    """Quantities as published by the pledges service."""
+
+    requested: int
+    committed: int
+    in_transit: int
+    delivered: int
+    ledger_version: int
+
+
+class NeedOut(BaseModel):
+    """A need with its ledger quantities."""
+
+    need_id: str
+    recipient_id: str
+    organisation_id: str
+    kelurahan_code: str
+    kecamatan_code: str
+    kota_code: str
+    rw: int | None = None
+    item: Item
+    item_description: str | None = None
+    quantity: int
+    unit: str
+    priority: Priority
+    needed_by: date
+    recurrence: Recurrence
+    series_id: str | None = None
+    period_start: date | None = None
+    status: NeedStatus
+    status_reason: str | None = None
+    notes: str | None = None
+    ledger: LedgerOut
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrganisationContact(_In):
+    """Confidential contact of an organisation (goes to the notifier only)."""
+
+    name: str | None = Field(default=None, max_length=120)
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=200)
+    phone: str | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_phone(value)
+
+
+class OrganisationCreate(_In):
+    """Register a facilitator organisation."""
+
+    name: str = Field(min_length=2, max_length=200)
+    kind: OrganisationKind
+    contact: OrganisationContact
+    area_codes: list[str] = Field(default_factory=list, max_length=400)
+
+
+class OrganisationUpdate(_In):
+    """Change an organisation; every field optional."""
+
+    name: str | None = Field(default=None, min_length=2, max_length=200)
+    kind: OrganisationKind | None = None
+    contact: OrganisationContact | None = None
+    area_codes: list[str] | None = Field(default=None, max_length=400)
+
+
+class OrganisationStatusChange(_In):
+    """Why an organisation is suspended or reinstated."""
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class OrganisationOut(BaseModel):
+    """A facilitator organisation."""
+
+    organisation_id: str
+    name: str
+    kind: OrganisationKind
+    contact: OrganisationContact
+    area_codes: list[str]
+    status: OrganisationStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReportCreate(_In):
+    """A concern about a recipient from the public (no login)."""
+
+    text: str = Field(min_length=10, max_length=2000)
+    contact: str | None = Field(default=None, max_length=200, description="Optional way to reach the reporter.")
+
+
+class ReportResolve(_In):
+    """How a report was resolved."""
+
+    outcome: Literal["dismissed", "corrected", "recipient_suspended", "recipient_archived"]
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ReportReceipt(BaseModel):
+    """What an anonymous reporter gets back."""
+
+    report_id: str
+    status: Literal["open", "resolved"]
+
+
+class ReportOut(BaseModel):
+    """A concern report as reviewers see it."""
+
+    report_id: str
+    recipient_id: str
+    organisation_id: str
+    text: str
+    contact: str | None = None
+    status: Literal["open", "resolved"]
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    outcome: str | None = None
+    resolution_note: str | None = None
+
+
+class CatalogueItemOut(BaseModel):
+    """One catalogue item."""
+
+    item: Item
+    name_id: str
+    name_en: str
+    unit: str
+    reference_price_idr: int | None = None
+    basis: str | None = None
+
+
+class SuggestionOut(BaseModel):
+    """A suggested need computed from beneficiary counts."""
+
+    item: Item
+    quantity: int
+    unit: str
+    recurrence: Recurrence
+    priority: Priority
+    estimated_value_idr: int
+    rationale: str
+
+
+class AreaOut(BaseModel):
+    """One administrative area."""
+
+    code: str
+    name: str
+    level: str
+    parent: str | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list; pass `next_cursor` as `cursor` for the next page (null at the end)."""
+
+    items: list[T]
+    next_cursor: str | None = None
