@@ -13,6 +13,8 @@ from typing import Any
 
 from ksbb_contracts.events.notifier import WebhookDeliveryFailed, WebhookEndpointDisabled
 from ksbb_kit.clock import Clock
+from ksbb_kit.outbox import with_outbox
+
 from ksbb_notifier.adapters.http_sender import AttemptResult, WebhookSender
 from ksbb_notifier.adapters.secrets import SecretBox
 from ksbb_notifier.adapters.store import EPOCH, NotifierStore
@@ -29,8 +31,11 @@ def webhook_body(message: dict[str, Any]) -> str:
     timestamp = message["timestamp"]
     if isinstance(timestamp, datetime):
         timestamp = timestamp.isoformat().replace("+00:00", "Z")
-    return json.dumps({"type": message["type"], "timestamp": timestamp, "data": message["data"]},
-                      separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        {"type": message["type"], "timestamp": timestamp, "data": message["data"]},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 def valid_secrets(endpoint: dict[str, Any], box: SecretBox, now: datetime) -> list[str]:
@@ -144,7 +149,9 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("webhook attempt for %s crashed; the lease expires and it is retried", delivery["_id"])
+            log.exception(
+                "webhook attempt for %s crashed; the lease expires and it is retried", delivery["_id"]
+            )
         finally:
             self._leases.pop(delivery["_id"], None)
             self._inflight[endpoint_id] -= 1
@@ -165,8 +172,11 @@ class Dispatcher:
         endpoint = await store.endpoints.find_one({"_id": delivery["endpoint_id"]})
         message = await store.messages.find_one({"_id": delivery["message_id"]})
         if endpoint is None or message is None or not endpoint.get("enabled", False):
-            reason = "endpoint_deleted" if endpoint is None else (
-                "message_missing" if message is None else "endpoint_disabled")
+            reason = (
+                "endpoint_deleted"
+                if endpoint is None
+                else ("message_missing" if message is None else "endpoint_disabled")
+            )
             await self._finish(delivery, {"status": "failed", "failed_at": now, "failure_reason": reason})
             return
         if await self._throttled(delivery, endpoint, now):
@@ -178,20 +188,27 @@ class Dispatcher:
             "user-agent": "KSBB-Webhooks/1.0",
             "webhook-id": message["_id"],
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(valid_secrets(endpoint, self._box, now), message["_id"],
-                                                 timestamp, body),
+            "webhook-signature": signature_header(
+                valid_secrets(endpoint, self._box, now), message["_id"], timestamp, body
+            ),
         }
         result = await self._sender.send(endpoint["url"], headers, body)
         done_at = self._clock.now()
         round_attempts = delivery.get("round_attempts", 0) + 1
         decision = decide(
-            status_code=result.status_code, retry_after=result.retry_after, attempts_in_round=round_attempts,
-            schedule=self._settings.retry_schedule_seconds, now=done_at,
+            status_code=result.status_code,
+            retry_after=result.retry_after,
+            attempts_in_round=round_attempts,
+            schedule=self._settings.retry_schedule_seconds,
+            now=done_at,
             max_retry_after=self._settings.max_retry_after_seconds,
         )
         log_entry = _log_entry(result, now, delivery.get("attempts", 0) + 1)
-        changes: dict[str, Any] = {"last_attempt_at": now, "last_status_code": result.status_code,
-                                   "updated_at": done_at}
+        changes: dict[str, Any] = {
+            "last_attempt_at": now,
+            "last_status_code": result.status_code,
+            "updated_at": done_at,
+        }
         entries: list[dict[str, Any]] = []
         if decision.outcome is Outcome.SUCCEEDED:
             changes.update(status="succeeded", succeeded_at=done_at)
@@ -202,12 +219,19 @@ class Dispatcher:
             reason = "gone" if decision.outcome is Outcome.GONE else "retries_exhausted"
             changes.update(status="failed", failed_at=done_at, failure_reason=reason)
             if decision.outcome is Outcome.FAILED:
-                entries = self._events(WebhookDeliveryFailed(
-                    endpoint_id=endpoint["_id"], organisation_id=endpoint.get("organisation_id"),
-                    message_id=message["_id"], message_type=message["type"],
-                    attempts=delivery.get("attempts", 0) + 1, occurred_at=done_at,
-                ))
-        await self._finish(delivery, changes, log_entry=log_entry, entries=entries, round_attempts=round_attempts)
+                entries = self._events(
+                    WebhookDeliveryFailed(
+                        endpoint_id=endpoint["_id"],
+                        organisation_id=endpoint.get("organisation_id"),
+                        message_id=message["_id"],
+                        message_type=message["type"],
+                        attempts=delivery.get("attempts", 0) + 1,
+                        occurred_at=done_at,
+                    )
+                )
+        await self._finish(
+            delivery, changes, log_entry=log_entry, entries=entries, round_attempts=round_attempts
+        )
         if decision.outcome is Outcome.SUCCEEDED:
             await store.note_endpoint_success(endpoint["_id"])
         elif decision.outcome is Outcome.GONE:
@@ -216,8 +240,10 @@ class Dispatcher:
             current = await store.note_endpoint_failure(endpoint["_id"], done_at)
             limit = timedelta(days=self._settings.disable_after_failing_days)
             if current and current.get("failing_since") and done_at - current["failing_since"] >= limit:
-                await self.disable_endpoint(endpoint["_id"], "failing continuously for "
-                                            f"{self._settings.disable_after_failing_days:g} days")
+                await self.disable_endpoint(
+                    endpoint["_id"],
+                    f"failing continuously for {self._settings.disable_after_failing_days:g} days",
+                )
 
     async def disable_endpoint(self, endpoint_id: str, reason: str) -> bool:
         """Disable an endpoint, emit `WebhookEndpointDisabled` and tell its organisation; False if already off."""
@@ -225,9 +251,14 @@ class Dispatcher:
         endpoint = await self._store.endpoints.find_one({"_id": endpoint_id})
         if endpoint is None:
             return False
-        entries = self._events(WebhookEndpointDisabled(
-            endpoint_id=endpoint_id, organisation_id=endpoint.get("organisation_id"), reason=reason, occurred_at=now,
-        ))
+        entries = self._events(
+            WebhookEndpointDisabled(
+                endpoint_id=endpoint_id,
+                organisation_id=endpoint.get("organisation_id"),
+                reason=reason,
+                occurred_at=now,
+            )
+        )
         updated = await self._store.disable_endpoint(endpoint_id, reason, now, entries)
         if updated is None:
             return False
@@ -252,25 +283,33 @@ class Dispatcher:
         return False
 
     async def _finish(
-        self, delivery: dict[str, Any], changes: dict[str, Any], *, log_entry: dict[str, Any] | None = None,
-        entries: list[dict[str, Any]] | None = None, round_attempts: int | None = None,
+        self,
+        delivery: dict[str, Any],
+        changes: dict[str, Any],
+        *,
+        log_entry: dict[str, Any] | None = None,
+        entries: list[dict[str, Any]] | None = None,
+        round_attempts: int | None = None,
     ) -> None:
         update: dict[str, Any] = {"$set": {**changes, "leased_until": EPOCH, "lease_token": None}}
         if log_entry is not None:
             update["$inc"] = {"attempts": 1}
             update["$push"] = {"attempt_log": {"$each": [log_entry], "$slice": -self._settings.attempts_kept}}
             update["$set"]["round_attempts"] = round_attempts
-        if entries:
-            update.setdefault("$push", {})["_outbox"] = {"$each": entries}
-            update["$set"]["_outbox_pending"] = True
-        await self._store.deliveries.update_one({"_id": delivery["_id"], "lease_token": delivery["lease_token"]},
-                                                update)
+        update = with_outbox(update, entries or [])
+        await self._store.deliveries.update_one(
+            {"_id": delivery["_id"], "lease_token": delivery["lease_token"]}, update
+        )
         if entries:
             self._wake_relay()
 
 
 def _log_entry(result: AttemptResult, at: datetime, number: int) -> dict[str, Any]:
     return {
-        "attempt": number, "at": at, "status_code": result.status_code, "latency_ms": result.latency_ms,
-        "response_body": result.response_body, "error": result.error,
+        "attempt": number,
+        "at": at,
+        "status_code": result.status_code,
+        "latency_ms": result.latency_ms,
+        "response_body": result.response_body,
+        "error": result.error,
     }

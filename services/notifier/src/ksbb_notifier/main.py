@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ksbb_kit.runtime import serve
+
 from ksbb_notifier.bootstrap import create_app
 from ksbb_notifier.settings import NotifierSettings
-from ksbb_kit.runtime import serve
 
 
 def main() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ksbb_kit.runtime import serve
+
 from ksbb_pledges.bootstrap import create_app
 from ksbb_pledges.settings import PledgesSettings
-from ksbb_kit.runtime import serve
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import ClassVar
 
+from ksbb_kit.settings import KitSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from ksbb_kit.settings import KitSettings
 from ksbb_pledges.domain.lifecycle import ExpiryPolicy
 
 
@@ -19,9 +19,15 @@ class PledgesSettings(KitSettings):
     service_name: ClassVar[str] = "pledges"
 
     http_port: int = 8102
-    confirm_window_hours: float = Field(default=48.0, gt=0, description="Time a pledge may wait for confirmation.")
-    dispatch_grace_hours: float = Field(default=24.0, ge=0, description="Grace after the planned delivery day.")
-    reminder_lead_hours: float = Field(default=12.0, ge=0, description="Remind the donor this long before expiry.")
+    confirm_window_hours: float = Field(
+        default=48.0, gt=0, description="Time a pledge may wait for confirmation."
+    )
+    dispatch_grace_hours: float = Field(
+        default=24.0, ge=0, description="Grace after the planned delivery day."
+    )
+    reminder_lead_hours: float = Field(
+        default=12.0, ge=0, description="Remind the donor this long before expiry."
+    )
 
     @property
     def expiry_policy(self) -> ExpiryPolicy:

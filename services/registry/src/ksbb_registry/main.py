@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ksbb_kit.runtime import serve
+
 from ksbb_registry.bootstrap import create_app
 from ksbb_registry.settings import RegistrySettings
-from ksbb_kit.runtime import serve
 
 
 def main() -> None:

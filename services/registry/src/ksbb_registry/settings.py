@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic_settings import SettingsConfigDict
-
 from ksbb_kit.settings import KitSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 
 class RegistrySettings(KitSettings):
@@ -16,3 +16,6 @@ class RegistrySettings(KitSettings):
     service_name: ClassVar[str] = "registry"
 
     http_port: int = 8101
+    report_limit_per_hour: int = Field(
+        default=5, ge=1, description="Public concern reports per address and hour."
+    )

@@ -72,7 +72,9 @@ class WebhookSender:
         self._resolver = resolver or system_resolver
         self._max_body = max_body_bytes
         self._client = httpx.AsyncClient(
-            follow_redirects=False, timeout=timeout, transport=transport,
+            follow_redirects=False,
+            timeout=timeout,
+            transport=transport,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
         )
 
@@ -107,7 +109,10 @@ class WebhookSender:
             return AttemptResult(None, _elapsed(started), error=f"refused: {exc}")
         target = parsed.copy_with(host=address)
         request = self._client.build_request(
-            "POST", target, content=body.encode(), headers={**headers, "host": _host_header(parsed)},
+            "POST",
+            target,
+            content=body.encode(),
+            headers={**headers, "host": _host_header(parsed)},
         )
         if parsed.scheme == "https":
             # Certificate and SNI are checked against the real host name, not the pinned address.
@@ -123,7 +128,9 @@ class WebhookSender:
         except httpx.HTTPError as exc:
             return AttemptResult(None, _elapsed(started), error=f"{type(exc).__name__}: {exc}"[:300])
         return AttemptResult(
-            response.status_code, _elapsed(started), response_body=captured,
+            response.status_code,
+            _elapsed(started),
+            response_body=captured,
             retry_after=response.headers.get("retry-after"),
         )
 

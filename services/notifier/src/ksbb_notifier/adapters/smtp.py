@@ -14,8 +14,15 @@ class SmtpMailer:
     """Sends one e-mail per call over SMTP; raises on failure so the caller can retry."""
 
     def __init__(
-        self, host: str, port: int, *, sender: str, username: str | None = None, password: str | None = None,
-        start_tls: bool = False, timeout: float = 15.0,
+        self,
+        host: str,
+        port: int,
+        *,
+        sender: str,
+        username: str | None = None,
+        password: str | None = None,
+        start_tls: bool = False,
+        timeout: float = 15.0,
     ) -> None:
         self._host = host
         self._port = port
@@ -37,6 +44,11 @@ class SmtpMailer:
         message.set_content(email.text)
         message.add_alternative(email.html, subtype="html")
         await aiosmtplib.send(
-            message, hostname=self._host, port=self._port, username=self._username, password=self._password,
-            start_tls=self._start_tls, timeout=self._timeout,
+            message,
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            start_tls=self._start_tls,
+            timeout=self._timeout,
         )

@@ -6,11 +6,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from ksbb_kit.outbox import with_outbox
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
-
-from ksbb_kit.outbox import with_outbox
 
 #: "Not leased": a lease time every claim filter treats as expired (no nulls in range filters).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,7 +59,11 @@ class NotifierStore:
         collection: Any, now: datetime, lease_until: datetime, extra: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         """Atomically lease one due pending document (several notifier instances never share one)."""
-        filter_: dict[str, Any] = {"status": "pending", "next_attempt_at": {"$lte": now}, "leased_until": {"$lt": now}}
+        filter_: dict[str, Any] = {
+            "status": "pending",
+            "next_attempt_at": {"$lte": now},
+            "leased_until": {"$lt": now},
+        }
         filter_.update(extra or {})
         return await collection.find_one_and_update(  # type: ignore[no-any-return]
             filter_,
@@ -72,8 +75,10 @@ class NotifierStore:
     @staticmethod
     async def release(collection: Any, document_id: str, lease_token: str) -> None:
         """Give a lease back without changing anything else (shutdown, throttling)."""
-        await collection.update_one({"_id": document_id, "lease_token": lease_token},
-                                    {"$set": {"leased_until": EPOCH, "lease_token": None}})
+        await collection.update_one(
+            {"_id": document_id, "lease_token": lease_token},
+            {"$set": {"leased_until": EPOCH, "lease_token": None}},
+        )
 
     # -- endpoints -------------------------------------------------------------------------------
 
@@ -82,31 +87,42 @@ class NotifierStore:
     ) -> dict[str, Any] | None:
         """Disable an enabled endpoint with its event in the same write; None if it was not enabled."""
         update = with_outbox(
-            {"$set": {"enabled": False, "disabled_reason": reason, "disabled_at": now, "updated_at": now},
-             "$inc": {"version": 1}},
+            {
+                "$set": {"enabled": False, "disabled_reason": reason, "disabled_at": now, "updated_at": now},
+                "$inc": {"version": 1},
+            },
             entries,
         )
         return await self.endpoints.find_one_and_update(  # type: ignore[no-any-return]
-            {"_id": endpoint_id, "enabled": True}, update, return_document=ReturnDocument.AFTER,
+            {"_id": endpoint_id, "enabled": True},
+            update,
+            return_document=ReturnDocument.AFTER,
         )
 
     async def note_endpoint_failure(self, endpoint_id: str, now: datetime) -> dict[str, Any] | None:
         """Start the endpoint's failure streak if none is running; returns the endpoint."""
-        await self.endpoints.update_one({"_id": endpoint_id, "failing_since": None}, {"$set": {"failing_since": now}})
+        await self.endpoints.update_one(
+            {"_id": endpoint_id, "failing_since": None}, {"$set": {"failing_since": now}}
+        )
         return await self.endpoints.find_one({"_id": endpoint_id})
 
     async def note_endpoint_success(self, endpoint_id: str) -> None:
         """End the endpoint's failure streak."""
-        await self.endpoints.update_one({"_id": endpoint_id, "failing_since": {"$ne": None}},
-                                        {"$set": {"failing_since": None}})
+        await self.endpoints.update_one(
+            {"_id": endpoint_id, "failing_since": {"$ne": None}}, {"$set": {"failing_since": None}}
+        )
 
     # -- replicas --------------------------------------------------------------------------------
 
-    async def upsert_versioned(self, collection: Any, doc_id: str, fields: dict[str, Any], version: int) -> bool:
+    async def upsert_versioned(
+        self, collection: Any, doc_id: str, fields: dict[str, Any], version: int
+    ) -> bool:
         """Store a snapshot unless a newer (or the same) version is already there."""
         try:
             result = await collection.update_one(
-                {"_id": doc_id, "version": {"$lt": version}}, {"$set": {**fields, "version": version}}, upsert=True,
+                {"_id": doc_id, "version": {"$lt": version}},
+                {"$set": {**fields, "version": version}},
+                upsert=True,
             )
         except DuplicateKeyError:
             return False  # a newer snapshot exists

@@ -28,14 +28,17 @@ class Template:
 
 
 _PLEDGE_FACTS_ID = "Bantuan: {{ item }} × {{ quantity }}\nRencana tanggal: {{ planned_date }}\nNomor komitmen: {{ pledge_id }}"
-_PLEDGE_FACTS_EN = "Aid: {{ item }} × {{ quantity }}\nPlanned date: {{ planned_date }}\nPledge number: {{ pledge_id }}"
+_PLEDGE_FACTS_EN = (
+    "Aid: {{ item }} × {{ quantity }}\nPlanned date: {{ planned_date }}\nPledge number: {{ pledge_id }}"
+)
 
 TEMPLATES: dict[str, Template] = {
     "donor_pledge_created": Template(
         subject="Komitmen bantuan diterima / Pledge received — {{ recipient_name }}",
         body_id=(
             "Terima kasih, {{ name }}. Komitmen bantuan Anda untuk {{ recipient_name }} telah kami terima.\n"
-            + _PLEDGE_FACTS_ID + "\n\n"
+            + _PLEDGE_FACTS_ID
+            + "\n\n"
             "Silakan hubungi kontak penerima dalam 2×24 jam (sebelum {{ call_by }}) untuk mengatur penyerahan:\n"
             "{% if contact %}  {{ contact.contact_name }} — {{ contact.phone }}"
             "{% if contact.email %} — {{ contact.email }}{% endif %}"
@@ -45,7 +48,8 @@ TEMPLATES: dict[str, Template] = {
         ),
         body_en=(
             "Thank you, {{ name }}. Your pledge for {{ recipient_name }} has been received.\n"
-            + _PLEDGE_FACTS_EN + "\n\n"
+            + _PLEDGE_FACTS_EN
+            + "\n\n"
             "Please call the recipient's contact within 2×24 hours (before {{ call_by }}) to arrange the handover:\n"
             "{% if contact %}  {{ contact.contact_name }} — {{ contact.phone }}"
             "{% if contact.email %} — {{ contact.email }}{% endif %}"
@@ -56,8 +60,10 @@ TEMPLATES: dict[str, Template] = {
     ),
     "donor_pledge_confirmed": Template(
         subject="Komitmen dikonfirmasi / Pledge confirmed — {{ recipient_name }}",
-        body_id="Halo {{ name }}, komitmen Anda untuk {{ recipient_name }} telah dikonfirmasi.\n" + _PLEDGE_FACTS_ID,
-        body_en="Hello {{ name }}, your pledge for {{ recipient_name }} has been confirmed.\n" + _PLEDGE_FACTS_EN,
+        body_id="Halo {{ name }}, komitmen Anda untuk {{ recipient_name }} telah dikonfirmasi.\n"
+        + _PLEDGE_FACTS_ID,
+        body_en="Hello {{ name }}, your pledge for {{ recipient_name }} has been confirmed.\n"
+        + _PLEDGE_FACTS_EN,
     ),
     "donor_pledge_expiring": Template(
         subject="Komitmen segera berakhir / Pledge expiring soon — {{ recipient_name }}",
@@ -73,9 +79,9 @@ TEMPLATES: dict[str, Template] = {
     "donor_pledge_expired": Template(
         subject="Komitmen berakhir / Pledge expired — {{ recipient_name }}",
         body_id="Halo {{ name }}, komitmen Anda untuk {{ recipient_name }} telah berakhir ({{ reason }}).\n"
-                + _PLEDGE_FACTS_ID,
+        + _PLEDGE_FACTS_ID,
         body_en="Hello {{ name }}, your pledge for {{ recipient_name }} has expired ({{ reason }}).\n"
-                + _PLEDGE_FACTS_EN,
+        + _PLEDGE_FACTS_EN,
     ),
     "donor_pledge_delivered": Template(
         subject="Terima kasih! Bantuan telah diterima / Thank you! Aid delivered — {{ recipient_name }}",
@@ -96,25 +102,26 @@ TEMPLATES: dict[str, Template] = {
         ),
         body_en=(
             "Hello {{ name }}, there is a new pledge for {{ recipient_name }}. "
-            "The donor will call within 2×24 hours. Please confirm it on the KSBB platform.\n" + _PLEDGE_FACTS_EN
+            "The donor will call within 2×24 hours. Please confirm it on the KSBB platform.\n"
+            + _PLEDGE_FACTS_EN
         ),
     ),
     "pledge_cancelled": Template(
         subject="Komitmen dibatalkan / Pledge cancelled — {{ recipient_name }}",
         body_id="Halo {{ name }}, komitmen bantuan untuk {{ recipient_name }} dibatalkan ({{ reason }}).\n"
-                + _PLEDGE_FACTS_ID,
+        + _PLEDGE_FACTS_ID,
         body_en="Hello {{ name }}, the pledge for {{ recipient_name }} was cancelled ({{ reason }}).\n"
-                + _PLEDGE_FACTS_EN,
+        + _PLEDGE_FACTS_EN,
     ),
     "endpoint_disabled": Template(
         subject="Webhook dinonaktifkan / Webhook endpoint disabled",
         body_id=(
             "Halo {{ name }}, endpoint webhook {{ url }} ({{ endpoint_id }}) dinonaktifkan: {{ reason }}.\n"
-            "Perbaiki penerima Anda, aktifkan kembali endpoint, lalu gunakan \"recover\" untuk mengirim ulang."
+            'Perbaiki penerima Anda, aktifkan kembali endpoint, lalu gunakan "recover" untuk mengirim ulang.'
         ),
         body_en=(
             "Hello {{ name }}, webhook endpoint {{ url }} ({{ endpoint_id }}) was disabled: {{ reason }}.\n"
-            "Fix your receiver, re-enable the endpoint, then use \"recover\" to resend failed messages."
+            'Fix your receiver, re-enable the endpoint, then use "recover" to resend failed messages.'
         ),
     ),
 }
@@ -132,9 +139,9 @@ def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
     body_en = _ENV.from_string(template.body_en).render(context)
     text = f"{body_id}\n\n{_FOOTER_ID}\n\n---- English ----\n\n{body_en}\n\n{_FOOTER_EN}\n"
     html = (
-        "<!doctype html><html lang=\"id\"><body>"
-        f"<section lang=\"id\">{_paragraphs(body_id)}<p><small>{escape(_FOOTER_ID)}</small></p></section><hr>"
-        f"<section lang=\"en\">{_paragraphs(body_en)}<p><small>{escape(_FOOTER_EN)}</small></p></section>"
+        '<!doctype html><html lang="id"><body>'
+        f'<section lang="id">{_paragraphs(body_id)}<p><small>{escape(_FOOTER_ID)}</small></p></section><hr>'
+        f'<section lang="en">{_paragraphs(body_en)}<p><small>{escape(_FOOTER_EN)}</small></p></section>'
         "</body></html>"
     )
     return RenderedEmail(subject=subject, text=text, html=html)

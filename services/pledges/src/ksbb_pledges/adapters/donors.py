@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from ksbb_contracts import Event
 from ksbb_contracts.events.pledges import DonorContactRecorded, DonorProfileUpdated
 from ksbb_kit.errors import ApiError
 from ksbb_kit.ids import derived_id
 from ksbb_kit.outbox import new_document, strip_outbox, with_outbox
 from ksbb_kit.runtime import ServiceRuntime
+from pymongo.errors import DuplicateKeyError
 
 
 def donor_id_for(subject: str) -> str:
@@ -37,23 +36,30 @@ class DonorStore:
             version = (current or {}).get("version", 0) + 1
             now = self.runtime.clock.now()
             document = {**profile, "version": version, "updated_at": now}
-            events: list[Event] = [DonorProfileUpdated(
-                donor_id=donor_id, kind=profile["kind"], show_name=profile["show_name"], version=version,
-                display_name=profile["display_name"] if profile["show_name"] else None,
-            )]
+            events: list[Event] = [
+                DonorProfileUpdated(
+                    donor_id=donor_id,
+                    kind=profile["kind"],
+                    show_name=profile["show_name"],
+                    version=version,
+                    display_name=profile["display_name"] if profile["show_name"] else None,
+                )
+            ]
             contact = profile.get("contact")
             if contact:
                 events.append(DonorContactRecorded(donor_id=donor_id, **contact))
             entries = self.runtime.events(*events)
             if current is None:
                 try:
-                    await self.donors.insert_one(new_document({"_id": donor_id, **document, "created_at": now},
-                                                              entries))
+                    await self.donors.insert_one(
+                        new_document({"_id": donor_id, **document, "created_at": now}, entries)
+                    )
                 except DuplicateKeyError:
                     continue
             else:
                 result = await self.donors.update_one(
-                    {"_id": donor_id, "version": current["version"]}, with_outbox({"$set": document}, entries))
+                    {"_id": donor_id, "version": current["version"]}, with_outbox({"$set": document}, entries)
+                )
                 if result.matched_count == 0:
                     continue  # a concurrent update won; apply ours on top of it
             self.runtime.relay.wake()

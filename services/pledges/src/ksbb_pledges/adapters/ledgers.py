@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReplaceOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
-
 from ksbb_contracts import Event
 from ksbb_contracts.events.pledges import (
     NeedLedgerChanged,
@@ -38,6 +35,9 @@ from ksbb_contracts.vocab import NeedStatus, PledgeStatus
 from ksbb_kit.errors import ApiError
 from ksbb_kit.outbox import new_document, with_outbox
 from ksbb_kit.runtime import ServiceRuntime
+from pymongo import ASCENDING, ReplaceOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
 from ksbb_pledges.domain.lifecycle import (
     CANCELLED,
     EXPIRED,
@@ -50,8 +50,11 @@ from ksbb_pledges.domain.lifecycle import (
 )
 
 TRANSITION_EVENTS: dict[str, type[Any]] = {
-    "confirm": PledgeConfirmed, "dispatch": PledgeDispatched, "deliver": PledgeDelivered,
-    "cancel": PledgeCancelled, "reject": PledgeRejected,
+    "confirm": PledgeConfirmed,
+    "dispatch": PledgeDispatched,
+    "deliver": PledgeDelivered,
+    "cancel": PledgeCancelled,
+    "reject": PledgeRejected,
 }
 LEDGER_FIELDS_HIDDEN = {"_outbox": 0, "_outbox_pending": 0, "_outbox_lease": 0, "_applied": 0}
 
@@ -74,22 +77,36 @@ Decide = Callable[[dict[str, Any]], Change]
 def pledge_public(ledger: dict[str, Any], pledge: dict[str, Any]) -> PledgePublic:
     """The public event view of an embedded pledge."""
     return PledgePublic(
-        pledge_id=pledge["pledge_id"], need_id=ledger["_id"], recipient_id=ledger["recipient_id"],
-        organisation_id=ledger["organisation_id"], donor_id=pledge["donor_id"],
-        kelurahan_code=ledger["kelurahan_code"], item=ledger["item"], quantity=pledge["quantity"],
-        delivered_quantity=pledge.get("delivered_quantity"), mode=pledge["mode"],
-        planned_date=date.fromisoformat(pledge["planned_date"]), status=pledge["status"],
+        pledge_id=pledge["pledge_id"],
+        need_id=ledger["_id"],
+        recipient_id=ledger["recipient_id"],
+        organisation_id=ledger["organisation_id"],
+        donor_id=pledge["donor_id"],
+        kelurahan_code=ledger["kelurahan_code"],
+        item=ledger["item"],
+        quantity=pledge["quantity"],
+        delivered_quantity=pledge.get("delivered_quantity"),
+        mode=pledge["mode"],
+        planned_date=date.fromisoformat(pledge["planned_date"]),
+        status=pledge["status"],
         version=pledge["version"],
     )
 
 
-def advance(pledge: dict[str, Any], status: PledgeStatus, now: datetime, by: str, **facts: Any) -> dict[str, Any]:
+def advance(
+    pledge: dict[str, Any], status: PledgeStatus, now: datetime, by: str, **facts: Any
+) -> dict[str, Any]:
     """A copy of an embedded pledge moved to a new state, with its audit entry."""
     entry = {"status": status.value, "at": now, "by": by}
     entry.update({k: v for k, v in facts.items() if k in ("reason", "received_quantity", "proof_ref")})
     return {
-        **pledge, **facts, "status": status.value, "version": pledge["version"] + 1, "updated_at": now,
-        f"{status.value}_at": now, "history": [*pledge.get("history", []), entry],
+        **pledge,
+        **facts,
+        "status": status.value,
+        "version": pledge["version"] + 1,
+        "updated_at": now,
+        f"{status.value}_at": now,
+        "history": [*pledge.get("history", []), entry],
     }
 
 
@@ -125,7 +142,9 @@ class LedgerStore:
 
     # -- changing ---------------------------------------------------------------------------------
 
-    async def mutate(self, need_id: str, decide: Decide, *, create: Callable[[], dict[str, Any]] | None = None) -> Any:
+    async def mutate(
+        self, need_id: str, decide: Decide, *, create: Callable[[], dict[str, Any]] | None = None
+    ) -> Any:
         """Apply one decision to a ledger atomically, retrying from a fresh read when another writer won.
 
         `decide` sees the current document and returns a Change (or raises ApiError); `create`, when
@@ -137,7 +156,9 @@ class LedgerStore:
             doc = await self.get(need_id)
             if doc is None:
                 if create is None:
-                    raise ApiError(404, "need_not_found", f"need {need_id} is not in the ledger", field="need_id")
+                    raise ApiError(
+                        404, "need_not_found", f"need {need_id} is not in the ledger", field="need_id"
+                    )
                 doc = create()
                 change = decide(doc)
                 if change.noop:
@@ -174,15 +195,25 @@ class LedgerStore:
         q = quantities(document.get("pledges", []))
         document.update(committed=q.committed, in_transit=q.in_transit, delivered=q.delivered, updated_at=now)
         events = list(change.events)
-        moved = any(document.get(k) != doc.get(k) for k in ("requested", "committed", "in_transit", "delivered",
-                                                            "status"))
+        moved = any(
+            document.get(k) != doc.get(k)
+            for k in ("requested", "committed", "in_transit", "delivered", "status")
+        )
         if moved or doc.get("ledger_version", 0) == 0:
             document["ledger_version"] = doc.get("ledger_version", 0) + 1
-            events.append(NeedLedgerChanged(
-                need_id=document["_id"], recipient_id=document["recipient_id"], requested=document["requested"],
-                committed=q.committed, in_transit=q.in_transit, delivered=q.delivered,
-                ledger_version=document["ledger_version"], need_status=document["status"], occurred_at=now,
-            ))
+            events.append(
+                NeedLedgerChanged(
+                    need_id=document["_id"],
+                    recipient_id=document["recipient_id"],
+                    requested=document["requested"],
+                    committed=q.committed,
+                    in_transit=q.in_transit,
+                    delivered=q.delivered,
+                    ledger_version=document["ledger_version"],
+                    need_status=document["status"],
+                    occurred_at=now,
+                )
+            )
         return document, events
 
     async def _after_write(self, document: dict[str, Any], change: Change) -> None:
@@ -194,8 +225,11 @@ class LedgerStore:
         """Upsert the derived per-pledge copies (never overwriting a newer one), then record the revision."""
         if pledges:
             operations = [
-                ReplaceOne({"_id": p["pledge_id"], "version": {"$lt": p["version"]}}, self._copy(ledger, p),
-                           upsert=True)
+                ReplaceOne(
+                    {"_id": p["pledge_id"], "version": {"$lt": p["version"]}},
+                    self._copy(ledger, p),
+                    upsert=True,
+                )
                 for p in pledges
             ]
             try:
@@ -210,13 +244,20 @@ class LedgerStore:
     def _copy(ledger: dict[str, Any], pledge: dict[str, Any]) -> dict[str, Any]:
         return {
             **{k: v for k, v in pledge.items() if k not in ("pledge_id", "request_hash")},
-            "_id": pledge["pledge_id"], "need_id": ledger["_id"], "recipient_id": ledger["recipient_id"],
-            "organisation_id": ledger["organisation_id"], "kelurahan_code": ledger["kelurahan_code"],
-            "item": ledger["item"], "unit": ledger.get("unit"),
+            "_id": pledge["pledge_id"],
+            "need_id": ledger["_id"],
+            "recipient_id": ledger["recipient_id"],
+            "organisation_id": ledger["organisation_id"],
+            "kelurahan_code": ledger["kelurahan_code"],
+            "item": ledger["item"],
+            "unit": ledger.get("unit"),
         }
 
     async def transition(
-        self, pledge_id: str, action: str, authorise: Callable[[dict[str, Any], dict[str, Any]], str],
+        self,
+        pledge_id: str,
+        action: str,
+        authorise: Callable[[dict[str, Any], dict[str, Any]], str],
         facts: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Move one pledge through the lifecycle: permission first (403), then the state (409), atomically."""
@@ -240,20 +281,32 @@ class LedgerStore:
             if action == "deliver":
                 received = facts["received_quantity"]
                 if received > pledge["quantity"]:
-                    raise ApiError(422, "received_exceeds_pledged",
-                                   f"received {received} but only {pledge['quantity']} were pledged",
-                                   field="received_quantity")
+                    raise ApiError(
+                        422,
+                        "received_exceeds_pledged",
+                        f"received {received} but only {pledge['quantity']} were pledged",
+                        field="received_quantity",
+                    )
                 facts["delivered_quantity"] = received
                 extra = {"received_quantity": received, "proof_ref": facts.get("proof_ref")}
                 if received > 0:
                     need_set["last_delivered_at"] = now
             elif action in ("cancel", "reject"):
-                extra = {"reason": facts.get("reason") or ("donor_cancelled" if action == "cancel" else "rejected")}
+                extra = {
+                    "reason": facts.get("reason") or ("donor_cancelled" if action == "cancel" else "rejected")
+                }
                 facts["reason"] = extra["reason"]
             pledges[index] = advance(pledge, target, now, by, **facts)
-            event = TRANSITION_EVENTS[action](pledge=pledge_public(doc, pledges[index]), occurred_at=now, **extra)
-            return Change(pledges=pledges, changed_pledge_ids={pledge_id}, need_set=need_set, events=[event],
-                          result=(doc, pledges[index]))
+            event = TRANSITION_EVENTS[action](
+                pledge=pledge_public(doc, pledges[index]), occurred_at=now, **extra
+            )
+            return Change(
+                pledges=pledges,
+                changed_pledge_ids={pledge_id},
+                need_set=need_set,
+                events=[event],
+                result=(doc, pledges[index]),
+            )
 
         return await self.mutate(located["_id"], decide)
 
@@ -266,24 +319,47 @@ class LedgerStore:
 
         def create() -> dict[str, Any]:
             return {
-                "_id": need.need_id, "recipient_id": need.recipient_id, "organisation_id": need.organisation_id,
-                "kelurahan_code": need.kelurahan_code, "item": need.item.value, "unit": need.unit,
-                "priority": need.priority.value, "needed_by": need.needed_by.isoformat(), "requested": 0,
-                "status": NeedStatus.OPEN.value, "need_version": 0, "recipient_version": 0,
-                "recipient_blocked": blocked, "committed": 0, "in_transit": 0, "delivered": 0,
-                "ledger_version": 0, "rev": 1, "synced_rev": 0, "pledges": [], "created_at": now,
+                "_id": need.need_id,
+                "recipient_id": need.recipient_id,
+                "organisation_id": need.organisation_id,
+                "kelurahan_code": need.kelurahan_code,
+                "item": need.item.value,
+                "unit": need.unit,
+                "priority": need.priority.value,
+                "needed_by": need.needed_by.isoformat(),
+                "requested": 0,
+                "status": NeedStatus.OPEN.value,
+                "need_version": 0,
+                "recipient_version": 0,
+                "recipient_blocked": blocked,
+                "committed": 0,
+                "in_transit": 0,
+                "delivered": 0,
+                "ledger_version": 0,
+                "rev": 1,
+                "synced_rev": 0,
+                "pledges": [],
+                "created_at": now,
                 "last_delivered_at": None,
             }
 
         def decide(doc: dict[str, Any]) -> Change:
             if doc.get("need_version", 0) >= need.version:
                 return Change(noop=True)  # stale or redelivered snapshot
-            change = Change(need_set={
-                "recipient_id": need.recipient_id, "organisation_id": need.organisation_id,
-                "kelurahan_code": need.kelurahan_code, "item": need.item.value, "unit": need.unit,
-                "priority": need.priority.value, "needed_by": need.needed_by.isoformat(),
-                "requested": need.quantity, "status": need.status.value, "need_version": need.version,
-            })
+            change = Change(
+                need_set={
+                    "recipient_id": need.recipient_id,
+                    "organisation_id": need.organisation_id,
+                    "kelurahan_code": need.kelurahan_code,
+                    "item": need.item.value,
+                    "unit": need.unit,
+                    "priority": need.priority.value,
+                    "needed_by": need.needed_by.isoformat(),
+                    "requested": need.quantity,
+                    "status": need.status.value,
+                    "need_version": need.version,
+                }
+            )
             if need.status is not NeedStatus.OPEN:
                 self._release(doc, change, reason or f"need_{need.status.value}", now)
             return change
@@ -312,8 +388,9 @@ class LedgerStore:
             if PledgeStatus(pledge["status"]) in RELEASABLE:
                 pledges[index] = advance(pledge, CANCELLED, now, "system", reason=reason)
                 change.changed_pledge_ids.add(pledge["pledge_id"])
-                change.events.append(PledgeCancelled(
-                    pledge=pledge_public(doc, pledges[index]), occurred_at=now, reason=reason))
+                change.events.append(
+                    PledgeCancelled(pledge=pledge_public(doc, pledges[index]), occurred_at=now, reason=reason)
+                )
         change.pledges = pledges
 
     async def _recipient_blocked(self, recipient_id: str) -> bool:
@@ -345,14 +422,20 @@ class LedgerStore:
                 continue
             if decision.action == "expire":
                 pledges[index] = advance(pledge, EXPIRED, now, "system", reason=decision.reason)
-                change.events.append(PledgeExpired(
-                    pledge=pledge_public(doc, pledges[index]), occurred_at=now, reason=decision.reason))
+                change.events.append(
+                    PledgeExpired(
+                        pledge=pledge_public(doc, pledges[index]), occurred_at=now, reason=decision.reason
+                    )
+                )
                 change.result.append("expired")
             else:
                 # Recording the reminder in the same write as its event makes it go out exactly once.
                 pledges[index] = {**pledge, "reminded_stage": decision.stage}
-                change.events.append(PledgeExpiring(
-                    pledge=pledge_public(doc, pledge), occurred_at=now, expires_at=decision.deadline))
+                change.events.append(
+                    PledgeExpiring(
+                        pledge=pledge_public(doc, pledge), occurred_at=now, expires_at=decision.deadline
+                    )
+                )
                 change.result.append("reminded")
             change.changed_pledge_ids.add(pledge["pledge_id"])
         if not change.result:
@@ -363,7 +446,9 @@ class LedgerStore:
     async def sweep_copies(self) -> int:
         """Repair per-pledge copies of ledgers whose last write did not finish syncing them."""
         repaired = 0
-        cursor = self.ledgers.find({"$expr": {"$lt": ["$synced_rev", "$rev"]}}, projection=LEDGER_FIELDS_HIDDEN)
+        cursor = self.ledgers.find(
+            {"$expr": {"$lt": ["$synced_rev", "$rev"]}}, projection=LEDGER_FIELDS_HIDDEN
+        )
         async for ledger in cursor:
             await self.sync_copies(ledger, ledger.get("pledges", []))
             repaired += 1
@@ -371,8 +456,15 @@ class LedgerStore:
 
     async def recipient_history(self) -> dict[str, tuple[int, datetime | None]]:
         """Per recipient: units received so far and when the last delivery happened (anti-stacking)."""
-        pipeline = [{"$group": {"_id": "$recipient_id", "received": {"$sum": "$delivered"},
-                                "last": {"$max": "$last_delivered_at"}}}]
+        pipeline = [
+            {
+                "$group": {
+                    "_id": "$recipient_id",
+                    "received": {"$sum": "$delivered"},
+                    "last": {"$max": "$last_delivered_at"},
+                }
+            }
+        ]
         history: dict[str, tuple[int, datetime | None]] = {}
         async for row in await self.ledgers.aggregate(pipeline):
             history[row["_id"]] = (int(row.get("received") or 0), row.get("last"))
@@ -380,15 +472,35 @@ class LedgerStore:
 
 
 def new_pledge(
-    *, pledge_id: str, donor_id: str, quantity: int, mode: str, planned_date: date, now: datetime,
-    request_hash: str, offer_id: str | None = None, note: str | None = None,
+    *,
+    pledge_id: str,
+    donor_id: str,
+    quantity: int,
+    mode: str,
+    planned_date: date,
+    now: datetime,
+    request_hash: str,
+    offer_id: str | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """An embedded pledge as first reserved."""
     return {
-        "pledge_id": pledge_id, "donor_id": donor_id, "quantity": quantity, "delivered_quantity": None,
-        "mode": mode, "planned_date": planned_date.isoformat(), "status": PledgeStatus.PLEDGED.value,
-        "version": 1, "created_at": now, "updated_at": now, "request_hash": request_hash,
-        "offer_id": offer_id, "note": note, "reason": None, "proof_ref": None, "reminded_stage": None,
+        "pledge_id": pledge_id,
+        "donor_id": donor_id,
+        "quantity": quantity,
+        "delivered_quantity": None,
+        "mode": mode,
+        "planned_date": planned_date.isoformat(),
+        "status": PledgeStatus.PLEDGED.value,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "request_hash": request_hash,
+        "offer_id": offer_id,
+        "note": note,
+        "reason": None,
+        "proof_ref": None,
+        "reminded_stage": None,
         "history": [{"status": PledgeStatus.PLEDGED.value, "at": now, "by": "donor"}],
     }
 
@@ -405,26 +517,47 @@ def reserve_decision(
         for existing in doc.get("pledges", []):
             if existing["pledge_id"] == pledge["pledge_id"]:
                 if existing.get("request_hash") != pledge["request_hash"]:
-                    raise ApiError(422, "idempotency_key_reused",
-                                   "this Idempotency-Key was used for a different pledge", field="Idempotency-Key")
+                    raise ApiError(
+                        422,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for a different pledge",
+                        field="Idempotency-Key",
+                    )
                 return Change(noop=True, result=(doc, existing, True))
         if doc["status"] != NeedStatus.OPEN.value:
-            raise ApiError(409, "need_not_open", f"the need is {doc['status']}; it takes no pledges",
-                           details={"available": 0, "need_status": doc["status"]})
+            raise ApiError(
+                409,
+                "need_not_open",
+                f"the need is {doc['status']}; it takes no pledges",
+                details={"available": 0, "need_status": doc["status"]},
+            )
         if doc.get("recipient_blocked"):
-            raise ApiError(409, "recipient_unavailable", "the recipient is suspended or archived",
-                           details={"available": 0})
+            raise ApiError(
+                409,
+                "recipient_unavailable",
+                "the recipient is suspended or archived",
+                details={"available": 0},
+            )
         available = max(doc["requested"] - doc["committed"], 0)
         quantity = pledge["quantity"]
         if quantity > available:
             if not allow_partial or available == 0:
-                raise ApiError(409, "over_pledged", f"only {available} still needed", field="quantity",
-                               details={"available": available})
+                raise ApiError(
+                    409,
+                    "over_pledged",
+                    f"only {available} still needed",
+                    field="quantity",
+                    details={"available": available},
+                )
             quantity = available
         now = clock_now()
         reserved = {**pledge, "quantity": quantity, "created_at": now, "updated_at": now}
         event = PledgeCreated(pledge=pledge_public(doc, reserved), occurred_at=now)
-        return Change(pledges=[*doc.get("pledges", []), reserved], changed_pledge_ids={reserved["pledge_id"]},
-                      events=[event], result=(doc, reserved, False))
+        return Change(
+            pledges=[*doc.get("pledges", []), reserved],
+            changed_pledge_ids={reserved["pledge_id"]},
+            events=[event],
+            result=(doc, reserved, False),
+        )
 
     return decide

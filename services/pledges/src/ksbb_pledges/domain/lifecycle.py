@@ -11,7 +11,10 @@ from typing import Any
 from ksbb_contracts.vocab import DeliveryMode, PledgeStatus
 
 PLEDGED, CONFIRMED, DISPATCHED, DELIVERED = (
-    PledgeStatus.PLEDGED, PledgeStatus.CONFIRMED, PledgeStatus.DISPATCHED, PledgeStatus.DELIVERED,
+    PledgeStatus.PLEDGED,
+    PledgeStatus.CONFIRMED,
+    PledgeStatus.DISPATCHED,
+    PledgeStatus.DELIVERED,
 )
 CANCELLED, REJECTED, EXPIRED = PledgeStatus.CANCELLED, PledgeStatus.REJECTED, PledgeStatus.EXPIRED
 
@@ -44,14 +47,28 @@ class Transition:
 TRANSITIONS: dict[str, Transition] = {
     t.action: t
     for t in (
-        Transition("confirm", frozenset({PLEDGED}), CONFIRMED,
-                   frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN})),
-        Transition("dispatch", frozenset({CONFIRMED}), DISPATCHED,
-                   frozenset({Actor.DONOR, Actor.FACILITATOR, Actor.ADMIN})),
-        Transition("deliver", frozenset({DISPATCHED}), DELIVERED,
-                   frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN})),
+        Transition(
+            "confirm",
+            frozenset({PLEDGED}),
+            CONFIRMED,
+            frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN}),
+        ),
+        Transition(
+            "dispatch",
+            frozenset({CONFIRMED}),
+            DISPATCHED,
+            frozenset({Actor.DONOR, Actor.FACILITATOR, Actor.ADMIN}),
+        ),
+        Transition(
+            "deliver",
+            frozenset({DISPATCHED}),
+            DELIVERED,
+            frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN}),
+        ),
         Transition("cancel", RELEASABLE, CANCELLED, frozenset({Actor.DONOR, Actor.ADMIN, Actor.SYSTEM})),
-        Transition("reject", RELEASABLE, REJECTED, frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN})),
+        Transition(
+            "reject", RELEASABLE, REJECTED, frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN})
+        ),
         Transition("expire", RELEASABLE, EXPIRED, frozenset({Actor.SYSTEM})),
     )
 }
@@ -82,8 +99,10 @@ def check_transition(action: str, status: PledgeStatus | str) -> PledgeStatus:
     current = PledgeStatus(status)
     if current not in transition.sources:
         allowed = ", ".join(sorted(s.value for s in transition.sources))
-        raise TransitionRefused("illegal_transition",
-                                f"cannot {action} a pledge that is {current.value} (allowed from: {allowed})")
+        raise TransitionRefused(
+            "illegal_transition",
+            f"cannot {action} a pledge that is {current.value} (allowed from: {allowed})",
+        )
     return transition.target
 
 

@@ -82,7 +82,9 @@ def allocation_key(need: NeedCandidate, tier: int) -> tuple[object, ...]:
     )
 
 
-def allocate(quantity: int, needs: Iterable[NeedCandidate], area_codes: Sequence[str] = ()) -> list[Allocation]:
+def allocate(
+    quantity: int, needs: Iterable[NeedCandidate], area_codes: Sequence[str] = ()
+) -> list[Allocation]:
     """Split an offer of `quantity` units across needs in the documented order; never over remaining or offered."""
     ranked: list[tuple[tuple[object, ...], NeedCandidate]] = []
     seen: set[str] = set()

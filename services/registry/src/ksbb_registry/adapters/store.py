@@ -6,12 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ksbb_kit.errors import ApiError
+from ksbb_kit.outbox import OUTBOX, PENDING, with_outbox
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-
-from ksbb_kit.errors import ApiError
-from ksbb_kit.outbox import OUTBOX, PENDING, with_outbox
 
 Doc = dict[str, Any]
 #: Bookkeeping fields never returned to callers.
@@ -33,14 +32,20 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "needs": [
         IndexModel([("recipient_id", ASCENDING), ("status", ASCENDING)], name="recipient_status"),
-        IndexModel([("organisation_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="org_status_id"),
+        IndexModel(
+            [("organisation_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="org_status_id"
+        ),
         IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status_id"),
-        IndexModel([("kota_code", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="kota_status_id"),
+        IndexModel(
+            [("kota_code", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="kota_status_id"
+        ),
         IndexModel([("series_next_at", ASCENDING)], name="series_next_at"),
     ],
     "reports": [
         IndexModel([("recipient_id", ASCENDING), ("_id", ASCENDING)], name="recipient_id"),
-        IndexModel([("organisation_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="org_status_id"),
+        IndexModel(
+            [("organisation_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="org_status_id"
+        ),
     ],
     "report_rate": [IndexModel([("window_end", ASCENDING)], name="window_end")],
 }
@@ -66,8 +71,14 @@ Decide = Callable[[Doc, int], Change | None]
 
 
 async def mutate(
-    collection: AsyncCollection[Doc], doc_id: str, decide: Decide, *, now: Any, wake: Callable[[], None],
-    not_found: str = "not_found", attempts: int = 8,
+    collection: AsyncCollection[Doc],
+    doc_id: str,
+    decide: Decide,
+    *,
+    now: Any,
+    wake: Callable[[], None],
+    not_found: str = "not_found",
+    attempts: int = 8,
 ) -> tuple[Doc, bool]:
     """Read, decide, and write guarded by the version read (retrying on a concurrent change).
 
@@ -89,8 +100,10 @@ async def mutate(
         if change.push:
             update["$push"] = dict(change.push)
         written = await collection.find_one_and_update(
-            {"_id": doc_id, "version": version}, with_outbox(update, change.entries),
-            projection=HIDDEN, return_document=ReturnDocument.AFTER,
+            {"_id": doc_id, "version": version},
+            with_outbox(update, change.entries),
+            projection=HIDDEN,
+            return_document=ReturnDocument.AFTER,
         )
         if written is not None:
             if change.entries:

@@ -1,11 +1,9 @@
-"""Request and response models of the registry's HTTP API (private fields only in the models that carry them)."""
+"""Request and response models of the registry HTTP API (private fields only where they belong)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Generic, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ksbb_contracts.vocab import (
     Item,
@@ -17,6 +15,8 @@ from ksbb_contracts.vocab import (
     RecipientStatus,
     Recurrence,
 )
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from ksbb_registry.domain.rules import normalise_phone
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -86,7 +86,8 @@ class RecipientCreate(_In):
     contact: ContactPerson
     notes: str | None = Field(default=None, max_length=2000)
     duplicate_override_reason: str | None = Field(
-        default=None, max_length=500, description="Admins only: register despite a suspected duplicate.")
+        default=None, max_length=500, description="Admins only: register despite a suspected duplicate."
+    )
 
 
 class RecipientUpdate(_In):
@@ -272,7 +273,9 @@ class ReportCreate(_In):
     """A concern about a recipient from the public (no login)."""
 
     text: str = Field(min_length=10, max_length=2000)
-    contact: str | None = Field(default=None, max_length=200, description="Optional way to reach the reporter.")
+    contact: str | None = Field(
+        default=None, max_length=200, description="Optional way to reach the reporter."
+    )
 
 
 class ReportResolve(_In):

@@ -16,8 +16,15 @@ from ksbb_contracts.vocab import Item, Priority, RecipientKind, RecipientStatus,
 class RuleViolation(Exception):
     """A request breaks a domain rule; `status`, `code` and `field` map to the API error."""
 
-    def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
-                 details: dict[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -61,29 +68,60 @@ S = RecipientStatus
 TRANSITIONS: dict[Action, Transition] = {
     t.action: t
     for t in (
-        Transition(Action.VERIFY, frozenset({S.REGISTERED}), S.VERIFIED,
-                   frozenset({Actor.ADMIN, Actor.OWN_FACILITATOR}), reason_required=True),
-        Transition(Action.ACTIVATE, frozenset({S.VERIFIED}), S.ACTIVE,
-                   frozenset({Actor.ADMIN, Actor.OWN_FACILITATOR}), reason_required=False),
-        Transition(Action.SUSPEND, frozenset({S.ACTIVE}), S.SUSPENDED,
-                   frozenset({Actor.ADMIN, Actor.OWN_FACILITATOR}), reason_required=True),
-        Transition(Action.REINSTATE, frozenset({S.SUSPENDED}), S.ACTIVE,
-                   frozenset({Actor.ADMIN}), reason_required=False),
-        Transition(Action.ARCHIVE, frozenset({S.REGISTERED, S.VERIFIED, S.ACTIVE, S.SUSPENDED}), S.ARCHIVED,
-                   frozenset({Actor.ADMIN}), reason_required=True),
+        Transition(
+            Action.VERIFY,
+            frozenset({S.REGISTERED}),
+            S.VERIFIED,
+            frozenset({Actor.ADMIN, Actor.OWN_FACILITATOR}),
+            reason_required=True,
+        ),
+        Transition(
+            Action.ACTIVATE,
+            frozenset({S.VERIFIED}),
+            S.ACTIVE,
+            frozenset({Actor.ADMIN, Actor.OWN_FACILITATOR}),
+            reason_required=False,
+        ),
+        Transition(
+            Action.SUSPEND,
+            frozenset({S.ACTIVE}),
+            S.SUSPENDED,
+            frozenset({Actor.ADMIN, Actor.OWN_FACILITATOR}),
+            reason_required=True,
+        ),
+        Transition(
+            Action.REINSTATE,
+            frozenset({S.SUSPENDED}),
+            S.ACTIVE,
+            frozenset({Actor.ADMIN}),
+            reason_required=False,
+        ),
+        Transition(
+            Action.ARCHIVE,
+            frozenset({S.REGISTERED, S.VERIFIED, S.ACTIVE, S.SUSPENDED}),
+            S.ARCHIVED,
+            frozenset({Actor.ADMIN}),
+            reason_required=True,
+        ),
     )
 }
 
 
-def transition(action: Action, current: RecipientStatus, actor: Actor | None, reason: str | None) -> RecipientStatus:
+def transition(
+    action: Action, current: RecipientStatus, actor: Actor | None, reason: str | None
+) -> RecipientStatus:
     """The target status of an action; raises RuleViolation (403 not allowed, 409 illegal, 422 no reason)."""
     rule = TRANSITIONS[action]
     if actor is None or actor not in rule.actors:
         raise RuleViolation(403, "forbidden", f"you may not {action.value} this recipient")
     if current not in rule.sources:
-        raise RuleViolation(409, "illegal_transition",
-                            f"cannot {action.value} a recipient that is {current.value}",
-                            field="status", details={"from": current.value, "action": action.value})
+        raise RuleViolation(
+            409,
+            "illegal_transition",
+            f"cannot {action.value} a recipient that is {current.value}",
+            field="status",
+            details={"from": current.value, "action": action.value},
+        )
     if rule.reason_required and not (reason and reason.strip()):
         raise RuleViolation(422, "reason_required", f"{action.value} needs a note or reason", field="reason")
     return rule.target
@@ -113,22 +151,30 @@ class Location:
     kota_code: str
 
 
-def validate_location(kelurahan_code: str, *, kecamatan_code: str | None = None,
-                      kota_code: str | None = None) -> Location:
+def validate_location(
+    kelurahan_code: str, *, kecamatan_code: str | None = None, kota_code: str | None = None
+) -> Location:
     """Check a kelurahan code (and optional kecamatan/kota codes against its lineage)."""
     try:
         lineage = areas().lineage(kelurahan_code)
     except UnknownArea as exc:
-        raise RuleViolation(422, "unknown_area", f"unknown kelurahan code {kelurahan_code!r}",
-                            field="kelurahan_code") from exc
+        raise RuleViolation(
+            422, "unknown_area", f"unknown kelurahan code {kelurahan_code!r}", field="kelurahan_code"
+        ) from exc
     if kecamatan_code is not None and kecamatan_code != lineage.kecamatan.code:
-        raise RuleViolation(422, "area_mismatch",
-                            f"kelurahan {kelurahan_code} lies in kecamatan {lineage.kecamatan.code}, "
-                            f"not {kecamatan_code}", field="kecamatan_code")
+        raise RuleViolation(
+            422,
+            "area_mismatch",
+            f"kelurahan {kelurahan_code} lies in kecamatan {lineage.kecamatan.code}, not {kecamatan_code}",
+            field="kecamatan_code",
+        )
     if kota_code is not None and kota_code != lineage.kota.code:
-        raise RuleViolation(422, "area_mismatch",
-                            f"kelurahan {kelurahan_code} lies in kota {lineage.kota.code}, not {kota_code}",
-                            field="kota_code")
+        raise RuleViolation(
+            422,
+            "area_mismatch",
+            f"kelurahan {kelurahan_code} lies in kota {lineage.kota.code}, not {kota_code}",
+            field="kota_code",
+        )
     return Location(lineage.kelurahan.code, lineage.kecamatan.code, lineage.kota.code)
 
 
@@ -144,14 +190,17 @@ def validate_area_codes(codes: list[str], field: str = "area_codes") -> list[str
 def validate_coordinates(lat: float, lon: float) -> None:
     """Coordinates must fall inside Jakarta's bounding box."""
     if not in_jakarta(lat, lon):
-        raise RuleViolation(422, "outside_jakarta", "coordinates are outside DKI Jakarta", field="coordinates")
+        raise RuleViolation(
+            422, "outside_jakarta", "coordinates are outside DKI Jakarta", field="coordinates"
+        )
 
 
 def validate_kind(kind: RecipientKind, kind_description: str | None, rw: int | None) -> None:
     """`lainnya` needs a description; `rw_rentan` needs an RW number."""
     if kind is RecipientKind.LAINNYA and not (kind_description and kind_description.strip()):
-        raise RuleViolation(422, "description_required", "kind 'lainnya' needs a kind_description",
-                            field="kind_description")
+        raise RuleViolation(
+            422, "description_required", "kind 'lainnya' needs a kind_description", field="kind_description"
+        )
     if kind is RecipientKind.RW_RENTAN and rw is None:
         raise RuleViolation(422, "rw_required", "an rw_rentan recipient needs its RW number", field="rw")
 
@@ -159,8 +208,16 @@ def validate_kind(kind: RecipientKind, kind_description: str | None, rw: int | N
 # -- duplicates ---------------------------------------------------------------------------------
 
 _ABBREVIATIONS = {
-    "jl": "jalan", "jln": "jalan", "gg": "gang", "no": "nomor", "rt": "rt", "rw": "rw",
-    "kel": "kelurahan", "kec": "kecamatan", "yys": "yayasan", "ponpes": "pondok pesantren",
+    "jl": "jalan",
+    "jln": "jalan",
+    "gg": "gang",
+    "no": "nomor",
+    "rt": "rt",
+    "rw": "rw",
+    "kel": "kelurahan",
+    "kec": "kecamatan",
+    "yys": "yayasan",
+    "ponpes": "pondok pesantren",
     "pp": "pondok pesantren",
 }
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -203,12 +260,30 @@ class CatalogueEntry:
 
 
 CATALOGUE: tuple[CatalogueEntry, ...] = (
-    CatalogueEntry(Item.SEMBAKO, "Paket sembako", "Staple food package", "paket", 200_000,
-                   "1 paket per KK per minggu / 1 package per household per week"),
-    CatalogueEntry(Item.READY_MEALS, "Makanan siap saji", "Ready-to-eat meals", "porsi-hari", 45_000,
-                   "per orang per hari / per person per day"),
-    CatalogueEntry(Item.EID_PACKAGE, "Paket Lebaran", "Eid package", "paket", 85_000,
-                   "1 paket per KK, sekali / 1 package per household, once"),
+    CatalogueEntry(
+        Item.SEMBAKO,
+        "Paket sembako",
+        "Staple food package",
+        "paket",
+        200_000,
+        "1 paket per KK per minggu / 1 package per household per week",
+    ),
+    CatalogueEntry(
+        Item.READY_MEALS,
+        "Makanan siap saji",
+        "Ready-to-eat meals",
+        "porsi-hari",
+        45_000,
+        "per orang per hari / per person per day",
+    ),
+    CatalogueEntry(
+        Item.EID_PACKAGE,
+        "Paket Lebaran",
+        "Eid package",
+        "paket",
+        85_000,
+        "1 paket per KK, sekali / 1 package per household, once",
+    ),
     CatalogueEntry(Item.MASKS, "Masker", "Masks", "buah", None, None),
     CatalogueEntry(Item.HAND_SANITIZER, "Hand sanitizer", "Hand sanitizer", "botol", None, None),
     CatalogueEntry(Item.BABY_MILK, "Susu bayi", "Baby milk", "kaleng", None, None),
@@ -240,8 +315,16 @@ def effective_counts(households: int, people: int) -> tuple[int, int]:
     return households, people
 
 
-def suggest_needs(kind: RecipientKind, households: int, people: int, children: int, elderly: int,
-                  disabled: int, *, meal_days: int = 7) -> list[Suggestion]:
+def suggest_needs(
+    kind: RecipientKind,
+    households: int,
+    people: int,
+    children: int,
+    elderly: int,
+    disabled: int,
+    *,
+    meal_days: int = 7,
+) -> list[Suggestion]:
     """Needs a recipient unit plausibly has, from KSBB's reference packages."""
     households, people = effective_counts(households, people)
     if people == 0:
@@ -250,18 +333,42 @@ def suggest_needs(kind: RecipientKind, households: int, people: int, children: i
     priority = Priority.HIGH if vulnerable_share >= 0.3 else Priority.MEDIUM
     suggestions = []
     if kind is RecipientKind.RW_RENTAN or kind is RecipientKind.LAINNYA:
-        suggestions.append(Suggestion(
-            Item.SEMBAKO, households, "paket", Recurrence.WEEKLY, priority, households * 200_000,
-            f"{households} KK × 1 paket/minggu × Rp200.000"))
+        suggestions.append(
+            Suggestion(
+                Item.SEMBAKO,
+                households,
+                "paket",
+                Recurrence.WEEKLY,
+                priority,
+                households * 200_000,
+                f"{households} KK × 1 paket/minggu × Rp200.000",
+            )
+        )
     else:
         # Residential institutions cook for their residents: ready meals per person per day.
         portions = people * meal_days
-        suggestions.append(Suggestion(
-            Item.READY_MEALS, portions, "porsi-hari", Recurrence.WEEKLY, priority, portions * 45_000,
-            f"{people} orang × {meal_days} hari × Rp45.000"))
-    suggestions.append(Suggestion(
-        Item.EID_PACKAGE, households, "paket", Recurrence.NONE, Priority.LOW, households * 85_000,
-        f"{households} KK × 1 paket × Rp85.000"))
+        suggestions.append(
+            Suggestion(
+                Item.READY_MEALS,
+                portions,
+                "porsi-hari",
+                Recurrence.WEEKLY,
+                priority,
+                portions * 45_000,
+                f"{people} orang × {meal_days} hari × Rp45.000",
+            )
+        )
+    suggestions.append(
+        Suggestion(
+            Item.EID_PACKAGE,
+            households,
+            "paket",
+            Recurrence.NONE,
+            Priority.LOW,
+            households * 85_000,
+            f"{households} KK × 1 paket × Rp85.000",
+        )
+    )
     return suggestions
 
 
@@ -299,9 +406,13 @@ def _advance(day: date, recurrence: Recurrence) -> date:
 def check_quantity_change(new_quantity: int, committed: int) -> None:
     """A need's quantity may not drop below what donors already committed."""
     if new_quantity < committed:
-        raise RuleViolation(409, "below_committed",
-                            f"quantity {new_quantity} is below the {committed} already committed",
-                            field="quantity", details={"committed": committed})
+        raise RuleViolation(
+            409,
+            "below_committed",
+            f"quantity {new_quantity} is below the {committed} already committed",
+            field="quantity",
+            details={"committed": committed},
+        )
 
 
 def is_fulfilled(requested: int, delivered: int) -> bool:

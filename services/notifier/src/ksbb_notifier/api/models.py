@@ -1,0 +1,175 @@
+"""Request and response models of the notifier's HTTP API."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from ksbb_contracts.areas import areas
+from ksbb_contracts.vocab import RecipientKind
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+EVENT_GLOB = re.compile(r"^[a-z0-9_.*?\[\]!-]{1,100}$")
+
+
+def _check_globs(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    for pattern in value:
+        if not EVENT_GLOB.match(pattern):
+            raise ValueError(f"not an event-type pattern: {pattern!r} (e.g. ksbb.pledge.* )")
+    return sorted(set(value))
+
+
+def _check_kotas(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    known = {area.code for area in areas().children("31")}
+    for code in value:
+        if code not in known:
+            raise ValueError(f"unknown kota code {code!r}; use one of {', '.join(sorted(known))}")
+    return sorted(set(value))
+
+
+class _Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("event_types", check_fields=False)
+    @classmethod
+    def _globs(cls, value: list[str] | None) -> list[str] | None:
+        return _check_globs(value)
+
+    @field_validator("kota_codes", check_fields=False)
+    @classmethod
+    def _kotas(cls, value: list[str] | None) -> list[str] | None:
+        return _check_kotas(value)
+
+
+class EndpointCreate(_Filters):
+    """A new webhook endpoint (subscription)."""
+
+    url: str = Field(min_length=8, max_length=2048, description="https URL that receives POSTed events.")
+    description: str | None = Field(default=None, max_length=500)
+    organisation_id: str | None = Field(
+        default=None,
+        description="Owning organisation; facilitators may only use their own (default), "
+        "admins may leave it empty to receive every event.",
+    )
+    event_types: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Globs over event types, e.g. ksbb.pledge.*; empty = all.",
+    )
+    kota_codes: list[str] = Field(default_factory=list, max_length=6, description="Kota codes, e.g. 31.71.")
+    recipient_kinds: list[RecipientKind] = Field(default_factory=list)
+    rate_limit_per_second: float | None = Field(default=None, gt=0, le=1000)
+
+
+class EndpointUpdate(_Filters):
+    """Changes to an endpoint; omitted fields stay as they are."""
+
+    url: str | None = Field(default=None, min_length=8, max_length=2048)
+    description: str | None = Field(default=None, max_length=500)
+    event_types: list[str] | None = Field(default=None, max_length=50)
+    kota_codes: list[str] | None = Field(default=None, max_length=6)
+    recipient_kinds: list[RecipientKind] | None = None
+    rate_limit_per_second: float | None = Field(default=None, gt=0, le=1000)
+    enabled: bool | None = None
+
+
+class EndpointPublic(BaseModel):
+    """An endpoint as its owners see it (never the secret)."""
+
+    id: str
+    organisation_id: str | None
+    url: str
+    description: str | None
+    event_types: list[str]
+    kota_codes: list[str]
+    recipient_kinds: list[str]
+    rate_limit_per_second: float | None
+    enabled: bool
+    disabled_reason: str | None = None
+    secret_hint: str
+    previous_secret_valid_until: datetime | None = None
+    failing_since: datetime | None = None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointCreated(EndpointPublic):
+    """The new endpoint with its signing secret — shown this once only."""
+
+    secret: str = Field(description="whsec_… signing secret; store it now, it is never shown again.")
+
+
+class EndpointList(BaseModel):
+    """Endpoints the caller may see."""
+
+    items: list[EndpointPublic]
+
+
+class SecretRotated(BaseModel):
+    """A new signing secret; the previous one stays valid until `previous_secret_valid_until`."""
+
+    endpoint_id: str
+    secret: str
+    previous_secret_valid_until: datetime
+
+
+class TestEventSent(BaseModel):
+    """The queued test message."""
+
+    message_id: str
+    delivery_id: str
+    type: str
+
+
+class AttemptPublic(BaseModel):
+    """One HTTP attempt of a delivery."""
+
+    attempt: int
+    at: datetime
+    status_code: int | None
+    latency_ms: int
+    response_body: str | None = Field(default=None, description="First 1 KB of the response.")
+    error: str | None = None
+
+
+class DeliveryPublic(BaseModel):
+    """One message's delivery to one endpoint, with its attempt log."""
+
+    id: str
+    message_id: str
+    endpoint_id: str
+    event_type: str
+    status: str = Field(description="pending, succeeded or failed.")
+    attempts: int
+    next_attempt_at: datetime | None
+    failure_reason: str | None = None
+    last_status_code: int | None = None
+    created_at: datetime
+    updated_at: datetime
+    attempt_log: list[AttemptPublic]
+
+
+class DeliveryPage(BaseModel):
+    """A page of the delivery log, newest first."""
+
+    items: list[DeliveryPublic]
+    next_cursor: str | None
+
+
+class RecoverRequest(BaseModel):
+    """Requeue every failed delivery of messages created at or after `since`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime
+
+
+class RecoverResult(BaseModel):
+    """How many failed deliveries were requeued."""
+
+    requeued: int
