@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -250,38 +248,3 @@ def test_override_only_touches_known_services(main: dict[str, Any], override: di
 
 
 # ------------------------------------------ optional: real Compose, if present --
-
-
-def _compose_cmd() -> list[str] | None:
-    docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
-        return [docker, "compose"]
-    standalone = shutil.which("docker-compose")
-    if standalone and "v2" in subprocess.run([standalone, "version"], capture_output=True, text=True).stdout:
-        return [standalone]
-    return None
-
-
-def test_docker_compose_config_accepts_files(tmp_path: Path) -> None:
-    cmd = _compose_cmd()
-    if cmd is None:
-        pytest.skip("Docker Compose v2 not installed")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "KSBB_JWKS_URL": "http://jwks.invalid/jwks.json",
-        "KSBB_JWT_ISSUER": "https://issuer.invalid/",
-        "KSBB_JWT_AUDIENCE": "ksbb",
-        "KSBB_NOTIFIER_SMTP_PASSWORD": "x",
-        "KSBB_NOTIFIER_SECRET_KEY": "x",
-    }
-    for files in (["-f", str(MAIN)], ["-f", str(MAIN), "-f", str(OVERRIDE)]):
-        proc = subprocess.run(
-            [*cmd, "--project-directory", str(ROOT), *files, "config", "--format", "json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-        assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr
-        assert set(json.loads(proc.stdout)["services"]) >= {"kafka", "mongodb", *APP_SERVICES}
