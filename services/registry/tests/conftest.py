@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -10,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-
 from ksbb_contracts.areas import areas
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.clock import ManualClock
@@ -32,9 +32,15 @@ def module_namespace() -> str:
 def module_env(infra: Infra, module_namespace: str, dev_issuer: DevIssuer) -> dict[str, Any]:
     """Settings values of the module's service instance."""
     return {
-        "env": "test", "kafka_bootstrap": infra.kafka_bootstrap, "mongodb_url": infra.mongodb_url,
-        "topic_prefix": module_namespace, "jwks_url": str(dev_issuer.jwks_path), "jwt_issuer": dev_issuer.issuer,
-        "jwt_audience": dev_issuer.audience, "outbox_sweep_seconds": 0.5, "handler_backoff_seconds": 0.05,
+        "env": "test",
+        "kafka_bootstrap": infra.kafka_bootstrap,
+        "mongodb_url": infra.mongodb_url,
+        "topic_prefix": module_namespace,
+        "jwks_url": str(dev_issuer.jwks_path),
+        "jwt_issuer": dev_issuer.issuer,
+        "jwt_audience": dev_issuer.audience,
+        "outbox_sweep_seconds": 0.5,
+        "handler_backoff_seconds": 0.05,
         "sweep_interval_seconds": 3600,  # tests call the sweeps directly
     }
 
@@ -46,7 +52,9 @@ def clock() -> ManualClock:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def service_app(module_env: dict[str, Any], clock: ManualClock) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+async def service_app(
+    module_env: dict[str, Any], clock: ManualClock
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """The running registry app and an HTTP client bound to it."""
     app = create_app(RegistrySettings(**module_env, report_limit_per_hour=3), clock=clock)
     async with running(app) as client:
@@ -80,24 +88,49 @@ class Caller:
 
 def organisation_payload(name: str = "Lembaga Uji") -> dict[str, Any]:
     """A valid organisation body."""
-    return {"name": name, "kind": "ngo", "contact": {"name": "Sekretariat", "email": "kontak@lembaga.example",
-                                                      "phone": "021-5551234"}, "area_codes": ["31.71"]}
-
-
-def recipient_payload(organisation_id: str, *, kelurahan: str | None = None, rw: int | None = 3,
-                      kind: str = "rw_rentan", name: str | None = None) -> dict[str, Any]:
-    """A valid recipient body with a unique name."""
-    suffix = uuid.uuid4().hex[:6]
     return {
-        "name": name or f"RW {rw} Uji {suffix}", "kind": kind, "organisation_id": organisation_id,
-        "kelurahan_code": kelurahan or KELURAHAN[int(suffix, 16) % len(KELURAHAN)], "rw": rw,
+        "name": name,
+        "kind": "ngo",
+        "contact": {"name": "Sekretariat", "email": "kontak@lembaga.example", "phone": "021-5551234"},
+        "area_codes": ["31.71"],
+    }
+
+
+_UNIQUE = itertools.count()
+
+
+def recipient_payload(
+    organisation_id: str,
+    *,
+    kelurahan: str | None = None,
+    rw: int | None = -1,
+    kind: str = "rw_rentan",
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A valid recipient body; without an explicit place it gets a unique kelurahan + RW (RW >= 50)."""
+    suffix = uuid.uuid4().hex[:6]
+    if kelurahan is None or rw == -1:
+        n = next(_UNIQUE)
+        kelurahan = kelurahan or KELURAHAN[n % len(KELURAHAN)]
+        rw = 50 + n // len(KELURAHAN) if rw == -1 else rw
+    return {
+        "name": name or f"RW {rw} Uji {suffix}",
+        "kind": kind,
+        "organisation_id": organisation_id,
+        "kelurahan_code": kelurahan,
+        "rw": rw,
         "street_address": f"Jl. Uji No. {suffix}",
         "beneficiaries": {"households": 40, "people": 160, "children": 50, "elderly": 10, "disabled": 2},
         "contact": {"name": "Ibu Sari", "phone": "0812-3456-7890", "email": "sari@example.org"},
     }
 
 
-def need_payload(*, quantity: int = 10, recurrence: str = "none", days: int = 14) -> dict[str, Any]:
+def need_payload(*, quantity: int = 10, recurrence: str = "none", days: int = 60) -> dict[str, Any]:
     """A valid need body."""
-    return {"item": "sembako", "quantity": quantity, "priority": "high",
-            "needed_by": (date.today() + timedelta(days=days)).isoformat(), "recurrence": recurrence}
+    return {
+        "item": "sembako",
+        "quantity": quantity,
+        "priority": "high",
+        "needed_by": (date.today() + timedelta(days=days)).isoformat(),
+        "recurrence": recurrence,
+    }

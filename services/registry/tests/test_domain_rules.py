@@ -5,25 +5,27 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from pydantic import ValidationError
-
 from ksbb_contracts.vocab import Item, Priority, RecipientKind, RecipientStatus, Recurrence
 from ksbb_registry.api.schemas import BeneficiaryCounts, ContactPerson
 from ksbb_registry.domain import rules
 from ksbb_registry.domain.rules import TRANSITIONS, Action, Actor, RuleViolation
+from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 S = RecipientStatus
 
 
-@pytest.mark.parametrize(("action", "source", "target"), [
-    (Action.VERIFY, S.REGISTERED, S.VERIFIED),
-    (Action.ACTIVATE, S.VERIFIED, S.ACTIVE),
-    (Action.SUSPEND, S.ACTIVE, S.SUSPENDED),
-    (Action.REINSTATE, S.SUSPENDED, S.ACTIVE),
-    (Action.ARCHIVE, S.ACTIVE, S.ARCHIVED),
-    (Action.ARCHIVE, S.REGISTERED, S.ARCHIVED),
-])
+@pytest.mark.parametrize(
+    ("action", "source", "target"),
+    [
+        (Action.VERIFY, S.REGISTERED, S.VERIFIED),
+        (Action.ACTIVATE, S.VERIFIED, S.ACTIVE),
+        (Action.SUSPEND, S.ACTIVE, S.SUSPENDED),
+        (Action.REINSTATE, S.SUSPENDED, S.ACTIVE),
+        (Action.ARCHIVE, S.ACTIVE, S.ARCHIVED),
+        (Action.ARCHIVE, S.REGISTERED, S.ARCHIVED),
+    ],
+)
 def test_legal_transitions_reach_their_target(action: Action, source: S, target: S) -> None:
     assert rules.transition(action, source, Actor.ADMIN, "catatan") is target
 
@@ -50,17 +52,26 @@ def test_facilitators_may_not_reinstate_or_archive_and_strangers_nothing() -> No
 
 
 def test_verify_suspend_archive_need_a_reason() -> None:
-    for action, source in ((Action.VERIFY, S.REGISTERED), (Action.SUSPEND, S.ACTIVE), (Action.ARCHIVE, S.ACTIVE)):
+    for action, source in (
+        (Action.VERIFY, S.REGISTERED),
+        (Action.SUSPEND, S.ACTIVE),
+        (Action.ARCHIVE, S.ACTIVE),
+    ):
         with pytest.raises(RuleViolation) as caught:
             rules.transition(action, source, Actor.ADMIN, "  ")
         assert (caught.value.status, caught.value.field) == (422, "reason")
     assert rules.transition(Action.ACTIVATE, S.VERIFIED, Actor.ADMIN, None) is S.ACTIVE
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("0812-3456-7890", "+6281234567890"), ("+62 812 3456 789", "+628123456789"), ("021 5551234", "+62215551234"),
-    ("6281311112222", "+6281311112222"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0812-3456-7890", "+6281234567890"),
+        ("+62 812 3456 789", "+628123456789"),
+        ("021 5551234", "+62215551234"),
+        ("6281311112222", "+6281311112222"),
+    ],
+)
 def test_indonesian_phone_numbers_are_normalised(raw: str, expected: str) -> None:
     assert rules.normalise_phone(raw) == expected
 
@@ -126,7 +137,11 @@ def test_beneficiary_counts_must_be_consistent() -> None:
 def test_suggestions_follow_the_ksbb_reference_packages() -> None:
     rw = rules.suggest_needs(RecipientKind.RW_RENTAN, 50, 0, 10, 5, 0)
     sembako = next(s for s in rw if s.item is Item.SEMBAKO)
-    assert (sembako.quantity, sembako.estimated_value_idr, sembako.recurrence) == (50, 10_000_000, Recurrence.WEEKLY)
+    assert (sembako.quantity, sembako.estimated_value_idr, sembako.recurrence) == (
+        50,
+        10_000_000,
+        Recurrence.WEEKLY,
+    )
     eid = next(s for s in rw if s.item is Item.EID_PACKAGE)
     assert eid.estimated_value_idr == 50 * 85_000
     panti = rules.suggest_needs(RecipientKind.PANTI_ASUHAN, 0, 30, 25, 0, 0)

@@ -287,11 +287,15 @@ class ServiceRuntime:
                         schema_version="3.0.0").to_specification()
 
 
-def serve(app: FastAPI, settings: KitSettings) -> None:
-    """Run a service's app with uvicorn, JSON logs, on the configured host and port."""
+def serve(app_factory: Callable[[], FastAPI], settings: KitSettings) -> None:
+    """Run a service with uvicorn and JSON logs; the app is built inside uvicorn's event loop.
+
+    Factory mode matters: the Kafka clients the runtime creates need a running loop.
+    """
     import uvicorn
 
     from ksbb_kit.logging import configure_logging
 
     configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+    uvicorn.run(app_factory, factory=True, host=settings.http_host, port=settings.http_port,
+                log_config=None, access_log=False)

@@ -11,7 +11,7 @@ from ksbb_registry.settings import RegistrySettings
 def main() -> None:
     """Run the registry service."""
     settings = RegistrySettings()
-    serve(create_app(settings), settings)
+    serve(lambda: create_app(settings), settings)
 
 
 if __name__ == "__main__":

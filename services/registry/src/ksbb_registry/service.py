@@ -368,6 +368,10 @@ class RegistryService:
             rules.validate_coordinates(body.coordinates.lat, body.coordinates.lon)
         duplicate = await self._find_duplicate(body.kind, location, body.rw, body.name, body.street_address)
         if duplicate is not None and not body.duplicate_override_reason:
+            # A concurrent retry with the same Idempotency-Key may have just created this very recipient.
+            created_meanwhile = await self.recipients.find_one({"_id": recipient_id}, projection=HIDDEN)
+            if created_meanwhile is not None:
+                return created_meanwhile, False
             raise ApiError(
                 409,
                 "duplicate_recipient",
