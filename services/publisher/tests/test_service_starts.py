@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
+from ksbb_kit.testing.plugin import running
 from ksbb_publisher.bootstrap import create_app
 from ksbb_publisher.settings import PublisherSettings
-from ksbb_kit.testing.plugin import running
 
 pytestmark = pytest.mark.integration
 

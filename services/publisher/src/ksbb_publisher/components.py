@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ksbb_kit.clock import Clock
+
 from ksbb_publisher.adapters.projections import Projector
 from ksbb_publisher.adapters.queries import ReadQueries
 from ksbb_publisher.adapters.snapshots import SnapshotStore

@@ -11,11 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
-
 from ksbb_contracts import CloudEvent, Event
 from ksbb_contracts.events import (
     DonorProfileUpdated,
@@ -30,6 +25,11 @@ from ksbb_contracts.events.pledges import _PledgeEvent
 from ksbb_contracts.events.registry import _NeedEvent, _OrganisationEvent, _RecipientEvent
 from ksbb_kit.clock import Clock
 from ksbb_kit.consumer import apply_once
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
 from ksbb_publisher.domain.areas import area_fields
 from ksbb_publisher.domain.feed import FEED_KINDS, feed_cursor
 
@@ -42,8 +42,13 @@ FeedListener = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 async def versioned_upsert(
-    collection: AsyncCollection[dict[str, Any]], doc_id: str, version_field: str, version: int,
-    fields: dict[str, Any], *, on_insert: dict[str, Any] | None = None,
+    collection: AsyncCollection[dict[str, Any]],
+    doc_id: str,
+    version_field: str,
+    version: int,
+    fields: dict[str, Any],
+    *,
+    on_insert: dict[str, Any] | None = None,
 ) -> bool:
     """Set fields unless the stored `version_field` is already >= version; True when applied."""
     guard = {"_id": doc_id, "$or": [{version_field: {"$lt": version}}, {version_field: {"$exists": False}}]}
@@ -63,8 +68,9 @@ async def versioned_upsert(
 class Projector:
     """Applies events to the publisher's read models; the same code serves live consumption and rebuild."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], clock: Clock,
-                 on_feed_entry: FeedListener | None = None) -> None:
+    def __init__(
+        self, db: AsyncDatabase[dict[str, Any]], clock: Clock, on_feed_entry: FeedListener | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.on_feed_entry = on_feed_entry
@@ -99,19 +105,33 @@ class Projector:
 
     async def _organisation(self, event: _OrganisationEvent) -> None:
         org = event.organisation
-        await versioned_upsert(self.db.organisations, org.organisation_id, "version", org.version, {
-            "organisation_id": org.organisation_id, "name": org.name, "kind": org.kind.value,
-            "area_codes": list(org.area_codes), "status": org.status.value,
-        })
+        await versioned_upsert(
+            self.db.organisations,
+            org.organisation_id,
+            "version",
+            org.version,
+            {
+                "organisation_id": org.organisation_id,
+                "name": org.name,
+                "kind": org.kind.value,
+                "area_codes": list(org.area_codes),
+                "status": org.status.value,
+            },
+        )
 
     async def _recipient(self, event: _RecipientEvent, envelope: CloudEvent) -> None:
         rec = event.recipient
         fields: dict[str, Any] = {
-            "recipient_id": rec.recipient_id, "name": rec.name, "kind": rec.kind.value,
-            "kind_description": rec.kind_description, "organisation_id": rec.organisation_id,
-            **area_fields(rec.kelurahan_code), "rw": rec.rw,
+            "recipient_id": rec.recipient_id,
+            "name": rec.name,
+            "kind": rec.kind.value,
+            "kind_description": rec.kind_description,
+            "organisation_id": rec.organisation_id,
+            **area_fields(rec.kelurahan_code),
+            "rw": rec.rw,
             "beneficiaries": rec.beneficiaries.model_dump(mode="json"),
-            "status": rec.status.value, "updated_at": event.occurred_at,
+            "status": rec.status.value,
+            "updated_at": event.occurred_at,
             "projected_at": self.clock.now(),
         }
         # RT numbers and anything not in RecipientPublic are deliberately not kept: RW is precise enough.
@@ -121,48 +141,97 @@ class Projector:
         need = event.need
         data = need.model_dump(mode="json")
         fields: dict[str, Any] = {
-            "need_id": need.need_id, "recipient_id": need.recipient_id, "organisation_id": need.organisation_id,
-            **area_fields(need.kelurahan_code), "rw": need.rw, "item": data["item"],
-            "item_description": need.item_description, "quantity": need.quantity, "unit": need.unit,
-            "priority": data["priority"], "needed_by": data["needed_by"], "recurrence": data["recurrence"],
-            "series_id": need.series_id, "period_start": data["period_start"], "status": data["status"],
-            "updated_at": event.occurred_at, "projected_at": self.clock.now(),
+            "need_id": need.need_id,
+            "recipient_id": need.recipient_id,
+            "organisation_id": need.organisation_id,
+            **area_fields(need.kelurahan_code),
+            "rw": need.rw,
+            "item": data["item"],
+            "item_description": need.item_description,
+            "quantity": need.quantity,
+            "unit": need.unit,
+            "priority": data["priority"],
+            "needed_by": data["needed_by"],
+            "recurrence": data["recurrence"],
+            "series_id": need.series_id,
+            "period_start": data["period_start"],
+            "status": data["status"],
+            "updated_at": event.occurred_at,
+            "projected_at": self.clock.now(),
         }
         await versioned_upsert(self.db.needs, need.need_id, "version", need.version, fields)
 
     async def _ledger(self, event: NeedLedgerChanged) -> None:
-        await versioned_upsert(self.db.needs, event.need_id, "ledger_version", event.ledger_version, {
-            "recipient_id": event.recipient_id,
-            "progress": {"requested": event.requested, "committed": event.committed,
-                         "in_transit": event.in_transit, "delivered": event.delivered},
-            "ledger_status": event.need_status.value, "ledger_at": event.occurred_at,
-            "projected_at": self.clock.now(),
-        })
+        await versioned_upsert(
+            self.db.needs,
+            event.need_id,
+            "ledger_version",
+            event.ledger_version,
+            {
+                "recipient_id": event.recipient_id,
+                "progress": {
+                    "requested": event.requested,
+                    "committed": event.committed,
+                    "in_transit": event.in_transit,
+                    "delivered": event.delivered,
+                },
+                "ledger_status": event.need_status.value,
+                "ledger_at": event.occurred_at,
+                "projected_at": self.clock.now(),
+            },
+        )
 
     async def _donor(self, event: DonorProfileUpdated) -> None:
         # The name is kept only when the donor opted in; otherwise it is never stored at all.
         shown = event.display_name if event.show_name and event.display_name else None
-        await versioned_upsert(self.db.donors, event.donor_id, "version", event.version, {
-            "donor_id": event.donor_id, "kind": event.kind.value, "display_name": shown,
-        })
+        await versioned_upsert(
+            self.db.donors,
+            event.donor_id,
+            "version",
+            event.version,
+            {
+                "donor_id": event.donor_id,
+                "kind": event.kind.value,
+                "display_name": shown,
+            },
+        )
 
     async def _pledge(self, event: _PledgeEvent, envelope: CloudEvent) -> None:
         kind = FEED_KINDS.get(envelope.type)
         pledge = event.pledge
-        await versioned_upsert(self.db.pledges, pledge.pledge_id, "version", pledge.version, {
-            "pledge_id": pledge.pledge_id, "need_id": pledge.need_id, "recipient_id": pledge.recipient_id,
-            "donor_id": pledge.donor_id, "item": pledge.item.value, "quantity": pledge.quantity,
-            "status": pledge.status.value, "updated_at": event.occurred_at,
-        })
+        await versioned_upsert(
+            self.db.pledges,
+            pledge.pledge_id,
+            "version",
+            pledge.version,
+            {
+                "pledge_id": pledge.pledge_id,
+                "need_id": pledge.need_id,
+                "recipient_id": pledge.recipient_id,
+                "donor_id": pledge.donor_id,
+                "item": pledge.item.value,
+                "quantity": pledge.quantity,
+                "status": pledge.status.value,
+                "updated_at": event.occurred_at,
+            },
+        )
         if kind is None:
             return
         entry: dict[str, Any] = {
-            "_id": envelope.id, "cursor": feed_cursor(event.occurred_at, envelope.id), "kind": kind,
-            "event_type": envelope.type, "pledge_id": pledge.pledge_id, "need_id": pledge.need_id,
-            "recipient_id": pledge.recipient_id, "organisation_id": pledge.organisation_id,
-            "donor_id": pledge.donor_id, "item": pledge.item.value, "quantity": pledge.quantity,
+            "_id": envelope.id,
+            "cursor": feed_cursor(event.occurred_at, envelope.id),
+            "kind": kind,
+            "event_type": envelope.type,
+            "pledge_id": pledge.pledge_id,
+            "need_id": pledge.need_id,
+            "recipient_id": pledge.recipient_id,
+            "organisation_id": pledge.organisation_id,
+            "donor_id": pledge.donor_id,
+            "item": pledge.item.value,
+            "quantity": pledge.quantity,
             "delivered_quantity": event.received_quantity if isinstance(event, PledgeDelivered) else None,
-            **area_fields(pledge.kelurahan_code), "occurred_at": event.occurred_at,
+            **area_fields(pledge.kelurahan_code),
+            "occurred_at": event.occurred_at,
             "projected_at": self.clock.now(),
         }
         try:
@@ -175,12 +244,26 @@ class Projector:
     async def _offer(self, event: Event, envelope: CloudEvent) -> None:
         # Offers only count towards statistics (donors active); per-offer status, keyed by offer id.
         data = event.model_dump(mode="json")
-        status = {"ksbb.offer.created.v1": "open", "ksbb.match.proposed.v1": "proposed",
-                  "ksbb.match.accepted.v1": "accepted", "ksbb.match.declined.v1": "declined"}[envelope.type]
-        fields: dict[str, Any] = {"offer_id": data["offer_id"], "donor_id": data["donor_id"], "status": status,
-                                  "status_at": data["occurred_at"]}
+        status = {
+            "ksbb.offer.created.v1": "open",
+            "ksbb.match.proposed.v1": "proposed",
+            "ksbb.match.accepted.v1": "accepted",
+            "ksbb.match.declined.v1": "declined",
+        }[envelope.type]
+        fields: dict[str, Any] = {
+            "offer_id": data["offer_id"],
+            "donor_id": data["donor_id"],
+            "status": status,
+            "status_at": data["occurred_at"],
+        }
         if isinstance(event, OfferCreated):
-            fields |= {"item": data["item"], "quantity": data["quantity"], "area_codes": data["area_codes"],
-                       "available_until": data["available_until"]}
+            fields |= {
+                "item": data["item"],
+                "quantity": data["quantity"],
+                "area_codes": data["area_codes"],
+                "available_until": data["available_until"],
+            }
         # Offer events carry no version; they are ordered per offer (Kafka key), applied once by event id.
-        await apply_once(self.db.offers, {"_id": data["offer_id"]}, {"$set": fields}, envelope.id, upsert=True)
+        await apply_once(
+            self.db.offers, {"_id": data["offer_id"]}, {"$set": fields}, envelope.id, upsert=True
+        )

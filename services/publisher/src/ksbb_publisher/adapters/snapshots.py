@@ -65,8 +65,16 @@ class SnapshotStore:
                 if buffer or chunks == 0:
                     await self._write_chunk(snapshot_id, name, chunks, bytes(buffer))
                     chunks += 1
-                files.append({"name": name, "dataset": dataset, "format": fmt, "bytes": size,
-                              "sha256": digest.hexdigest(), "chunks": chunks})
+                files.append(
+                    {
+                        "name": name,
+                        "dataset": dataset,
+                        "format": fmt,
+                        "bytes": size,
+                        "sha256": digest.hexdigest(),
+                        "chunks": chunks,
+                    }
+                )
         meta = {"_id": snapshot_id, "taken_at": now, "files": files}
         await self._db.snapshots.replace_one({"_id": snapshot_id}, meta, upsert=True)
         return meta
@@ -75,7 +83,9 @@ class SnapshotStore:
         # Chunk ids are deterministic, so a crashed and repeated snapshot overwrites instead of duplicating.
         await self._db.snapshot_chunks.replace_one(
             {"_id": f"{snapshot_id}/{name}/{index:06d}"},
-            {"snapshot": snapshot_id, "file": name, "n": index, "data": Binary(data)}, upsert=True)
+            {"snapshot": snapshot_id, "file": name, "n": index, "data": Binary(data)},
+            upsert=True,
+        )
 
     async def list(self) -> list[dict[str, Any]]:
         """Every complete snapshot, newest first."""

@@ -10,10 +10,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from ksbb_kit.clock import Clock
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-
-from ksbb_kit.clock import Clock
 
 log = logging.getLogger(__name__)
 Renderer = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
@@ -92,8 +91,13 @@ class FeedBroadcaster:
 class FeedPoller:
     """Finds entries projected by other replicas (or missed) and announces them."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], clock: Clock, broadcaster: FeedBroadcaster,
-                 overlap_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        clock: Clock,
+        broadcaster: FeedBroadcaster,
+        overlap_seconds: float = 10.0,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._broadcaster = broadcaster
@@ -103,7 +107,11 @@ class FeedPoller:
     async def poll(self) -> int:
         """Announce entries projected since the last poll (with overlap; the broadcaster drops repeats)."""
         started = self._clock.now()
-        docs = [d async for d in self._db.feed.find({"projected_at": {"$gte": self._since}})
-                .sort("projected_at", ASCENDING).limit(5000)]
+        docs = [
+            d
+            async for d in self._db.feed.find({"projected_at": {"$gte": self._since}})
+            .sort("projected_at", ASCENDING)
+            .limit(5000)
+        ]
         self._since = started - self._overlap
         return await self._broadcaster.announce(docs) if docs else 0

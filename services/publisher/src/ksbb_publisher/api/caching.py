@@ -24,10 +24,12 @@ def matches(request: Request, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def cached(request: Request, body: bytes, media_type: str, max_age: int, *, etag: str | None = None) -> Response:
+def cached(
+    request: Request, body: bytes, media_type: str, max_age: int, *, etag: str | None = None
+) -> Response:
     """A response with ETag and Cache-Control, or 304 Not Modified when the client has it already."""
     tag = etag or etag_of(body)
-    headers = {"ETag": tag, "Cache-Control": f"public, max-age={max_age}", "Vary": "Accept-Language"}
+    headers = {"ETag": tag, "Cache-Control": f"public, max-age={max_age}", "Vary": "Accept"}
     if matches(request, tag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=media_type, headers=headers)

@@ -11,11 +11,11 @@ from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-
 from ksbb_contracts.areas import areas
 from ksbb_contracts.vocab import Item, NeedStatus, RecipientKind, RecipientStatus
 from ksbb_kit.errors import ApiError
 from ksbb_kit.http import decode_cursor, encode_cursor
+
 from ksbb_publisher.adapters.queries import data_revision
 from ksbb_publisher.adapters.snapshots import export_stream
 from ksbb_publisher.adapters.stream import sse_frame
@@ -35,7 +35,9 @@ from ksbb_publisher.components import Components
 from ksbb_publisher.domain.feed import describe
 from ksbb_publisher.domain.opendata import ATTRIBUTION, DATASETS, FORMATS
 
-NOT_MODIFIED = {304: {"description": "Not modified (If-None-Match matched the ETag)"}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified (If-None-Match matched the ETag)"}
+}
 
 
 class DatasetName(StrEnum):
@@ -77,8 +79,13 @@ def _page_cursor(last: str | None) -> str | None:
 
 def snapshot_view(meta: dict[str, Any]) -> dict[str, Any]:
     """Public metadata of one snapshot with download links."""
-    return {"snapshot_id": meta["_id"], "taken_at": meta["taken_at"], "files": [
-        {**f, "url": f"/v1/public/exports/snapshots/{meta['_id']}/{f['name']}"} for f in meta["files"]]}
+    return {
+        "snapshot_id": meta["_id"],
+        "taken_at": meta["taken_at"],
+        "files": [
+            {**f, "url": f"/v1/public/exports/snapshots/{meta['_id']}/{f['name']}"} for f in meta["files"]
+        ],
+    }
 
 
 def atom_feed(entries: list[dict[str, Any]], base_url: str) -> bytes:
@@ -114,12 +121,18 @@ def build_api(parts: Components) -> APIRouter:
     queries = parts.queries
     max_age = parts.settings.cache_max_age_seconds
 
-    @router.get("/recipients", response_model=RecipientPage, responses=NOT_MODIFIED,
-                summary="Public recipient units, filterable by area, kind and open needs")
+    @router.get(
+        "/recipients",
+        response_model=RecipientPage,
+        responses=NOT_MODIFIED,
+        summary="Public recipient units, filterable by area, kind and open needs",
+    )
     async def list_recipients(
         request: Request,
         kota: Annotated[str | None, Query(description="Kemendagri kota code, e.g. 31.71")] = None,
-        kecamatan: Annotated[str | None, Query(description="Kemendagri kecamatan code, e.g. 31.71.01")] = None,
+        kecamatan: Annotated[
+            str | None, Query(description="Kemendagri kecamatan code, e.g. 31.71.01")
+        ] = None,
         kelurahan: Annotated[str | None, Query(description="Kemendagri kelurahan code")] = None,
         kind: RecipientKind | None = None,
         status: RecipientStatus | None = None,
@@ -130,22 +143,33 @@ def build_api(parts: Components) -> APIRouter:
         if status == RecipientStatus.REGISTERED:
             raise ApiError(422, "not_public", "unverified registrations are not published", field="status")
         items, last = await queries.recipients(
-            kota=_area_code(kota, "kota", "kota"), kecamatan=_area_code(kecamatan, "kecamatan", "kecamatan"),
-            kelurahan=_area_code(kelurahan, "kelurahan", "kelurahan"), kind=kind.value if kind else None,
-            has_open_needs=has_open_needs, status=status.value if status else None, after=_after(cursor),
-            limit=limit)
+            kota=_area_code(kota, "kota", "kota"),
+            kecamatan=_area_code(kecamatan, "kecamatan", "kecamatan"),
+            kelurahan=_area_code(kelurahan, "kelurahan", "kelurahan"),
+            kind=kind.value if kind else None,
+            has_open_needs=has_open_needs,
+            status=status.value if status else None,
+            after=_after(cursor),
+            limit=limit,
+        )
         page = RecipientPage.model_validate({"items": items, "next_cursor": _page_cursor(last)})
         return cached_json(request, page.model_dump(mode="json"), max_age)
 
-    @router.get("/recipients/{recipient_id}", response_model=RecipientDetailOut, responses=NOT_MODIFIED,
-                summary="One recipient with its needs")
+    @router.get(
+        "/recipients/{recipient_id}",
+        response_model=RecipientDetailOut,
+        responses=NOT_MODIFIED,
+        summary="One recipient with its needs",
+    )
     async def get_recipient(request: Request, recipient_id: str) -> Response:
         found = await queries.recipient(recipient_id)
         if found is None:
             raise ApiError(404, "not_found", "no public recipient with this id", field="recipient_id")
         return cached_json(request, RecipientDetailOut.model_validate(found).model_dump(mode="json"), max_age)
 
-    @router.get("/needs", response_model=NeedPage, responses=NOT_MODIFIED, summary="Needs with their progress")
+    @router.get(
+        "/needs", response_model=NeedPage, responses=NOT_MODIFIED, summary="Needs with their progress"
+    )
     async def list_needs(
         request: Request,
         recipient_id: str | None = None,
@@ -158,9 +182,15 @@ def build_api(parts: Components) -> APIRouter:
         cursor: str | None = None,
     ) -> Response:
         items, last = await queries.needs(
-            recipient_id=recipient_id, status=status.value if status else None, item=item.value if item else None,
-            kota=_area_code(kota, "kota", "kota"), kecamatan=_area_code(kecamatan, "kecamatan", "kecamatan"),
-            kelurahan=_area_code(kelurahan, "kelurahan", "kelurahan"), after=_after(cursor), limit=limit)
+            recipient_id=recipient_id,
+            status=status.value if status else None,
+            item=item.value if item else None,
+            kota=_area_code(kota, "kota", "kota"),
+            kecamatan=_area_code(kecamatan, "kecamatan", "kecamatan"),
+            kelurahan=_area_code(kelurahan, "kelurahan", "kelurahan"),
+            after=_after(cursor),
+            limit=limit,
+        )
         page = NeedPage.model_validate({"items": items, "next_cursor": _page_cursor(last)})
         return cached_json(request, page.model_dump(mode="json"), max_age)
 
@@ -171,14 +201,24 @@ def build_api(parts: Components) -> APIRouter:
             raise ApiError(404, "not_found", "no public need with this id", field="need_id")
         return cached_json(request, NeedOut.model_validate(found).model_dump(mode="json"), max_age)
 
-    @router.get("/organisations", response_model=list[OrganisationOut], responses=NOT_MODIFIED,
-                summary="Facilitator organisations")
+    @router.get(
+        "/organisations",
+        response_model=list[OrganisationOut],
+        responses=NOT_MODIFIED,
+        summary="Facilitator organisations",
+    )
     async def list_organisations(request: Request) -> Response:
-        rows = [OrganisationOut.model_validate(o).model_dump(mode="json") for o in await queries.organisations()]
+        rows = [
+            OrganisationOut.model_validate(o).model_dump(mode="json") for o in await queries.organisations()
+        ]
         return cached_json(request, rows, max_age)
 
-    @router.get("/feed", response_model=FeedPage, responses=NOT_MODIFIED,
-                summary="Activity feed, newest first (cursor pagination)")
+    @router.get(
+        "/feed",
+        response_model=FeedPage,
+        responses=NOT_MODIFIED,
+        summary="Activity feed, newest first (cursor pagination)",
+    )
     async def feed(
         request: Request,
         cursor: str | None = None,
@@ -189,13 +229,22 @@ def build_api(parts: Components) -> APIRouter:
         page = FeedPage.model_validate({"items": items, "next_cursor": _page_cursor(last)})
         return cached_json(request, page.model_dump(mode="json"), max_age)
 
-    @router.get("/feed/stream", summary="Live activity feed (Server-Sent Events, resumable with Last-Event-ID)",
-                response_class=StreamingResponse,
-                responses={200: {"content": {"text/event-stream": {}},
-                                 "description": "`id:` is the feed cursor; `: heartbeat` comments keep it open"}})
+    @router.get(
+        "/feed/stream",
+        summary="Live activity feed (Server-Sent Events, resumable with Last-Event-ID)",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "`id:` is the feed cursor; `: heartbeat` comments keep it open",
+            }
+        },
+    )
     async def stream(
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-        after: Annotated[str | None, Query(description="Feed cursor to resume after (like Last-Event-ID)")] = None,
+        after: Annotated[
+            str | None, Query(description="Feed cursor to resume after (like Last-Event-ID)")
+        ] = None,
     ) -> StreamingResponse:
         subscriber = parts.broadcaster.subscribe()
         heartbeat = parts.settings.sse_heartbeat_seconds
@@ -225,48 +274,78 @@ def build_api(parts: Components) -> APIRouter:
             finally:
                 parts.broadcaster.unsubscribe(subscriber)
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
-    @router.get("/feed.atom", summary="Atom feed of the activity", response_class=Response,
-                responses={200: {"content": {"application/atom+xml": {}}}, **NOT_MODIFIED})
+    @router.get(
+        "/feed.atom",
+        summary="Atom feed of the activity",
+        response_class=Response,
+        responses={200: {"content": {"application/atom+xml": {}}}, **NOT_MODIFIED},
+    )
     async def atom(request: Request) -> Response:
         items, _ = await queries.feed(limit=50)
         base = (parts.settings.public_url or str(request.base_url)).rstrip("/")
         return cached(request, atom_feed(items, base), "application/atom+xml", max_age)
 
-    @router.get("/stats", response_model=StatsOut, responses=NOT_MODIFIED,
-                summary="Statistics by kota, kecamatan, kelurahan, recipient kind and item")
+    @router.get(
+        "/stats",
+        response_model=StatsOut,
+        responses=NOT_MODIFIED,
+        summary="Statistics by kota, kecamatan, kelurahan, recipient kind and item",
+    )
     async def stats(request: Request) -> Response:
-        return cached_json(request, StatsOut.model_validate(await queries.stats()).model_dump(mode="json"), max_age)
+        return cached_json(
+            request, StatsOut.model_validate(await queries.stats()).model_dump(mode="json"), max_age
+        )
 
-    @router.get("/coverage-gaps", response_model=CoverageGapsOut, responses=NOT_MODIFIED,
-                summary="Areas and recipients with open needs and no delivery in the last N days")
+    @router.get(
+        "/coverage-gaps",
+        response_model=CoverageGapsOut,
+        responses=NOT_MODIFIED,
+        summary="Areas and recipients with open needs and no delivery in the last N days",
+    )
     async def coverage_gaps(
-        request: Request, days: Annotated[int | None, Query(ge=1, le=365)] = None,
+        request: Request,
+        days: Annotated[int | None, Query(ge=1, le=365)] = None,
     ) -> Response:
         found = await queries.coverage_gaps(parts.clock.now(), days or parts.settings.coverage_gap_days)
         return cached_json(request, CoverageGapsOut.model_validate(found).model_dump(mode="json"), max_age)
 
-    @router.get("/exports/snapshots", response_model=SnapshotList, responses=NOT_MODIFIED,
-                summary="Daily open-data snapshots with SHA-256 checksums (HTML for browsers, else JSON)")
+    @router.get(
+        "/exports/snapshots",
+        response_model=SnapshotList,
+        responses=NOT_MODIFIED,
+        summary="Daily open-data snapshots with SHA-256 checksums (HTML for browsers, else JSON)",
+    )
     async def snapshots(
-        request: Request, format: Annotated[str | None, Query(pattern="^(json|html)$")] = None,
+        request: Request,
+        format: Annotated[str | None, Query(pattern="^(json|html)$")] = None,
     ) -> Response:
-        listing = SnapshotList.model_validate({
-            "attribution": ATTRIBUTION,
-            "live_exports": [f"/v1/public/exports/{d}.{f}" for d in DATASETS for f in FORMATS],
-            "snapshots": [snapshot_view(m) for m in await parts.snapshots.list()],
-        }).model_dump(mode="json")
+        listing = SnapshotList.model_validate(
+            {
+                "attribution": ATTRIBUTION,
+                "live_exports": [f"/v1/public/exports/{d}.{f}" for d in DATASETS for f in FORMATS],
+                "snapshots": [snapshot_view(m) for m in await parts.snapshots.list()],
+            }
+        ).model_dump(mode="json")
         wants_html = format == "html" or (format is None and "text/html" in request.headers.get("accept", ""))
         if not wants_html:
             return cached_json(request, listing, max_age)
         from ksbb_publisher.web.pages import render_snapshots
 
-        return cached(request, render_snapshots(request, listing).encode(), "text/html; charset=utf-8", max_age)
+        return cached(
+            request, render_snapshots(request, listing).encode(), "text/html; charset=utf-8", max_age
+        )
 
-    @router.get("/exports/snapshots/{snapshot_id}/{file_name}", summary="Download one snapshot file",
-                response_class=StreamingResponse)
+    @router.get(
+        "/exports/snapshots/{snapshot_id}/{file_name}",
+        summary="Download one snapshot file",
+        response_class=StreamingResponse,
+    )
     async def snapshot_file(request: Request, snapshot_id: str, file_name: str) -> Response:
         meta = await parts.snapshots.get(snapshot_id)
         found = next((f for f in (meta or {}).get("files", []) if f["name"] == file_name), None)
@@ -274,25 +353,38 @@ def build_api(parts: Components) -> APIRouter:
             raise ApiError(404, "not_found", "no such snapshot file", field="file_name")
         etag = f'"{found["sha256"][:32]}"'
         media = "text/csv; charset=utf-8" if found["format"] == "csv" else "application/json"
-        headers = {"ETag": etag, "Cache-Control": "public, max-age=86400, immutable",
-                   "Digest": f"sha-256={found['sha256']}",
-                   "Content-Disposition": f'attachment; filename="ksbb-{snapshot_id}-{file_name}"'}
+        headers = {
+            "ETag": etag,
+            "Cache-Control": "public, max-age=86400, immutable",
+            "Digest": f"sha-256={found['sha256']}",
+            "Content-Disposition": f'attachment; filename="ksbb-{snapshot_id}-{file_name}"',
+        }
         if request.headers.get("if-none-match", "").find(etag) >= 0:
             return Response(status_code=304, headers=headers)
-        return StreamingResponse(parts.snapshots.read(snapshot_id, file_name), media_type=media, headers=headers)
+        return StreamingResponse(
+            parts.snapshots.read(snapshot_id, file_name), media_type=media, headers=headers
+        )
 
-    @router.get("/exports/{dataset}.{fmt}", summary="Open data (streamed): CSV with an HXL hashtag row, or HXL JSON",
-                response_class=StreamingResponse,
-                responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **NOT_MODIFIED})
+    @router.get(
+        "/exports/{dataset}.{fmt}",
+        summary="Open data (streamed): CSV with an HXL hashtag row, or HXL JSON",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **NOT_MODIFIED},
+    )
     async def export(request: Request, dataset: DatasetName, fmt: ExportFormat) -> Response:
         revision = await data_revision(parts.projector.db)
         etag = '"' + hashlib.sha256(f"{dataset}.{fmt}:{revision}".encode()).hexdigest()[:32] + '"'
-        headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}",
-                   "Content-Disposition": f'inline; filename="ksbb-{dataset.value}.{fmt.value}"',
-                   "Link": '<https://opendatacommons.org/licenses/odbl/1-0/>; rel="license"'}
+        headers = {
+            "ETag": etag,
+            "Cache-Control": f"public, max-age={max_age}",
+            "Content-Disposition": f'inline; filename="ksbb-{dataset.value}.{fmt.value}"',
+            "Link": '<https://opendatacommons.org/licenses/odbl/1-0/>; rel="license"',
+        }
         if request.headers.get("if-none-match", "").find(etag) >= 0:
             return Response(status_code=304, headers=headers)
         media = "text/csv; charset=utf-8" if fmt == ExportFormat.CSV else "application/json"
-        return StreamingResponse(export_stream(queries, dataset.value, fmt.value), media_type=media, headers=headers)
+        return StreamingResponse(
+            export_stream(queries, dataset.value, fmt.value), media_type=media, headers=headers
+        )
 
     return router

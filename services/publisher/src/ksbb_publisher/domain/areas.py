@@ -14,16 +14,24 @@ def area_fields(kelurahan_code: str) -> dict[str, Any]:
     except UnknownArea:
         parts = kelurahan_code.split(".")
         return {
-            "provinsi_code": parts[0], "provinsi_name": None,
-            "kota_code": ".".join(parts[:2]), "kota_name": None,
-            "kecamatan_code": ".".join(parts[:3]), "kecamatan_name": None,
-            "kelurahan_code": kelurahan_code, "kelurahan_name": None,
+            "provinsi_code": parts[0],
+            "provinsi_name": None,
+            "kota_code": ".".join(parts[:2]),
+            "kota_name": None,
+            "kecamatan_code": ".".join(parts[:3]),
+            "kecamatan_name": None,
+            "kelurahan_code": kelurahan_code,
+            "kelurahan_name": None,
         }
     return {
-        "provinsi_code": lineage.provinsi.code, "provinsi_name": lineage.provinsi.name,
-        "kota_code": lineage.kota.code, "kota_name": lineage.kota.name,
-        "kecamatan_code": lineage.kecamatan.code, "kecamatan_name": lineage.kecamatan.name,
-        "kelurahan_code": lineage.kelurahan.code, "kelurahan_name": lineage.kelurahan.name,
+        "provinsi_code": lineage.provinsi.code,
+        "provinsi_name": lineage.provinsi.name,
+        "kota_code": lineage.kota.code,
+        "kota_name": lineage.kota.name,
+        "kecamatan_code": lineage.kecamatan.code,
+        "kecamatan_name": lineage.kecamatan.name,
+        "kelurahan_code": lineage.kelurahan.code,
+        "kelurahan_name": lineage.kelurahan.name,
     }
 
 

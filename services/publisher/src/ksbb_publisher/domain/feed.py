@@ -45,4 +45,5 @@ def describe(entry: dict[str, object], lang: str = "id") -> str:
     quantity = entry.get("delivered_quantity") if entry.get("kind") == "delivered" else entry.get("quantity")
     where = entry.get("recipient_name") or entry.get("recipient_id")
     to = "untuk" if lang == "id" else "for"
-    return f"{entry.get('donor_name')} {verb} {quantity} {entry.get('item')} {to} {where}"
+    who = entry.get("donor_name") if entry.get("donor_named") else donor_label(None, lang)
+    return f"{who} {verb} {quantity} {entry.get('item')} {to} {where}"

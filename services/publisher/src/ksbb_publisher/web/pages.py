@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-
 from ksbb_contracts.areas import areas
 from ksbb_contracts.vocab import RecipientKind
+
 from ksbb_publisher.api.caching import cached
 from ksbb_publisher.components import Components
 from ksbb_publisher.domain.feed import VERBS
@@ -22,46 +22,105 @@ ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select
 
 TEXT: dict[str, dict[str, str]] = {
     "id": {
-        "title": "KSBB — Kolaborasi Sosial Berskala Besar", "skip": "Langsung ke isi",
-        "intro": "Semua informasi program terbuka untuk publik: siapa membutuhkan apa, dan bantuan yang sudah tersalurkan.",
-        "totals": "Ringkasan", "recipients": "Penerima", "households_targeted": "KK sasaran",
-        "households_reached": "KK terjangkau", "packages": "Paket tersalurkan", "donors": "Kolaborator",
-        "by_kota": "Per kota", "by_kecamatan": "Per kecamatan", "filters": "Saring penerima",
-        "kota": "Kota", "kecamatan": "Kecamatan", "kind": "Jenis penerima", "all": "Semua",
-        "open_only": "Hanya yang masih punya kebutuhan terbuka", "apply": "Terapkan",
-        "recipients_open": "Penerima dan kebutuhannya", "none": "Belum ada data.",
-        "requested": "diminta", "pledged": "dijanjikan", "delivered": "tersalurkan",
-        "feed": "Aktivitas terbaru", "live": "Diperbarui langsung", "open_data": "Data terbuka",
-        "api_docs": "Dokumentasi API", "snapshots": "Arsip harian (dengan checksum)",
-        "gaps": "Wilayah yang belum menerima bantuan (14 hari)", "language": "English", "for": "untuk",
-        "households_short": "KK", "rw": "RW", "progress": "Kemajuan", "needs": "Kebutuhan",
+        "title": "KSBB — Kolaborasi Sosial Berskala Besar",
+        "skip": "Langsung ke isi",
+        "intro": (
+            "Semua informasi program terbuka untuk publik: siapa membutuhkan apa, "
+            "dan bantuan yang sudah tersalurkan."
+        ),
+        "totals": "Ringkasan",
+        "recipients": "Penerima",
+        "households_targeted": "KK sasaran",
+        "households_reached": "KK terjangkau",
+        "packages": "Paket tersalurkan",
+        "donors": "Kolaborator",
+        "by_kota": "Per kota",
+        "by_kecamatan": "Per kecamatan",
+        "filters": "Saring penerima",
+        "kota": "Kota",
+        "kecamatan": "Kecamatan",
+        "kind": "Jenis penerima",
+        "all": "Semua",
+        "open_only": "Hanya yang masih punya kebutuhan terbuka",
+        "apply": "Terapkan",
+        "recipients_open": "Penerima dan kebutuhannya",
+        "none": "Belum ada data.",
+        "requested": "diminta",
+        "pledged": "dijanjikan",
+        "delivered": "tersalurkan",
+        "feed": "Aktivitas terbaru",
+        "live": "Diperbarui langsung",
+        "open_data": "Data terbuka",
+        "api_docs": "Dokumentasi API",
+        "snapshots": "Arsip harian (dengan checksum)",
+        "gaps": "Wilayah tanpa penyaluran dalam {days} hari terakhir",
+        "language": "English",
+        "for": "untuk",
+        "households_short": "KK",
+        "rw": "RW",
+        "progress": "Kemajuan",
+        "needs": "Kebutuhan",
         "no_js": "Halaman ini berfungsi tanpa JavaScript; pembaruan langsung memerlukan JavaScript.",
         "attribution": "Kode dan nama wilayah",
     },
     "en": {
-        "title": "KSBB — Large-Scale Social Collaboration", "skip": "Skip to content",
+        "title": "KSBB — Large-Scale Social Collaboration",
+        "skip": "Skip to content",
         "intro": "All programme information is public: who needs what, and the aid already delivered.",
-        "totals": "Summary", "recipients": "Recipients", "households_targeted": "Households targeted",
-        "households_reached": "Households reached", "packages": "Packages delivered", "donors": "Collaborators",
-        "by_kota": "By city", "by_kecamatan": "By district", "filters": "Filter recipients",
-        "kota": "City (kota)", "kecamatan": "District (kecamatan)", "kind": "Recipient kind", "all": "All",
-        "open_only": "Only recipients with open needs", "apply": "Apply",
-        "recipients_open": "Recipients and their needs", "none": "No data yet.",
-        "requested": "requested", "pledged": "pledged", "delivered": "delivered",
-        "feed": "Latest activity", "live": "Live updates", "open_data": "Open data",
-        "api_docs": "API documentation", "snapshots": "Daily archive (with checksums)",
-        "gaps": "Areas without aid (14 days)", "language": "Bahasa Indonesia", "for": "for",
-        "households_short": "households", "rw": "RW", "progress": "Progress", "needs": "Needs",
+        "totals": "Summary",
+        "recipients": "Recipients",
+        "households_targeted": "Households targeted",
+        "households_reached": "Households reached",
+        "packages": "Packages delivered",
+        "donors": "Collaborators",
+        "by_kota": "By city",
+        "by_kecamatan": "By district",
+        "filters": "Filter recipients",
+        "kota": "City (kota)",
+        "kecamatan": "District (kecamatan)",
+        "kind": "Recipient kind",
+        "all": "All",
+        "open_only": "Only recipients with open needs",
+        "apply": "Apply",
+        "recipients_open": "Recipients and their needs",
+        "none": "No data yet.",
+        "requested": "requested",
+        "pledged": "pledged",
+        "delivered": "delivered",
+        "feed": "Latest activity",
+        "live": "Live updates",
+        "open_data": "Open data",
+        "api_docs": "API documentation",
+        "snapshots": "Daily archive (with checksums)",
+        "gaps": "Areas without a delivery in the last {days} days",
+        "language": "Bahasa Indonesia",
+        "for": "for",
+        "households_short": "households",
+        "rw": "RW",
+        "progress": "Progress",
+        "needs": "Needs",
         "no_js": "This page works without JavaScript; live updates need JavaScript.",
         "attribution": "Area codes and names",
     },
 }
 
 KIND_LABELS = {
-    "id": {"rw_rentan": "RW rentan", "panti_asuhan": "Panti asuhan", "panti_lansia": "Panti lansia",
-           "panti_disabilitas": "Panti disabilitas", "pesantren": "Pesantren", "lainnya": "Lainnya"},
-    "en": {"rw_rentan": "Vulnerable RW", "panti_asuhan": "Orphanage", "panti_lansia": "Elderly home",
-           "panti_disabilitas": "Disability home", "pesantren": "Pesantren", "lainnya": "Other"},
+    "id": {
+        "rw_rentan": "RW rentan",
+        "panti_asuhan": "Panti asuhan",
+        "panti_lansia": "Panti lansia",
+        "panti_disabilitas": "Panti disabilitas",
+        "pesantren": "Pesantren",
+        "lainnya": "Lainnya",
+    },
+    "en": {
+        "rw_rentan": "Vulnerable RW",
+        "panti_asuhan": "Orphanage",
+        "panti_lansia": "Elderly home",
+        "panti_disabilitas": "Disability home",
+        "pesantren": "Pesantren",
+        "lainnya": "Other",
+    },
 }
 
 
@@ -92,31 +151,49 @@ def build_web(parts: Components) -> APIRouter:
         language = _lang(lang)
         directory = areas()
         kota = kota if kota and directory.get(kota) and directory.require(kota).level == "kota" else None
-        kecamatan = (kecamatan if kecamatan and directory.get(kecamatan)
-                     and directory.require(kecamatan).level == "kecamatan" else None)
+        kecamatan = (
+            kecamatan
+            if kecamatan and directory.get(kecamatan) and directory.require(kecamatan).level == "kecamatan"
+            else None
+        )
         kind = kind if kind in {k.value for k in RecipientKind} else None
         only_open = open in ("1", "true", "on")
         stats = await queries.stats()
-        recipients, _ = await queries.recipients(kota=kota, kecamatan=kecamatan, kind=kind,
-                                                 has_open_needs=True if only_open else None, limit=30)
+        recipients, _ = await queries.recipients(
+            kota=kota, kecamatan=kecamatan, kind=kind, has_open_needs=True if only_open else None, limit=30
+        )
         needs_of: dict[str, list[dict[str, Any]]] = {}
         for recipient in recipients:
             if recipient["open_needs"]:
-                items, _ = await queries.needs(recipient_id=recipient["recipient_id"], status="open", limit=10)
+                items, _ = await queries.needs(
+                    recipient_id=recipient["recipient_id"], status="open", limit=10
+                )
                 needs_of[recipient["recipient_id"]] = items
         feed, _ = await queries.feed(limit=20)
         gaps = await queries.coverage_gaps(parts.clock.now(), parts.settings.coverage_gap_days)
         kecamatan_rows = [r for r in stats["by_kecamatan"] if not kota or r["code"].startswith(kota + ".")]
         html = ENV.get_template("dashboard.html").render(
-            t=TEXT[language], lang=language, kinds=KIND_LABELS[language], verbs=VERBS, stats=stats,
-            kecamatan_rows=kecamatan_rows, recipients=recipients, needs_of=needs_of, feed=feed,
-            gaps=gaps["areas"]["kecamatan"][:10], kotas=directory.level("kota"),
+            t=TEXT[language],
+            lang=language,
+            kinds=KIND_LABELS[language],
+            verbs=VERBS,
+            stats=stats,
+            kecamatan_rows=kecamatan_rows,
+            recipients=recipients,
+            needs_of=needs_of,
+            feed=feed,
+            gaps=gaps["areas"]["kecamatan"][:10],
+            gap_days=parts.settings.coverage_gap_days,
+            kotas=directory.level("kota"),
             kecamatans=[a for a in directory.level("kecamatan") if not kota or a.parent == kota],
             selected={"kota": kota, "kecamatan": kecamatan, "kind": kind, "open": only_open},
             max_kota=max([r["households_targeted"] for r in stats["by_kota"]] or [1]) or 1,
             max_kecamatan=max([r["households_targeted"] for r in kecamatan_rows] or [1]) or 1,
-            newest=feed[0]["id"] if feed else "", attribution=ATTRIBUTION,
+            newest=feed[0]["id"] if feed else "",
+            attribution=ATTRIBUTION,
         )
-        return cached(request, html.encode(), "text/html; charset=utf-8", parts.settings.cache_max_age_seconds)
+        return cached(
+            request, html.encode(), "text/html; charset=utf-8", parts.settings.cache_max_age_seconds
+        )
 
     return router

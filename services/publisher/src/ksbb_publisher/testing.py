@@ -1,0 +1,231 @@
+"""Test and benchmark support: serve the app on a real port, and build realistic public events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+from ksbb_contracts.events import (
+    Beneficiaries,
+    DonorProfileUpdated,
+    NeedLedgerChanged,
+    NeedOpened,
+    NeedPublic,
+    OrganisationPublic,
+    OrganisationRegistered,
+    PledgeCreated,
+    PledgeDelivered,
+    PledgePublic,
+    RecipientActivated,
+    RecipientPublic,
+)
+from ksbb_contracts.vocab import (
+    DeliveryMode,
+    DonorKind,
+    Item,
+    NeedStatus,
+    OrganisationKind,
+    OrganisationStatus,
+    PledgeStatus,
+    Priority,
+    RecipientKind,
+    RecipientStatus,
+)
+
+
+def free_port() -> int:
+    """A free localhost TCP port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any, *, ready_timeout: float = 60.0) -> AsyncIterator[str]:
+    """Run the app under uvicorn on a free port in this event loop; yields the base URL once ready."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            deadline = asyncio.get_running_loop().time() + ready_timeout
+            while True:
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if task.done() or asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError("publisher did not become ready")
+                await asyncio.sleep(0.2)
+        yield base
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=15)
+
+
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def organisation(org_id: str, name: str, version: int = 1) -> OrganisationRegistered:
+    """An organisation registration."""
+    return OrganisationRegistered(
+        organisation=OrganisationPublic(
+            organisation_id=org_id,
+            name=name,
+            kind=OrganisationKind.NGO,
+            area_codes=["31.71"],
+            status=OrganisationStatus.ACTIVE,
+            version=version,
+        )
+    )
+
+
+def recipient(
+    recipient_id: str,
+    org_id: str,
+    kelurahan: str,
+    name: str,
+    *,
+    kind: RecipientKind = RecipientKind.RW_RENTAN,
+    households: int = 40,
+    rw: int | None = 3,
+    version: int = 2,
+    at: datetime = NOW,
+    cls: type[Any] = RecipientActivated,
+    status: RecipientStatus = RecipientStatus.ACTIVE,
+) -> Any:
+    """A recipient lifecycle event."""
+    return cls(
+        recipient=RecipientPublic(
+            recipient_id=recipient_id,
+            name=name,
+            kind=kind,
+            organisation_id=org_id,
+            kelurahan_code=kelurahan,
+            rw=rw,
+            rt=2,
+            beneficiaries=Beneficiaries(households=households, people=households * 4),
+            status=status,
+            version=version,
+        ),
+        occurred_at=at,
+    )
+
+
+def need(
+    need_id: str,
+    recipient_id: str,
+    org_id: str,
+    kelurahan: str,
+    *,
+    item: Item = Item.SEMBAKO,
+    quantity: int = 40,
+    version: int = 1,
+    status: NeedStatus = NeedStatus.OPEN,
+    at: datetime = NOW,
+    cls: type[Any] = NeedOpened,
+) -> Any:
+    """A need lifecycle event."""
+    return cls(
+        need=NeedPublic(
+            need_id=need_id,
+            recipient_id=recipient_id,
+            organisation_id=org_id,
+            kelurahan_code=kelurahan,
+            rw=3,
+            item=item,
+            quantity=quantity,
+            unit="paket",
+            priority=Priority.HIGH,
+            needed_by=date(2026, 2, 1),
+            status=status,
+            version=version,
+        ),
+        occurred_at=at,
+    )
+
+
+def ledger(
+    need_id: str,
+    recipient_id: str,
+    *,
+    requested: int,
+    committed: int = 0,
+    in_transit: int = 0,
+    delivered: int = 0,
+    version: int,
+    status: NeedStatus = NeedStatus.OPEN,
+    at: datetime = NOW,
+) -> NeedLedgerChanged:
+    """A need ledger change."""
+    return NeedLedgerChanged(
+        need_id=need_id,
+        recipient_id=recipient_id,
+        requested=requested,
+        committed=committed,
+        in_transit=in_transit,
+        delivered=delivered,
+        ledger_version=version,
+        need_status=status,
+        occurred_at=at,
+    )
+
+
+def donor(donor_id: str, name: str | None, *, show: bool, version: int = 1) -> DonorProfileUpdated:
+    """A donor's public profile."""
+    return DonorProfileUpdated(
+        donor_id=donor_id, kind=DonorKind.PERSON, display_name=name, show_name=show, version=version
+    )
+
+
+def pledge(
+    pledge_id: str,
+    need_id: str,
+    recipient_id: str,
+    org_id: str,
+    donor_id: str,
+    kelurahan: str,
+    *,
+    quantity: int = 10,
+    version: int = 1,
+    at: datetime = NOW,
+    delivered: int | None = None,
+    item: Item = Item.SEMBAKO,
+) -> Any:
+    """PledgeCreated, or PledgeDelivered when `delivered` is given."""
+    public = PledgePublic(
+        pledge_id=pledge_id,
+        need_id=need_id,
+        recipient_id=recipient_id,
+        organisation_id=org_id,
+        donor_id=donor_id,
+        kelurahan_code=kelurahan,
+        item=item,
+        quantity=quantity,
+        delivered_quantity=delivered,
+        mode=DeliveryMode.OWN_DELIVERY,
+        planned_date=date(2026, 1, 10),
+        status=PledgeStatus.DELIVERED if delivered is not None else PledgeStatus.PLEDGED,
+        version=version,
+    )
+    if delivered is not None:
+        return PledgeDelivered(pledge=public, occurred_at=at, received_quantity=delivered)
+    return PledgeCreated(pledge=public, occurred_at=at)
+
+
+def minutes(n: float) -> timedelta:
+    """A timedelta of n minutes."""
+    return timedelta(minutes=n)

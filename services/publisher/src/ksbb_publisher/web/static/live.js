@@ -1,0 +1,43 @@
+// Live activity feed: resumes after the newest entry rendered by the server, then follows the SSE stream.
+(function () {
+  "use strict";
+  var list = document.getElementById("feed");
+  var status = document.getElementById("live-status");
+  if (!list || !window.EventSource) { return; }
+  var seen = {};
+  Array.prototype.forEach.call(list.querySelectorAll("li[data-id]"), function (li) { seen[li.dataset.id] = true; });
+  var after = list.dataset.after;
+  var url = list.dataset.stream + (after ? "?after=" + encodeURIComponent(after) : "");
+  var source = new EventSource(url);
+  var english = list.dataset.lang === "en";
+
+  function render(entry) {
+    var li = document.createElement("li");
+    li.className = "entry fresh kind-" + entry.kind;
+    li.dataset.id = entry.id;
+    var time = document.createElement("time");
+    time.dateTime = entry.occurred_at;
+    time.textContent = new Date(entry.occurred_at).toLocaleString(english ? "en-GB" : "id-ID");
+    var text = document.createElement("span");
+    text.className = "text";
+    var who = document.createElement("strong");
+    who.textContent = (english && !entry.donor_named) ? "Anonymous collaborator" : entry.donor_name;
+    var verb = list.dataset["verb" + entry.kind.charAt(0).toUpperCase() + entry.kind.slice(1)] || entry.kind;
+    var qty = entry.kind === "delivered" ? entry.delivered_quantity : entry.quantity;
+    text.appendChild(who);
+    text.appendChild(document.createTextNode(" " + verb + " " + qty + " " + entry.item + " " +
+      list.dataset.for + " " + (entry.recipient_name || entry.recipient_id)));
+    li.appendChild(time);
+    li.appendChild(text);
+    return li;
+  }
+
+  source.addEventListener("open", function () { status.textContent = list.dataset.live; });
+  source.addEventListener("feed", function (message) {
+    var entry = JSON.parse(message.data);
+    if (seen[entry.id]) { return; }
+    seen[entry.id] = true;
+    list.insertBefore(render(entry), list.firstChild);
+    while (list.children.length > 50) { list.removeChild(list.lastChild); }
+  });
+}());
