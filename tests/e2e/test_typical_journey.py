@@ -38,7 +38,9 @@ def bearer(issuer: DevIssuer, role: Role, **claims: Any) -> dict[str, str]:
     return {"authorization": f"Bearer {issuer.token(role, **claims)}"}
 
 
-async def test_pledge_to_delivery_reaches_registry_and_public_feed(kit_env: dict[str, Any], dev_issuer: DevIssuer) -> None:
+async def test_pledge_to_delivery_reaches_registry_and_public_feed(
+    kit_env: dict[str, Any], dev_issuer: DevIssuer
+) -> None:
     async with contextlib.AsyncExitStack() as stack:
         registry = await stack.enter_async_context(running(registry_app(RegistrySettings(**kit_env))))
         pledges = await stack.enter_async_context(running(pledges_app(PledgesSettings(**kit_env))))

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from ksbb_contracts import EVENT_TYPES, TOPICS, CloudEvent, parse_event
 from ksbb_contracts.events.registry import NeedPublic, RecipientPublic
 from ksbb_contracts.schemas import main as export_schemas
@@ -96,4 +95,7 @@ def test_malformed_envelope_is_refused() -> None:
     with pytest.raises(ValueError):
         CloudEvent.from_bytes(b"not json")
     with pytest.raises(ValueError):
-        CloudEvent.from_bytes(b'{"id": "1", "type": "Bad.Type", "source": "x", "subject": "s", "time": "2026-01-01T00:00:00Z", "data": {}}')
+        CloudEvent.from_bytes(
+            b'{"id": "1", "type": "Bad.Type", "source": "x", "subject": "s",'
+            b' "time": "2026-01-01T00:00:00Z", "data": {}}'
+        )

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
-
 from ksbb_kit.testing.infra import Infra
+from pymongo import AsyncMongoClient
 
 PROC = Path(__file__).parent / "procs" / "kit_process.py"
 

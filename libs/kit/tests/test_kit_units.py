@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from pydantic import SecretStr, ValidationError
-
 from ksbb_kit.auth import DevIssuer, Role, TokenVerifier
 from ksbb_kit.clock import ManualClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
@@ -19,6 +17,8 @@ from ksbb_kit.ids import derived_id, new_id
 from ksbb_kit.logging import redact
 from ksbb_kit.settings import KitSettings
 from ksbb_kit.tracing import child_of, new_traceparent, trace_id
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsConfigDict
 
 pytestmark = pytest.mark.unit
 
@@ -35,7 +35,7 @@ def test_service_prefix_wins_over_shared_variable(monkeypatch: pytest.MonkeyPatc
     assert DemoSettings().kafka_bootstrap == "shared:1"
 
     class Prefixed(DemoSettings):
-        model_config = {"env_prefix": "KSBB_DEMO_"}
+        model_config = SettingsConfigDict(env_prefix="KSBB_DEMO_")
 
     monkeypatch.setenv("KSBB_DEMO_KAFKA_BOOTSTRAP", "own:2")
     assert Prefixed().kafka_bootstrap == "own:2"
@@ -153,7 +153,8 @@ def test_dispatcher_retries_with_backoff_then_dead_letters() -> None:
                                  backoff_seconds=0.1, sleep=fake_sleep)
     envelope = CloudEvent(id="e1", source="/t", type=DonorProfileUpdated.event_type, subject="d1",
                           time=datetime.now(UTC), data={"donor_id": "d1", "kind": "person", "version": 1})
-    record = ConsumedRecord("p.ksbb.pledges.donors", 0, 7, "d1", envelope.to_bytes(), {"traceparent": new_traceparent()})
+    headers = {"traceparent": new_traceparent()}
+    record = ConsumedRecord("p.ksbb.pledges.donors", 0, 7, "d1", envelope.to_bytes(), headers)
     assert asyncio.run(dispatcher.handle(record)) == "dead_lettered"
     assert calls == ["d1"] * 4 and sleeps == [0.1, 0.2, 0.4]
     topic, key, value, headers = dead.sent[0]

@@ -7,13 +7,11 @@ import signal
 from datetime import UTC, datetime
 
 import pytest
-
 from ksbb_contracts import CONTENT_TYPE, CloudEvent
 from ksbb_contracts.events import DonorProfileUpdated
-from ksbb_contracts.topics import DONORS
+from ksbb_contracts.topics import DONORS, all_topics_with_dlqs
 from ksbb_kit.cli import read_dead_letters, replay_dead_letters
 from ksbb_kit.kafka import KafkaRecordPublisher, ensure_topics
-from ksbb_contracts.topics import all_topics_with_dlqs
 from ksbb_kit.testing.kafka import TopicReader, publish_events
 
 pytestmark = pytest.mark.integration

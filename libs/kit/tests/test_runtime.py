@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 
 import pytest
 from fastapi import APIRouter, Request
-
 from ksbb_contracts.events import DonorProfileUpdated
 from ksbb_contracts.topics import DONORS, TOPICS
 from ksbb_kit.auth import CurrentPrincipal, Role

@@ -23,7 +23,9 @@ class CloudEvent(BaseModel):
     subject: str = Field(min_length=1, description="Aggregate id; also the Kafka record key.")
     time: datetime
     datacontenttype: Literal["application/json"] = "application/json"
-    traceparent: str | None = Field(default=None, description="W3C trace context (CloudEvents distributed tracing extension).")
+    traceparent: str | None = Field(
+        default=None, description="W3C trace context (CloudEvents distributed tracing extension)."
+    )
     data: dict[str, Any]
 
     def to_bytes(self) -> bytes:

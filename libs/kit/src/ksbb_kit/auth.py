@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -72,7 +73,7 @@ class TokenVerifier:
                     response.raise_for_status()
                     data = response.json()
             else:
-                data = json.loads(Path(self._source.removeprefix("file://")).read_text())
+                data = json.loads(await asyncio.to_thread(Path(self._source.removeprefix("file://")).read_text))
             self._keys = KeySet.import_key_set(data)
             self._loaded_at = time.monotonic()
         return self._keys

@@ -8,10 +8,11 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from ksbb_contracts.topics import all_topics_with_dlqs
+
 from ksbb_kit.auth import DevIssuer, Role
 from ksbb_kit.kafka import KafkaRecordPublisher, ensure_topics
 
@@ -39,7 +40,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-async def read_dead_letters(bootstrap: str, dlq: str, limit: int = 1000) -> list[dict[str, object]]:
+async def read_dead_letters(bootstrap: str, dlq: str, limit: int = 1000) -> list[dict[str, Any]]:
     """Every record of a dead-letter topic, oldest first."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -54,7 +55,7 @@ async def read_dead_letters(bootstrap: str, dlq: str, limit: int = 1000) -> list
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        records: list[dict[str, object]] = []
+        records: list[dict[str, Any]] = []
         async def unread() -> bool:
             return any([await consumer.position(tp) < ends[tp] for tp in tps])
 
@@ -83,10 +84,10 @@ async def replay_dead_letters(bootstrap: str, dlq: str, offsets: set[int] | None
         for record in records:
             if offsets is not None and record["offset"] not in offsets:
                 continue
-            headers = {k: v for k, v in record["headers"].items() if not k.startswith("ksbb-dlq-")}  # type: ignore[union-attr]
-            original = record["headers"][ORIGINAL_TOPIC]  # type: ignore[index]
+            headers = {k: v for k, v in record["headers"].items() if not k.startswith("ksbb-dlq-")}
             value = record["value"]
-            await publisher.send(original, record["key"], value.encode() if value is not None else None, headers)  # type: ignore[arg-type, union-attr]
+            await publisher.send(record["headers"][ORIGINAL_TOPIC], record["key"],
+                                 value.encode() if value is not None else None, headers)
             count += 1
     finally:
         await publisher.stop()

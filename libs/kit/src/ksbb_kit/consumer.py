@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ksbb_contracts import EVENT_TYPES, CloudEvent, Event, Topic
+from ksbb_contracts.topics import TOPICS
 from pydantic import ValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from ksbb_contracts import EVENT_TYPES, CloudEvent, Event, Topic
-from ksbb_contracts.topics import TOPICS
 from ksbb_kit.metrics import DEAD_LETTERS, HANDLER_OUTCOMES
 from ksbb_kit.outbox import RecordPublisher
 from ksbb_kit.tracing import child_of, set_traceparent

@@ -32,7 +32,7 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
+def _field_path(location: Any) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or ".".join(str(p) for p in location)
 

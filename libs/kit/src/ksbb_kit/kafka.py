@@ -9,8 +9,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
-
 from ksbb_contracts.topics import Topic
+
 from ksbb_kit.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
+from ksbb_contracts import CONTENT_TYPE, CloudEvent, Event
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ksbb_contracts import CONTENT_TYPE, CloudEvent, Event
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.ids import new_id
 from ksbb_kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED

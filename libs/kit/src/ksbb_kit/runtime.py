@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -17,10 +17,10 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
+from ksbb_contracts import Event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ksbb_contracts import Event
 from ksbb_kit.auth import TokenVerifier
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
@@ -35,7 +35,7 @@ from ksbb_kit.tracing import child_of, set_traceparent
 
 log = logging.getLogger(__name__)
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
-BackgroundJob = Callable[["ServiceRuntime"], Awaitable[None]]
+BackgroundJob = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
 
 class ServiceRuntime:

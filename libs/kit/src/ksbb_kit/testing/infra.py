@@ -50,8 +50,8 @@ def _docker_answers() -> bool:
 
 
 def _from_testcontainers() -> tuple[Infra, list[object]]:
-    from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
-    from testcontainers.mongodb import MongoDbContainer  # type: ignore[import-untyped]
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.mongodb import MongoDbContainer
 
     kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
     kafka.start()

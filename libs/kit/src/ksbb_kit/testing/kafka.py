@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-
 from ksbb_contracts import CONTENT_TYPE, CloudEvent, Event
+
 from ksbb_kit.ids import new_id
 from ksbb_kit.kafka import KafkaRecordPublisher
 
