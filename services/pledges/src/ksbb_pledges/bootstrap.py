@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock
 from ksbb_kit.runtime import ServiceRuntime
@@ -18,9 +20,7 @@ DESCRIPTION = "Donor pledges, need ledger, delivery lifecycle, offers and matchi
 OUTBOX_COLLECTIONS = ["ledgers", "donors", "offers"]
 
 
-def build_runtime(
-    settings: PledgesSettings, *, clock: Clock | None = None
-) -> tuple[ServiceRuntime, LedgerStore]:
+def build_runtime(settings: PledgesSettings, *, clock: Clock | None = None) -> tuple[ServiceRuntime, LedgerStore]:
     """The service's runtime (Mongo, Kafka, outbox relay, consumers) and its ledger store."""
     # The handlers need the store and the store needs the runtime, which needs the handlers' routes:
     # the router resolves the store lazily, once it exists.
@@ -48,10 +48,17 @@ def create_app(settings: PledgesSettings | None = None, *, clock: Clock | None =
     async def indexes(_: ServiceRuntime) -> None:
         await ledgers.create_indexes()
 
+    full_scan_done: list[bool] = []
+
     @runtime.every(settings.sweep_interval_seconds, "pledge-sweeps")
     async def sweeps(_: ServiceRuntime) -> None:
         await ledgers.sweep_expiry()
-        await ledgers.sweep_copies()
+        # The first pass after a start scans every ledger (covering any downtime); later passes only
+        # the recently changed ones, with a wide margin over the sweep interval.
+        lookback = timedelta(seconds=settings.sweep_interval_seconds * 10)
+        since = runtime.clock.now() - lookback if full_scan_done else None
+        await ledgers.sweep_copies(since=since)
+        full_scan_done.append(True)
         await runtime.idempotency.sweep()
 
     app = runtime.create_app([build_api(ledgers, donors, offers)])

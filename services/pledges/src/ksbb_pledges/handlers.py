@@ -61,12 +61,8 @@ def build_router(ledgers: Callable[[], LedgerStore]) -> EventRouter:
         blocked = recipient.status in BLOCKING
         # Ledgers first, replica last: a crash in between redelivers the event, and the replica's
         # version check would otherwise drop it before the ledgers saw it.
-        await ledgers().block_recipient(
-            recipient.recipient_id,
-            recipient.version,
-            blocked,
-            BLOCKING.get(recipient.status, "recipient_unblocked"),
-        )
+        reason = BLOCKING.get(recipient.status, "recipient_unblocked")
+        await ledgers().block_recipient(recipient.recipient_id, recipient.version, blocked, reason)
         await _upsert_versioned(
             ledgers().recipients,
             recipient.recipient_id,
@@ -79,6 +75,9 @@ def build_router(ledgers: Callable[[], LedgerStore]) -> EventRouter:
                 "name": recipient.name,
             },
         )
+        # A need opened concurrently may have created its ledger from the old replica after the first
+        # pass; a second (version-checked, so otherwise idempotent) pass catches it.
+        await ledgers().block_recipient(recipient.recipient_id, recipient.version, blocked, reason)
 
     @router.on(OrganisationRegistered, OrganisationUpdated, OrganisationSuspended, OrganisationReinstated)
     async def organisation_snapshot(event: Any, _: CloudEvent) -> None:
@@ -93,9 +92,7 @@ def build_router(ledgers: Callable[[], LedgerStore]) -> EventRouter:
     @router.on(RecipientContactRecorded)
     async def recipient_contact(event: RecipientContactRecorded, _: CloudEvent) -> None:
         contact = event.model_dump(include={"contact_name", "phone", "email", "street_address"})
-        await ledgers().recipients.update_one(
-            {"_id": event.recipient_id}, {"$set": {"contact": contact}}, upsert=True
-        )
+        await ledgers().recipients.update_one({"_id": event.recipient_id}, {"$set": {"contact": contact}}, upsert=True)
 
     @router.on(OrganisationContactRecorded)
     async def organisation_contact(event: OrganisationContactRecorded, _: CloudEvent) -> None:
@@ -114,7 +111,7 @@ def build_router(ledgers: Callable[[], LedgerStore]) -> EventRouter:
 
 
 async def _upsert_versioned(collection: Any, key: str, version: int, fields: dict[str, Any]) -> None:
-    """Set a replica's fields unless it already holds this or a newer version (redeliveries change nothing)."""
+    """Set a replica's fields unless it holds this or a newer version (redeliveries change nothing)."""
     older = {"$or": [{"version": {"$lt": version}}, {"version": {"$exists": False}}]}
     while True:
         result = await collection.update_one({"_id": key, **older}, {"$set": {**fields, "version": version}})

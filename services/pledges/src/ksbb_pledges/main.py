@@ -11,7 +11,7 @@ from ksbb_pledges.settings import PledgesSettings
 def main() -> None:
     """Run the pledges service."""
     settings = PledgesSettings()
-    serve(create_app(settings), settings)
+    serve(lambda: create_app(settings), settings)
 
 
 if __name__ == "__main__":

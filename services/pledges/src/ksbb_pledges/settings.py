@@ -19,15 +19,9 @@ class PledgesSettings(KitSettings):
     service_name: ClassVar[str] = "pledges"
 
     http_port: int = 8102
-    confirm_window_hours: float = Field(
-        default=48.0, gt=0, description="Time a pledge may wait for confirmation."
-    )
-    dispatch_grace_hours: float = Field(
-        default=24.0, ge=0, description="Grace after the planned delivery day."
-    )
-    reminder_lead_hours: float = Field(
-        default=12.0, ge=0, description="Remind the donor this long before expiry."
-    )
+    confirm_window_hours: float = Field(default=48.0, gt=0, description="Time a pledge may wait for confirmation.")
+    dispatch_grace_hours: float = Field(default=24.0, ge=0, description="Grace after the planned delivery day.")
+    reminder_lead_hours: float = Field(default=12.0, ge=0, description="Remind the donor this long before expiry.")
 
     @property
     def expiry_policy(self) -> ExpiryPolicy:

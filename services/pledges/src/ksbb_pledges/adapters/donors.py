@@ -1,4 +1,4 @@
-"""Donor profiles in MongoDB: public part on the donors topic, coordination contact on the confidential one."""
+"""Donor profiles in MongoDB: public part on the donors topic, coordination contact on the confidential."""
 
 from __future__ import annotations
 

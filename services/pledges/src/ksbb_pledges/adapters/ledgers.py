@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -43,6 +44,7 @@ from ksbb_pledges.domain.lifecycle import (
     EXPIRED,
     RELEASABLE,
     ExpiryPolicy,
+    Quantities,
     TransitionRefused,
     check_transition,
     expiry_decision,
@@ -56,19 +58,58 @@ TRANSITION_EVENTS: dict[str, type[Any]] = {
     "cancel": PledgeCancelled,
     "reject": PledgeRejected,
 }
+#: Every ledger field except the pledge list and the outbox bookkeeping (focused reads).
+LEDGER_SCALARS = (
+    "_id",
+    "recipient_id",
+    "organisation_id",
+    "kelurahan_code",
+    "item",
+    "unit",
+    "priority",
+    "needed_by",
+    "requested",
+    "status",
+    "need_version",
+    "recipient_version",
+    "recipient_blocked",
+    "committed",
+    "in_transit",
+    "delivered",
+    "ledger_version",
+    "rev",
+    "created_at",
+    "updated_at",
+    "last_delivered_at",
+)
 LEDGER_FIELDS_HIDDEN = {"_outbox": 0, "_outbox_pending": 0, "_outbox_lease": 0, "_applied": 0}
 
 
 @dataclass
 class Change:
-    """What one decision on a ledger document does: new pledge list, need facts, events, a result."""
+    """What one decision on a ledger does: need facts, pledge changes, events, a result.
+
+    Pledges change in one of three ways: `appended` (a new reservation, `$push`), `replaced` (one
+    pledge's old and new state, positional `$set`), or `pledges` (the whole list, for bulk releases and
+    expiry). The first two never move the whole list, so a busy need stays cheap to write.
+    """
 
     pledges: list[dict[str, Any]] | None = None
+    appended: dict[str, Any] | None = None
+    replaced: tuple[dict[str, Any], dict[str, Any]] | None = None
     changed_pledge_ids: set[str] = field(default_factory=set)
     need_set: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     result: Any = None
     noop: bool = False
+
+    def changed(self) -> list[dict[str, Any]]:
+        """The pledges in their new state."""
+        if self.appended is not None:
+            return [self.appended]
+        if self.replaced is not None:
+            return [self.replaced[1]]
+        return [p for p in self.pledges or [] if p["pledge_id"] in self.changed_pledge_ids]
 
 
 Decide = Callable[[dict[str, Any]], Change]
@@ -93,9 +134,7 @@ def pledge_public(ledger: dict[str, Any], pledge: dict[str, Any]) -> PledgePubli
     )
 
 
-def advance(
-    pledge: dict[str, Any], status: PledgeStatus, now: datetime, by: str, **facts: Any
-) -> dict[str, Any]:
+def advance(pledge: dict[str, Any], status: PledgeStatus, now: datetime, by: str, **facts: Any) -> dict[str, Any]:
     """A copy of an embedded pledge moved to a new state, with its audit entry."""
     entry = {"status": status.value, "at": now, "by": by}
     entry.update({k: v for k, v in facts.items() if k in ("reason", "received_quantity", "proof_ref")})
@@ -120,6 +159,9 @@ class LedgerStore:
         self.copies = runtime.db["pledges"]
         self.recipients = runtime.db["recipients"]
         self.organisations = runtime.db["organisations"]
+        # One writer per need inside this process: contenders queue here instead of losing optimistic
+        # races against each other; other processes are still held off by the revision guard.
+        self._need_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def create_indexes(self) -> None:
         """Indexes the queries need (no partial or TTL indexes: the CI server lacks them)."""
@@ -132,38 +174,66 @@ class LedgerStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    async def get(self, need_id: str) -> dict[str, Any] | None:
-        """A ledger document without outbox bookkeeping."""
-        return await self.ledgers.find_one({"_id": need_id}, projection=LEDGER_FIELDS_HIDDEN)
+    async def get(self, need_id: str, *, focus: str | None = None) -> dict[str, Any] | None:
+        """A ledger without outbox bookkeeping; with `focus`, its pledges are only that one (if present)."""
+        if focus is None:
+            return await self.ledgers.find_one({"_id": need_id}, projection=LEDGER_FIELDS_HIDDEN)
+        projection: dict[str, Any] = dict.fromkeys(LEDGER_SCALARS, 1)
+        projection["pledges"] = {"$elemMatch": {"pledge_id": focus}}
+        doc = await self.ledgers.find_one({"_id": need_id}, projection=projection)
+        if doc is not None:
+            doc.setdefault("pledges", [])
+        return doc
 
     async def ledger_of_pledge(self, pledge_id: str) -> dict[str, Any] | None:
-        """The ledger holding a pledge (the authoritative copy)."""
-        return await self.ledgers.find_one({"pledges.pledge_id": pledge_id}, projection=LEDGER_FIELDS_HIDDEN)
+        """The ledger holding a pledge (the authoritative copy), with only that pledge in `pledges`."""
+        projection: dict[str, Any] = dict.fromkeys(LEDGER_SCALARS, 1)
+        projection["pledges"] = {"$elemMatch": {"pledge_id": pledge_id}}
+        return await self.ledgers.find_one({"pledges.pledge_id": pledge_id}, projection=projection)
 
     # -- changing ---------------------------------------------------------------------------------
 
     async def mutate(
-        self, need_id: str, decide: Decide, *, create: Callable[[], dict[str, Any]] | None = None
+        self,
+        need_id: str,
+        decide: Decide,
+        *,
+        create: Callable[[], dict[str, Any]] | None = None,
+        focus: str | None = None,
     ) -> Any:
         """Apply one decision to a ledger atomically, retrying from a fresh read when another writer won.
 
         `decide` sees the current document and returns a Change (or raises ApiError); `create`, when
-        given, builds the document for a need the ledger does not know yet.
+        given, builds the document for a need the ledger does not know yet; `focus` reads only that
+        pledge of the ledger (a decision about one pledge must then append or replace just that one).
         """
+        lock = self._need_locks.get(need_id)
+        if lock is None:
+            lock = self._need_locks[need_id] = asyncio.Lock()
+        async with lock:
+            return await self._mutate(need_id, decide, create=create, focus=focus)
+
+    async def _mutate(
+        self,
+        need_id: str,
+        decide: Decide,
+        *,
+        create: Callable[[], dict[str, Any]] | None,
+        focus: str | None,
+    ) -> Any:
         attempt = 0
         while True:
             attempt += 1
-            doc = await self.get(need_id)
+            doc = await self.get(need_id, focus=focus)
             if doc is None:
                 if create is None:
-                    raise ApiError(
-                        404, "need_not_found", f"need {need_id} is not in the ledger", field="need_id"
-                    )
+                    raise ApiError(404, "need_not_found", f"need {need_id} is not in the ledger", field="need_id")
                 doc = create()
                 change = decide(doc)
                 if change.noop:
                     return change.result
-                document, events = self._apply(doc, change)
+                fields, events = self._apply(doc, change)
+                document = {**doc, **fields, "pledges": change.pledges or []}
                 try:
                     await self.ledgers.insert_one(new_document(document, self.runtime.events(*events)))
                 except DuplicateKeyError:
@@ -173,56 +243,71 @@ class LedgerStore:
             change = decide(doc)
             if change.noop:
                 return change.result
-            document, events = self._apply(doc, change)
-            kept = {k: v for k, v in document.items() if k not in ("_id", "rev", "synced_rev")}
-            update = {"$set": kept, "$inc": {"rev": 1}}
-            result = await self.ledgers.update_one(
-                {"_id": need_id, "rev": doc["rev"]}, with_outbox(update, self.runtime.events(*events))
-            )
+            if focus is not None and change.pledges is not None:
+                raise AssertionError("a focused read cannot replace the whole pledge list")
+            fields, events = self._apply(doc, change)
+            guard: dict[str, Any] = {"_id": need_id, "rev": doc["rev"]}
+            update: dict[str, Any] = {"$set": dict(fields), "$inc": {"rev": 1}}
+            if change.pledges is not None:
+                update["$set"]["pledges"] = change.pledges
+            elif change.appended is not None:
+                update["$push"] = {"pledges": change.appended}
+            elif change.replaced is not None:
+                guard["pledges.pledge_id"] = change.replaced[1]["pledge_id"]
+                update["$set"]["pledges.$"] = change.replaced[1]
+            result = await self.ledgers.update_one(guard, with_outbox(update, self.runtime.events(*events)))
             if result.matched_count == 1:
-                document["rev"] = doc["rev"] + 1
-                await self._after_write(document, change)
+                await self._after_write({**doc, **fields, "rev": doc["rev"] + 1}, change)
                 return change.result
             # Lost the race: back off a little (more with every loss) so contenders spread out.
             await asyncio.sleep(random.uniform(0, min(0.001 * attempt, 0.02)))
 
     def _apply(self, doc: dict[str, Any], change: Change) -> tuple[dict[str, Any], list[Event]]:
-        """The document after a change, with quantities recomputed and a ledger event when they moved."""
+        """The fields to set after a change, with new quantities and a ledger event when they moved."""
         now = self.runtime.clock.now()
-        document = {**doc, **change.need_set}
+        fields: dict[str, Any] = {**change.need_set, "updated_at": now}
         if change.pledges is not None:
-            document["pledges"] = change.pledges
-        q = quantities(document.get("pledges", []))
-        document.update(committed=q.committed, in_transit=q.in_transit, delivered=q.delivered, updated_at=now)
+            q = quantities(change.pledges)
+        else:
+            # Under the revision guard the stored totals are exact, so a delta keeps them exact.
+            before = quantities([change.replaced[0]] if change.replaced else [])
+            after = quantities(
+                [change.appended] if change.appended else [change.replaced[1]] if change.replaced else []
+            )
+            q = Quantities(
+                doc["committed"] + after.committed - before.committed,
+                doc["in_transit"] + after.in_transit - before.in_transit,
+                doc["delivered"] + after.delivered - before.delivered,
+            )
+        fields.update(committed=q.committed, in_transit=q.in_transit, delivered=q.delivered)
+        merged = {**doc, **fields}
         events = list(change.events)
         moved = any(
-            document.get(k) != doc.get(k)
-            for k in ("requested", "committed", "in_transit", "delivered", "status")
+            merged.get(k) != doc.get(k) for k in ("requested", "committed", "in_transit", "delivered", "status")
         )
         if moved or doc.get("ledger_version", 0) == 0:
-            document["ledger_version"] = doc.get("ledger_version", 0) + 1
+            fields["ledger_version"] = doc.get("ledger_version", 0) + 1
             events.append(
                 NeedLedgerChanged(
-                    need_id=document["_id"],
-                    recipient_id=document["recipient_id"],
-                    requested=document["requested"],
+                    need_id=doc["_id"],
+                    recipient_id=merged["recipient_id"],
+                    requested=merged["requested"],
                     committed=q.committed,
                     in_transit=q.in_transit,
                     delivered=q.delivered,
-                    ledger_version=document["ledger_version"],
-                    need_status=document["status"],
+                    ledger_version=fields["ledger_version"],
+                    need_status=merged["status"],
                     occurred_at=now,
                 )
             )
-        return document, events
+        return fields, events
 
-    async def _after_write(self, document: dict[str, Any], change: Change) -> None:
+    async def _after_write(self, ledger: dict[str, Any], change: Change) -> None:
         self.runtime.relay.wake()
-        changed = [p for p in document.get("pledges", []) if p["pledge_id"] in change.changed_pledge_ids]
-        await self.sync_copies(document, changed)
+        await self.sync_copies(ledger, change.changed())
 
     async def sync_copies(self, ledger: dict[str, Any], pledges: Sequence[dict[str, Any]]) -> None:
-        """Upsert the derived per-pledge copies (never overwriting a newer one), then record the revision."""
+        """Upsert the derived per-pledge copies, never overwriting a newer one."""
         if pledges:
             operations = [
                 ReplaceOne(
@@ -238,7 +323,6 @@ class LedgerStore:
                 # Duplicate keys mean a newer copy is already there; anything else is a real failure.
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
-        await self.ledgers.update_one({"_id": ledger["_id"]}, {"$max": {"synced_rev": ledger["rev"]}})
 
     @staticmethod
     def _copy(ledger: dict[str, Any], pledge: dict[str, Any]) -> dict[str, Any]:
@@ -267,9 +351,7 @@ class LedgerStore:
             raise ApiError(404, "pledge_not_found", f"pledge {pledge_id} does not exist")
 
         def decide(doc: dict[str, Any]) -> Change:
-            pledges = list(doc.get("pledges", []))
-            index = next(i for i, p in enumerate(pledges) if p["pledge_id"] == pledge_id)
-            pledge = pledges[index]
+            pledge = doc["pledges"][0]  # the focused read holds just this pledge
             by = authorise(doc, pledge)
             try:
                 target = check_transition(action, pledge["status"])
@@ -292,30 +374,36 @@ class LedgerStore:
                 if received > 0:
                     need_set["last_delivered_at"] = now
             elif action in ("cancel", "reject"):
-                extra = {
-                    "reason": facts.get("reason") or ("donor_cancelled" if action == "cancel" else "rejected")
-                }
+                extra = {"reason": facts.get("reason") or ("donor_cancelled" if action == "cancel" else "rejected")}
                 facts["reason"] = extra["reason"]
-            pledges[index] = advance(pledge, target, now, by, **facts)
-            event = TRANSITION_EVENTS[action](
-                pledge=pledge_public(doc, pledges[index]), occurred_at=now, **extra
-            )
+            moved = advance(pledge, target, now, by, **facts)
+            event = TRANSITION_EVENTS[action](pledge=pledge_public(doc, moved), occurred_at=now, **extra)
             return Change(
-                pledges=pledges,
+                replaced=(pledge, moved),
                 changed_pledge_ids={pledge_id},
                 need_set=need_set,
                 events=[event],
-                result=(doc, pledges[index]),
+                result=(doc, moved),
             )
 
-        return await self.mutate(located["_id"], decide)
+        return await self.mutate(located["_id"], decide, focus=pledge_id)
+
+    async def reserve(
+        self, need_id: str, pledge: dict[str, Any], *, allow_partial: bool = False
+    ) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """Reserve a new pledge on a need's ledger; returns (ledger, pledge, whether it was a replay)."""
+        decide = reserve_decision(self.runtime.clock.now, pledge, allow_partial=allow_partial)
+        result: tuple[dict[str, Any], dict[str, Any], bool] = await self.mutate(
+            need_id, decide, focus=pledge["pledge_id"]
+        )
+        return result
 
     # -- registry facts ---------------------------------------------------------------------------
 
     async def apply_need(self, need: NeedPublic, reason: str | None) -> None:
         """Upsert a need's facts by version; a need that stops being open releases live reservations."""
         now = self.runtime.clock.now()
-        blocked = await self._recipient_blocked(need.recipient_id)
+        blocked, recipient_version = await self._recipient_state(need.recipient_id)
 
         def create() -> dict[str, Any]:
             return {
@@ -330,14 +418,13 @@ class LedgerStore:
                 "requested": 0,
                 "status": NeedStatus.OPEN.value,
                 "need_version": 0,
-                "recipient_version": 0,
+                "recipient_version": recipient_version,
                 "recipient_blocked": blocked,
                 "committed": 0,
                 "in_transit": 0,
                 "delivered": 0,
                 "ledger_version": 0,
                 "rev": 1,
-                "synced_rev": 0,
                 "pledges": [],
                 "created_at": now,
                 "last_delivered_at": None,
@@ -382,7 +469,7 @@ class LedgerStore:
             await self.mutate(ledger["_id"], decide)
 
     def _release(self, doc: dict[str, Any], change: Change, reason: str, now: datetime) -> None:
-        """Cancel every pledged/confirmed pledge of a ledger with a reason (dispatched ones may still arrive)."""
+        """Cancel every pledged/confirmed pledge of a ledger with a reason (dispatched may still arrive)."""
         pledges = list(change.pledges if change.pledges is not None else doc.get("pledges", []))
         for index, pledge in enumerate(pledges):
             if PledgeStatus(pledge["status"]) in RELEASABLE:
@@ -393,9 +480,12 @@ class LedgerStore:
                 )
         change.pledges = pledges
 
-    async def _recipient_blocked(self, recipient_id: str) -> bool:
-        replica = await self.recipients.find_one({"_id": recipient_id}, projection={"status": 1})
-        return bool(replica and replica.get("status") in ("suspended", "archived"))
+    async def _recipient_state(self, recipient_id: str) -> tuple[bool, int]:
+        """Whether the replica says the recipient is blocked, and the replica's version."""
+        replica = await self.recipients.find_one({"_id": recipient_id}, projection={"status": 1, "version": 1})
+        if replica is None:
+            return False, 0
+        return replica.get("status") in ("suspended", "archived"), int(replica.get("version") or 0)
 
     # -- sweeps -----------------------------------------------------------------------------------
 
@@ -423,18 +513,14 @@ class LedgerStore:
             if decision.action == "expire":
                 pledges[index] = advance(pledge, EXPIRED, now, "system", reason=decision.reason)
                 change.events.append(
-                    PledgeExpired(
-                        pledge=pledge_public(doc, pledges[index]), occurred_at=now, reason=decision.reason
-                    )
+                    PledgeExpired(pledge=pledge_public(doc, pledges[index]), occurred_at=now, reason=decision.reason)
                 )
                 change.result.append("expired")
             else:
                 # Recording the reminder in the same write as its event makes it go out exactly once.
                 pledges[index] = {**pledge, "reminded_stage": decision.stage}
                 change.events.append(
-                    PledgeExpiring(
-                        pledge=pledge_public(doc, pledge), occurred_at=now, expires_at=decision.deadline
-                    )
+                    PledgeExpiring(pledge=pledge_public(doc, pledge), occurred_at=now, expires_at=decision.deadline)
                 )
                 change.result.append("reminded")
             change.changed_pledge_ids.add(pledge["pledge_id"])
@@ -443,15 +529,23 @@ class LedgerStore:
         change.pledges = pledges
         return change
 
-    async def sweep_copies(self) -> int:
-        """Repair per-pledge copies of ledgers whose last write did not finish syncing them."""
+    async def sweep_copies(self, *, since: datetime | None = None) -> int:
+        """Repair per-pledge copies that a crash left behind the ledger; returns how many were rewritten.
+
+        `since` limits the scan to ledgers changed after it (the periodic sweep); None scans all (the
+        first sweep after a start, which covers any time the service was down).
+        """
         repaired = 0
-        cursor = self.ledgers.find(
-            {"$expr": {"$lt": ["$synced_rev", "$rev"]}}, projection=LEDGER_FIELDS_HIDDEN
-        )
-        async for ledger in cursor:
-            await self.sync_copies(ledger, ledger.get("pledges", []))
-            repaired += 1
+        query: dict[str, Any] = {} if since is None else {"updated_at": {"$gte": since}}
+        async for ledger in self.ledgers.find(query, projection=LEDGER_FIELDS_HIDDEN):
+            copies = {
+                c["_id"]: c.get("version", 0)
+                async for c in self.copies.find({"need_id": ledger["_id"]}, projection={"version": 1})
+            }
+            stale = [p for p in ledger.get("pledges", []) if copies.get(p["pledge_id"], 0) < p["version"]]
+            if stale:
+                await self.sync_copies(ledger, stale)
+                repaired += len(stale)
         return repaired
 
     async def recipient_history(self) -> dict[str, tuple[int, datetime | None]]:
@@ -554,7 +648,7 @@ def reserve_decision(
         reserved = {**pledge, "quantity": quantity, "created_at": now, "updated_at": now}
         event = PledgeCreated(pledge=pledge_public(doc, reserved), occurred_at=now)
         return Change(
-            pledges=[*doc.get("pledges", []), reserved],
+            appended=reserved,
             changed_pledge_ids={reserved["pledge_id"]},
             events=[event],
             result=(doc, reserved, False),

@@ -19,7 +19,7 @@ from ksbb_kit.outbox import new_document, strip_outbox, with_outbox
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from ksbb_pledges.adapters.ledgers import LedgerStore, new_pledge, reserve_decision
+from ksbb_pledges.adapters.ledgers import LedgerStore, new_pledge
 from ksbb_pledges.domain.matching import Allocation, NeedCandidate, allocate
 
 
@@ -48,9 +48,7 @@ class OfferStore:
             "recipient_blocked": {"$ne": True},
             "$expr": {"$lt": ["$committed", "$requested"]},
         }
-        async for ledger in self.ledgers.ledgers.find(
-            query, projection={"pledges": 0, "_outbox": 0, "_applied": 0}
-        ):
+        async for ledger in self.ledgers.ledgers.find(query, projection={"pledges": 0, "_outbox": 0, "_applied": 0}):
             if exclude and ledger["_id"] in exclude:
                 continue
             received, last = history.get(ledger["recipient_id"], (0, None))
@@ -88,8 +86,7 @@ class OfferStore:
         available_until = date.fromisoformat(body["available_until"])
         allocations = allocate(body["quantity"], await self.candidates(body["item"]), body["area_codes"])
         proposals = [
-            {"need_id": a.need_id, "recipient_id": a.recipient_id, "quantity": a.quantity}
-            for a in allocations
+            {"need_id": a.need_id, "recipient_id": a.recipient_id, "quantity": a.quantity} for a in allocations
         ]
         document = {
             "_id": offer_id,
@@ -130,9 +127,7 @@ class OfferStore:
         self.runtime.relay.wake()
         return strip_outbox(document) or document, False
 
-    async def accept(
-        self, offer: dict[str, Any], subject: str, planned_date: date, mode: str
-    ) -> dict[str, Any]:
+    async def accept(self, offer: dict[str, Any], subject: str, planned_date: date, mode: str) -> dict[str, Any]:
         """Turn proposals into pledges, each reserved atomically now; a filled need is re-matched or dropped.
 
         Pledge ids derive from the offer and the need, so a retried or resumed accept reserves nothing twice.
@@ -147,9 +142,7 @@ class OfferStore:
                 409, "offer_not_open", f"the offer is {offer['status']}", details={"status": offer["status"]}
             )
         already = {}
-        async for ledger in self.ledgers.ledgers.find(
-            {"pledges.offer_id": offer["_id"]}, projection={"pledges": 1}
-        ):
+        async for ledger in self.ledgers.ledgers.find({"pledges.offer_id": offer["_id"]}, projection={"pledges": 1}):
             for pledge in ledger["pledges"]:
                 if pledge.get("offer_id") == offer["_id"]:
                     already[ledger["_id"]] = pledge
@@ -173,9 +166,7 @@ class OfferStore:
                 offer_id=offer["_id"],
             )
             try:
-                _, reserved, _ = await self.ledgers.mutate(
-                    need_id, reserve_decision(self.runtime.clock.now, pledge, allow_partial=True)
-                )
+                _, reserved, _ = await self.ledgers.reserve(need_id, pledge, allow_partial=True)
             except ApiError as exc:
                 dropped.append({"need_id": need_id, "reason": exc.body.code})
                 return 0
@@ -190,9 +181,7 @@ class OfferStore:
         if left > 0:
             # Needs filled in the meantime: re-match what is left once, over needs not yet used.
             exclude = set(already) | {d["need_id"] for d in dropped}
-            for allocation in allocate(
-                left, await self.candidates(offer["item"], exclude), offer["area_codes"]
-            ):
+            for allocation in allocate(left, await self.candidates(offer["item"], exclude), offer["area_codes"]):
                 if left <= 0:
                     break
                 left -= await reserve(allocation)

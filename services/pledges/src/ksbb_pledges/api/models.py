@@ -27,9 +27,7 @@ class DonorProfileIn(_In):
 
     kind: DonorKind
     display_name: str = Field(min_length=1, max_length=120)
-    show_name: bool = Field(
-        default=False, description="Opt in to showing the name publicly (default anonymous)."
-    )
+    show_name: bool = Field(default=False, description="Opt in to showing the name publicly (default anonymous).")
     contact: DonorContactIn | None = None
 
 
@@ -118,9 +116,7 @@ class DeliverIn(_In):
     """Receipt of a dispatched pledge."""
 
     received_quantity: int = Field(ge=0, description="What actually arrived; may be less than pledged.")
-    proof_ref: str | None = Field(
-        default=None, max_length=300, description="Reference to a photo or document."
-    )
+    proof_ref: str | None = Field(default=None, max_length=300, description="Reference to a photo or document.")
 
 
 class ReasonIn(_In):
@@ -172,9 +168,7 @@ class RecipientContactOut(BaseModel):
     phone: str
     email: str | None = None
     street_address: str | None = None
-    contact_within_hours: int = Field(
-        default=48, description="Please contact the location within 2×24 hours."
-    )
+    contact_within_hours: int = Field(default=48, description="Please contact the location within 2×24 hours.")
 
 
 class OfferIn(_In):
@@ -245,7 +239,5 @@ class OfferPage(BaseModel):
 class AcceptIn(_In):
     """How the accepted proposals are delivered."""
 
-    planned_date: date | None = Field(
-        default=None, description="Defaults to the offer's available-until date."
-    )
+    planned_date: date | None = Field(default=None, description="Defaults to the offer's available-until date.")
     mode: DeliveryMode = DeliveryMode.OWN_DELIVERY

@@ -12,7 +12,7 @@ from ksbb_kit.http import etag_for, fingerprint
 from ksbb_kit.ids import derived_id, new_id
 
 from ksbb_pledges.adapters.donors import DonorStore, donor_id_for
-from ksbb_pledges.adapters.ledgers import LedgerStore, new_pledge, reserve_decision
+from ksbb_pledges.adapters.ledgers import LedgerStore, new_pledge
 from ksbb_pledges.adapters.offers import OfferStore
 from ksbb_pledges.api.models import (
     AcceptIn,
@@ -61,11 +61,7 @@ def actors_of(principal: Principal, ledger: dict[str, Any], pledge: dict[str, An
 
 def may_see_recipient(principal: Principal, recipient_id: str, organisation_id: str | None) -> bool:
     """Admins, the recipient's own account and its organisation's facilitators see its pledges."""
-    return (
-        principal.is_admin
-        or principal.is_recipient(recipient_id)
-        or principal.is_facilitator_of(organisation_id)
-    )
+    return principal.is_admin or principal.is_recipient(recipient_id) or principal.is_facilitator_of(organisation_id)
 
 
 def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> APIRouter:
@@ -91,9 +87,7 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
 
     # -- pledges ----------------------------------------------------------------------------------
 
-    @api.post(
-        "/pledges", tags=["pledges"], status_code=201, summary="Pledge goods to a need (reserved atomically)"
-    )
+    @api.post("/pledges", tags=["pledges"], status_code=201, summary="Pledge goods to a need (reserved atomically)")
     async def create_pledge(
         body: PledgeIn,
         principal: DonorPrincipal,
@@ -101,9 +95,7 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
         idempotency_key: IdempotencyKey = None,
     ) -> PledgeOut:
         donor_id = donor_id_for(principal.subject)
-        pledge_id = (
-            derived_id("plg", principal.subject, idempotency_key) if idempotency_key else new_id("plg")
-        )
+        pledge_id = derived_id("plg", principal.subject, idempotency_key) if idempotency_key else new_id("plg")
         request_hash = fingerprint(body.model_dump(mode="json"))
         if idempotency_key:
             elsewhere = await ledgers.ledger_of_pledge(pledge_id)
@@ -115,9 +107,7 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
                     field="Idempotency-Key",
                 )
         if body.planned_date < clock.now().date():
-            raise ApiError(
-                422, "planned_date_past", "the planned delivery date is in the past", field="planned_date"
-            )
+            raise ApiError(422, "planned_date_past", "the planned delivery date is in the past", field="planned_date")
         pledge = new_pledge(
             pledge_id=pledge_id,
             donor_id=donor_id,
@@ -128,7 +118,7 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
             request_hash=request_hash,
             note=body.note,
         )
-        ledger, stored, replayed = await ledgers.mutate(body.need_id, reserve_decision(clock.now, pledge))
+        ledger, stored, replayed = await ledgers.reserve(body.need_id, pledge)
         if replayed:
             response.headers["Idempotent-Replayed"] = "true"
         response.headers["Location"] = f"/v1/pledges/{pledge_id}"
@@ -182,9 +172,7 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
             raise ApiError(403, "forbidden", "only the donor who made this pledge may read the contact")
         if pledge["status"] not in ("pledged", "confirmed", "dispatched", "delivered"):
             raise ApiError(409, "pledge_not_live", f"the pledge is {pledge['status']}")
-        replica = await ledgers.recipients.find_one(
-            {"_id": ledger["recipient_id"]}, projection={"contact": 1}
-        )
+        replica = await ledgers.recipients.find_one({"_id": ledger["recipient_id"]}, projection={"contact": 1})
         contact = (replica or {}).get("contact")
         if not contact:
             raise ApiError(404, "contact_unknown", "the recipient's contact person is not known yet")
@@ -253,17 +241,13 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
         response.headers["ETag"] = etag_for(need_id, ledger["ledger_version"])
         return LedgerOut.of(ledger)
 
-    @api.get(
-        "/needs/{need_id}/pledges", tags=["ledger"], summary="Pledges for a need (facilitator, recipient)"
-    )
+    @api.get("/needs/{need_id}/pledges", tags=["ledger"], summary="Pledges for a need (facilitator, recipient)")
     async def need_pledges(need_id: str, principal: CurrentPrincipal) -> list[PledgeOut]:
         ledger = await ledgers.get(need_id)
         if ledger is None:
             raise ApiError(404, "need_not_found", f"need {need_id} is not in the ledger")
         if not may_see_recipient(principal, ledger["recipient_id"], ledger["organisation_id"]):
-            raise ApiError(
-                403, "forbidden", "only the recipient, its facilitators and admins see these pledges"
-            )
+            raise ApiError(403, "forbidden", "only the recipient, its facilitators and admins see these pledges")
         return [PledgeOut.of(ledger, p) for p in ledger["pledges"]]
 
     @api.get(
@@ -280,14 +264,10 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
         replica = await ledgers.recipients.find_one({"_id": recipient_id}, projection={"organisation_id": 1})
         organisation_id = (replica or {}).get("organisation_id")
         if organisation_id is None:
-            some = await ledgers.ledgers.find_one(
-                {"recipient_id": recipient_id}, projection={"organisation_id": 1}
-            )
+            some = await ledgers.ledgers.find_one({"recipient_id": recipient_id}, projection={"organisation_id": 1})
             organisation_id = (some or {}).get("organisation_id")
         if not may_see_recipient(principal, recipient_id, organisation_id):
-            raise ApiError(
-                403, "forbidden", "only the recipient, its facilitators and admins see these pledges"
-            )
+            raise ApiError(403, "forbidden", "only the recipient, its facilitators and admins see these pledges")
         return await page_of({"recipient_id": recipient_id}, cursor, limit)
 
     # -- offers -----------------------------------------------------------------------------------
@@ -300,9 +280,7 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
         idempotency_key: IdempotencyKey = None,
     ) -> OfferOut:
         if body.available_until < clock.now().date():
-            raise ApiError(
-                422, "available_until_past", "available-until is in the past", field="available_until"
-            )
+            raise ApiError(422, "available_until_past", "available-until is in the past", field="available_until")
         offer_id = derived_id("ofr", principal.subject, idempotency_key) if idempotency_key else new_id("ofr")
         offer, replayed = await offers.create(
             offer_id,
@@ -316,9 +294,7 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
         return OfferOut.of(offer)
 
     @api.get("/offers", tags=["offers"], summary="My offers (donor); every offer (admin)")
-    async def list_offers(
-        principal: CurrentPrincipal, cursor: str | None = None, limit: Limit = 50
-    ) -> OfferPage:
+    async def list_offers(principal: CurrentPrincipal, cursor: str | None = None, limit: Limit = 50) -> OfferPage:
         if principal.role is Role.DONOR:
             query: dict[str, Any] = {"donor_id": donor_id_for(principal.subject)}
         elif principal.is_admin:
@@ -327,12 +303,7 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
             raise ApiError(403, "forbidden", "only donors and admins list offers")
         if cursor:
             query["_id"] = {"$gt": cursor}
-        found = [
-            o
-            async for o in offers.offers.find(query, projection={"_outbox": 0})
-            .sort("_id", 1)
-            .limit(limit + 1)
-        ]
+        found = [o async for o in offers.offers.find(query, projection={"_outbox": 0}).sort("_id", 1).limit(limit + 1)]
         next_cursor = found[limit - 1]["_id"] if len(found) > limit else None
         return OfferPage(items=[OfferOut.of(o) for o in found[:limit]], next_cursor=next_cursor)
 
@@ -349,12 +320,8 @@ def build_api(ledgers: LedgerStore, donors: DonorStore, offers: OfferStore) -> A
     async def get_offer(offer_id: str, principal: CurrentPrincipal) -> OfferOut:
         return OfferOut.of(await own_offer(offer_id, principal, admin_may=True))
 
-    @api.post(
-        "/offers/{offer_id}/accept", tags=["offers"], summary="Accept the proposals: they become pledges"
-    )
-    async def accept_offer(
-        offer_id: str, principal: CurrentPrincipal, body: AcceptIn | None = None
-    ) -> OfferOut:
+    @api.post("/offers/{offer_id}/accept", tags=["offers"], summary="Accept the proposals: they become pledges")
+    async def accept_offer(offer_id: str, principal: CurrentPrincipal, body: AcceptIn | None = None) -> OfferOut:
         offer = await own_offer(offer_id, principal, admin_may=False)
         body = body or AcceptIn()
         # Default: three days from now, but never after the goods stop being available.

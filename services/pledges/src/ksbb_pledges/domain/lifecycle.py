@@ -20,7 +20,7 @@ CANCELLED, REJECTED, EXPIRED = PledgeStatus.CANCELLED, PledgeStatus.REJECTED, Pl
 
 #: States still holding a reservation that has not reached the recipient.
 LIVE = frozenset({PLEDGED, CONFIRMED, DISPATCHED})
-#: States whose reservation is released when the need or recipient goes away (dispatched goods may still arrive).
+#: States released when the need or recipient goes away (dispatched goods may still arrive).
 RELEASABLE = frozenset({PLEDGED, CONFIRMED})
 
 
@@ -66,9 +66,7 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN}),
         ),
         Transition("cancel", RELEASABLE, CANCELLED, frozenset({Actor.DONOR, Actor.ADMIN, Actor.SYSTEM})),
-        Transition(
-            "reject", RELEASABLE, REJECTED, frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN})
-        ),
+        Transition("reject", RELEASABLE, REJECTED, frozenset({Actor.RECIPIENT, Actor.FACILITATOR, Actor.ADMIN})),
         Transition("expire", RELEASABLE, EXPIRED, frozenset({Actor.SYSTEM})),
     )
 }
@@ -116,7 +114,7 @@ class Quantities:
 
 
 def quantities(pledges: Iterable[Mapping[str, Any]]) -> Quantities:
-    """Committed = live reservations + what was actually received; in transit = dispatched; delivered = received.
+    """Committed = live reservations + what was received; in transit = dispatched; delivered = received.
 
     Cancelled, rejected and expired pledges release their reservation; a delivery of less than pledged
     reduces the commitment to the quantity received, so the rest of the need opens again.

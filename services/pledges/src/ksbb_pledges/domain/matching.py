@@ -16,6 +16,10 @@ an offer a single need cannot absorb is split across several. Complexity O(n log
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import heapq
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,7 +56,7 @@ class Allocation:
 
 
 def proximity_tier(kelurahan_code: str, area_codes: Sequence[str]) -> int | None:
-    """0 inside a preferred kecamatan (or anywhere when no preference), 1 inside a preferred kota, None outside."""
+    """0 inside a preferred kecamatan (or no preference), 1 inside a preferred kota, None outside."""
     if not area_codes:
         return 0
     best: int | None = None
@@ -82,24 +86,33 @@ def allocation_key(need: NeedCandidate, tier: int) -> tuple[object, ...]:
     )
 
 
-def allocate(
-    quantity: int, needs: Iterable[NeedCandidate], area_codes: Sequence[str] = ()
-) -> list[Allocation]:
-    """Split an offer of `quantity` units across needs in the documented order; never over remaining or offered."""
+def allocate(quantity: int, needs: Iterable[NeedCandidate], area_codes: Sequence[str] = ()) -> list[Allocation]:
+    """Split an offer across needs in the documented order; never over remaining nor over offered."""
     ranked: list[tuple[tuple[object, ...], NeedCandidate]] = []
-    seen: set[str] = set()
     for need in needs:
-        if need.remaining <= 0 or need.need_id in seen:
-            continue
         tier = proximity_tier(need.kelurahan_code, area_codes)
-        if tier is None:
+        if need.remaining <= 0 or tier is None:
             continue
-        seen.add(need.need_id)
-        ranked.append((allocation_key(need, tier), need))
+        # Every field takes part in the key, so even duplicated need ids sort the same in any input order.
+        tiebreak = (
+            need.recipient_id,
+            need.remaining,
+            need.requested,
+            need.kelurahan_code,
+            need.households,
+            need.received_total,
+        )
+        ranked.append(((*allocation_key(need, tier), *tiebreak), need))
     ranked.sort(key=lambda pair: pair[0])
+    seen: set[str] = set()
+    unique = []
+    for _, need in ranked:
+        if need.need_id not in seen:  # one allocation per need
+            seen.add(need.need_id)
+            unique.append(need)
     left = max(quantity, 0)
     result: list[Allocation] = []
-    for _, need in ranked:
+    for need in unique:
         if left == 0:
             break
         take = min(left, need.remaining)
@@ -108,9 +121,7 @@ def allocate(
     return result
 
 
-def fairness_spread(
-    received_by_recipient: Mapping[str, int], households_by_recipient: Mapping[str, int]
-) -> float:
+def fairness_spread(received_by_recipient: Mapping[str, int], households_by_recipient: Mapping[str, int]) -> float:
     """How evenly aid per household is spread across recipients: 1 − Gini coefficient, in [0, 1].
 
     1.0 means every recipient received the same per household; values near 0 mean the aid piled up in
@@ -119,9 +130,7 @@ def fairness_spread(
     recipients = sorted(set(households_by_recipient) | set(received_by_recipient))
     if not recipients:
         return 1.0
-    coverage = sorted(
-        received_by_recipient.get(r, 0) / max(households_by_recipient.get(r, 1), 1) for r in recipients
-    )
+    coverage = sorted(received_by_recipient.get(r, 0) / max(households_by_recipient.get(r, 1), 1) for r in recipients)
     total = math.fsum(coverage)
     n = len(coverage)
     if total == 0 or n == 1:
@@ -129,3 +138,85 @@ def fairness_spread(
     # Gini from the sorted values: sum((2i - n - 1) * x_i) / (n * sum(x)).
     gini = math.fsum((2 * (i + 1) - n - 1) * x for i, x in enumerate(coverage)) / (n * total)
     return 1.0 - gini
+
+
+def _kota_of(code: str) -> str | None:
+    """The kota part of an area code (`31.71` of `31.71.01.1001`); None for the province itself."""
+    parts = code.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 else None
+
+
+class Matcher:
+    """Pours many offers in sequence over the same needs, keeping the needs ranked between offers.
+
+    Gives exactly what calling `allocate` for each offer (and lowering the remaining quantities) gives,
+    without re-ranking every need per offer: the needs are ranked once, O(n log n); an offer then walks
+    the ranking (of its preferred kota only, when it has a preference) until it is placed, and only the
+    needs it touched are re-ranked, O(log n) search + list shift each. Need ids must be unique.
+    """
+
+    def __init__(self, needs: Iterable[NeedCandidate]) -> None:
+        self._needs: dict[str, NeedCandidate] = {}
+        self._everywhere: list[tuple[object, ...]] = []
+        self._by_kota: dict[str, list[tuple[object, ...]]] = {}
+        for need in needs:
+            if need.need_id in self._needs:
+                raise ValueError(f"duplicate need id {need.need_id}")
+            self._needs[need.need_id] = need
+            if need.remaining > 0:
+                self._everywhere.append(self._entry(need))
+                self._by_kota.setdefault(_kota_of(need.kelurahan_code) or "", []).append(self._entry(need))
+        self._everywhere.sort()
+        for ranking in self._by_kota.values():
+            ranking.sort()
+
+    @staticmethod
+    def _entry(need: NeedCandidate) -> tuple[object, ...]:
+        # The allocation key without the proximity tier (it depends on the offer), then the need id.
+        return (*allocation_key(need, 0)[:6], need.need_id)
+
+    def remaining(self, need_id: str) -> int:
+        """What a need still takes."""
+        return self._needs[need_id].remaining
+
+    def allocate(self, quantity: int, area_codes: Sequence[str] = ()) -> list[Allocation]:
+        """Allocate one offer (as `allocate` would now) and lower the remaining quantities accordingly."""
+        kotas = {_kota_of(code) for code in area_codes}
+        if not area_codes or None in kotas:
+            walk: Iterable[tuple[object, ...]] = self._everywhere
+        else:
+            walk = heapq.merge(*(self._by_kota.get(k or "", []) for k in sorted(k or "" for k in kotas)))
+        left = max(quantity, 0)
+        result: list[Allocation] = []
+        if left == 0:
+            return result
+        for _, group in itertools.groupby(walk, key=lambda entry: entry[:6]):
+            # Needs tied on every ranked criterion are ordered by proximity, then id, as in `allocate`.
+            tied = []
+            for entry in group:
+                need = self._needs[str(entry[6])]
+                tier = proximity_tier(need.kelurahan_code, area_codes)
+                if tier is not None:
+                    tied.append((tier, need.need_id, need))
+            for _, _, need in sorted(tied, key=lambda t: (t[0], t[1])):
+                take = min(left, need.remaining)
+                result.append(Allocation(need.need_id, need.recipient_id, take))
+                left -= take
+                if left == 0:
+                    break
+            if left == 0:
+                break
+        for part in result:
+            self._lower(part.need_id, part.quantity)
+        return result
+
+    def _lower(self, need_id: str, quantity: int) -> None:
+        need = self._needs[need_id]
+        updated = dataclasses.replace(need, remaining=need.remaining - quantity)
+        self._needs[need_id] = updated
+        kota = self._by_kota[_kota_of(need.kelurahan_code) or ""]
+        for ranking in (self._everywhere, kota):
+            old = self._entry(need)
+            del ranking[bisect.bisect_left(ranking, old)]
+            if updated.remaining > 0:
+                bisect.insort(ranking, self._entry(updated))
