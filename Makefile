@@ -25,11 +25,11 @@ browser-deps:
 	  || { echo "could not install chromium (needs root and Debian's package archive)"; exit 1; }; }
 	@test -f tests/browser/node_modules/axe-core/axe.min.js || (cd tests/browser && npm ci --no-audit --no-fund --silent)
 
-infra-up:
-	KSBB_MONGO_BACKEND=$${KSBB_MONGO_BACKEND:-h2} deploy/local/infra up
+infra-up:  # reuse running infrastructure; otherwise start it with the on-disk database
+	@deploy/local/infra status >/dev/null 2>&1 || KSBB_MONGO_BACKEND=$${KSBB_MONGO_BACKEND:-h2} deploy/local/infra up
 
 run: setup infra-up
-	$(UV) run --no-sync python deploy/local/platform.py
+	$(UV) run --no-sync python deploy/local/run_platform.py
 
 stop:
 	deploy/local/infra down

@@ -11,7 +11,7 @@ from ksbb_notifier.settings import NotifierSettings
 def main() -> None:
     """Run the notifier service."""
     settings = NotifierSettings()
-    serve(create_app(settings), settings)
+    serve(lambda: create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import httpx
-
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.demo import DemoContext
 from ksbb_kit.testing.infra import read_env_file
