@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.runtime import ServiceRuntime
@@ -21,7 +23,7 @@ from ksbb_notifier.settings import NotifierSettings
 
 TITLE = "KSBB Notifier"
 DESCRIPTION = "Signed NGO webhooks (Standard Webhooks) and e-mail to donors and recipients."
-#: Collections whose documents carry outbox events: deliveries (delivery_failed), endpoints (endpoint_disabled).
+#: Collections carrying outbox events: deliveries (delivery_failed), endpoints (endpoint_disabled).
 OUTBOX_COLLECTIONS = ("deliveries", "endpoints")
 
 
@@ -45,7 +47,7 @@ def build_components(
     )
     store = NotifierStore(runtime.db)
     box = SecretBox(settings.secret_key.get_secret_value())
-    policy = AddressPolicy.build(settings.ssrf_allow_hosts, settings.ssrf_allow_cidrs)
+    policy = AddressPolicy.build(settings.ssrf_exempt_hosts, settings.ssrf_allow_cidrs)
     sender = WebhookSender(
         policy,
         insecure_http_hosts=settings.insecure_http_hosts,
@@ -65,7 +67,7 @@ def build_components(
     mailer = Mailer(store, transport, clock, settings)
 
     async def on_endpoint_disabled(endpoint: dict[str, object], reason: str) -> None:
-        await holder["service"].endpoint_disabled_email(endpoint, reason)  # type: ignore[arg-type]
+        await holder["service"].endpoint_disabled_email(endpoint, reason)
 
     dispatcher = Dispatcher(
         store,
@@ -95,6 +97,11 @@ def build_components(
     @runtime.on_startup
     async def create_indexes(_: ServiceRuntime) -> None:
         await store.create_indexes()
+
+    @runtime.every(settings.sweep_interval_seconds, "retention-sweep")
+    async def sweep_retention(_: ServiceRuntime) -> None:
+        await store.sweep_finished(clock.now() - timedelta(days=settings.retention_days))
+        await runtime.idempotency.sweep()
 
     if settings.dispatcher_autostart:
 

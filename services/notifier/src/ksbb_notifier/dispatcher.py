@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from ksbb_notifier.domain.signing import signature_header
 from ksbb_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
+ENDPOINT_CACHE_SECONDS = 1.0
+MESSAGE_CACHE_SIZE = 2000
 EventEntries = Callable[..., list[dict[str, Any]]]
 
 
@@ -77,6 +80,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._leases: dict[str, str] = {}
         self._next_slot: dict[str, datetime] = {}
+        self._endpoints: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._messages: dict[str, dict[str, Any]] = {}
         self._lease = timedelta(seconds=settings.delivery_timeout_seconds + 30)
 
     # -- loop ------------------------------------------------------------------------------------
@@ -100,6 +105,7 @@ class Dispatcher:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.dispatch_sweep_seconds)
         finally:
             await self.shutdown()
+            await self._sender.close()
 
     async def run_due(self) -> int:
         """Deliver everything due now and wait for those attempts (tests and sweeps drive this by hand)."""
@@ -125,21 +131,35 @@ class Dispatcher:
         self._leases.clear()
 
     async def _claim_and_spawn(self) -> list[asyncio.Task[None]]:
+        """Lease as many due deliveries as the concurrency limits allow and start their attempts."""
         spawned: list[asyncio.Task[None]] = []
-        while self._inflight_total < self._settings.global_concurrency:
+        limit = self._settings.per_endpoint_concurrency
+        while (room := self._settings.global_concurrency - self._inflight_total) > 0:
             now = self._clock.now()
-            saturated = [e for e, n in self._inflight.items() if n >= self._settings.per_endpoint_concurrency]
-            extra = {"endpoint_id": {"$nin": saturated}} if saturated else None
-            delivery = await self._store.claim(self._store.deliveries, now, now + self._lease, extra)
-            if delivery is None:
+            saturated = [e for e, n in self._inflight.items() if n >= limit]
+            # One query finds candidates, one write leases them (each atomically, so another
+            # instance racing for the same ones wins each at most once), one read returns the winners.
+            candidates = await self._store.due(self._store.deliveries, now, room * 2, saturated)
+            budget = dict(self._inflight)
+            chosen: list[str] = []
+            for candidate in candidates:
+                endpoint_id = candidate["endpoint_id"]
+                if budget.get(endpoint_id, 0) < limit and len(chosen) < room:
+                    budget[endpoint_id] = budget.get(endpoint_id, 0) + 1
+                    chosen.append(candidate["_id"])
+            if not chosen:
                 break
-            endpoint_id = delivery["endpoint_id"]
-            self._inflight[endpoint_id] += 1
-            self._inflight_total += 1
-            self._leases[delivery["_id"]] = delivery["lease_token"]
-            task = asyncio.create_task(self._attempt_guarded(delivery), name=f"webhook-{delivery['_id']}")
-            self._tasks.add(task)
-            spawned.append(task)
+            claimed = await self._store.claim_many(self._store.deliveries, chosen, now, now + self._lease)
+            for delivery in claimed:
+                endpoint_id = delivery["endpoint_id"]
+                self._inflight[endpoint_id] += 1
+                self._inflight_total += 1
+                self._leases[delivery["_id"]] = delivery["lease_token"]
+                task = asyncio.create_task(self._attempt_guarded(delivery), name=f"webhook-{delivery['_id']}")
+                self._tasks.add(task)
+                spawned.append(task)
+            if not claimed:
+                break  # another instance took them; the next wake-up or sweep looks again
         return spawned
 
     async def _attempt_guarded(self, delivery: dict[str, Any]) -> None:
@@ -149,9 +169,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception(
-                "webhook attempt for %s crashed; the lease expires and it is retried", delivery["_id"]
-            )
+            log.exception("webhook attempt for %s crashed; the lease expires and it is retried", delivery["_id"])
         finally:
             self._leases.pop(delivery["_id"], None)
             self._inflight[endpoint_id] -= 1
@@ -169,8 +187,8 @@ class Dispatcher:
         """Send one leased delivery and record the outcome (guarded by the lease token)."""
         store = self._store
         now = self._clock.now()
-        endpoint = await store.endpoints.find_one({"_id": delivery["endpoint_id"]})
-        message = await store.messages.find_one({"_id": delivery["message_id"]})
+        endpoint = await self._endpoint(delivery["endpoint_id"])
+        message = await self._message(delivery["message_id"])
         if endpoint is None or message is None or not endpoint.get("enabled", False):
             reason = (
                 "endpoint_deleted"
@@ -229,15 +247,20 @@ class Dispatcher:
                         occurred_at=done_at,
                     )
                 )
-        await self._finish(
-            delivery, changes, log_entry=log_entry, entries=entries, round_attempts=round_attempts
-        )
+        await self._finish(delivery, changes, log_entry=log_entry, entries=entries, round_attempts=round_attempts)
         if decision.outcome is Outcome.SUCCEEDED:
-            await store.note_endpoint_success(endpoint["_id"])
+            # The cached endpoint is at most a second old; a streak started meanwhile elsewhere is
+            # seen (and cleared) by the next success after the refresh.
+            if endpoint.get("failing_since") is not None:
+                await store.note_endpoint_success(endpoint["_id"])
+                self.forget_endpoint(endpoint["_id"])
         elif decision.outcome is Outcome.GONE:
             await self.disable_endpoint(endpoint["_id"], "gone: the endpoint answered 410")
         else:
             current = await store.note_endpoint_failure(endpoint["_id"], done_at)
+            cached = self._endpoints.get(endpoint["_id"])
+            if current is not None and cached is not None:
+                cached[1]["failing_since"] = current.get("failing_since")
             limit = timedelta(days=self._settings.disable_after_failing_days)
             if current and current.get("failing_since") and done_at - current["failing_since"] >= limit:
                 await self.disable_endpoint(
@@ -245,8 +268,36 @@ class Dispatcher:
                     f"failing continuously for {self._settings.disable_after_failing_days:g} days",
                 )
 
+    def forget_endpoint(self, endpoint_id: str | None = None) -> None:
+        """Drop a cached endpoint, or all (called after the API or this dispatcher changed one)."""
+        if endpoint_id is None:
+            self._endpoints.clear()
+        else:
+            self._endpoints.pop(endpoint_id, None)
+
+    async def _endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
+        """The endpoint, cached briefly: other instances' changes apply within `ENDPOINT_CACHE_SECONDS`."""
+        cached = self._endpoints.get(endpoint_id)
+        if cached is not None and time.monotonic() - cached[0] < ENDPOINT_CACHE_SECONDS:
+            return cached[1]
+        endpoint = await self._store.endpoints.find_one({"_id": endpoint_id})
+        if endpoint is not None:
+            self._endpoints[endpoint_id] = (time.monotonic(), endpoint)
+        return endpoint
+
+    async def _message(self, message_id: str) -> dict[str, Any] | None:
+        """A message; they never change, so a small cache serves a fan-out to many endpoints."""
+        message = self._messages.get(message_id)
+        if message is None:
+            message = await self._store.messages.find_one({"_id": message_id})
+            if message is not None:
+                self._messages[message_id] = message
+                while len(self._messages) > MESSAGE_CACHE_SIZE:
+                    self._messages.pop(next(iter(self._messages)))
+        return message
+
     async def disable_endpoint(self, endpoint_id: str, reason: str) -> bool:
-        """Disable an endpoint, emit `WebhookEndpointDisabled` and tell its organisation; False if already off."""
+        """Disable an endpoint, emit the event and tell its organisation; False if it was off already."""
         now = self._clock.now()
         endpoint = await self._store.endpoints.find_one({"_id": endpoint_id})
         if endpoint is None:
@@ -259,6 +310,7 @@ class Dispatcher:
                 occurred_at=now,
             )
         )
+        self.forget_endpoint(endpoint_id)
         updated = await self._store.disable_endpoint(endpoint_id, reason, now, entries)
         if updated is None:
             return False

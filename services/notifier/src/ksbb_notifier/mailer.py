@@ -50,9 +50,7 @@ class Mailer:
         """Send soon."""
         self._wakeup.set()
 
-    async def enqueue(
-        self, email_id: str, kind: str, to_kind: str, to_id: str, context: dict[str, Any]
-    ) -> bool:
+    async def enqueue(self, email_id: str, kind: str, to_kind: str, to_id: str, context: dict[str, Any]) -> bool:
         """Store one e-mail to send (same id twice = stored once); True when newly queued."""
         now = self._clock.now()
         inserted = await self._store.insert_ignoring_duplicates(

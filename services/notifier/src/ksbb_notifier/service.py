@@ -72,7 +72,7 @@ class NotifierService:
         if not is_webhook_type(envelope.type):
             return 0
         data = envelope.data
-        snapshot = next((data[k] for k in ("pledge", "need") if isinstance(data.get(k), dict)), {})
+        snapshot: dict[str, Any] = next((data[k] for k in ("pledge", "need") if isinstance(data.get(k), dict)), {})
         kind = await self.store.recipient_kind(snapshot.get("recipient_id"))
         scope = scope_of(envelope.type, data, kind)
         now = self.clock.now()
@@ -130,9 +130,7 @@ class NotifierService:
 
     async def record_contact(self, owner_id: str, kind: str, fields: dict[str, Any]) -> None:
         """Store a confidential contact (compacted topics: the latest record per key wins)."""
-        await self.store.contacts.update_one(
-            {"_id": owner_id}, {"$set": {**fields, "kind": kind}}, upsert=True
-        )
+        await self.store.contacts.update_one({"_id": owner_id}, {"$set": {**fields, "kind": kind}}, upsert=True)
 
     async def erase_contact(self, owner_id: str) -> None:
         """A tombstone: forget the contact entirely."""

@@ -27,17 +27,13 @@ class NotifierSettings(KitSettings):
         description="Delay before each attempt; the first entry is the first attempt (0 = immediately).",
     )
     delivery_timeout_seconds: float = Field(default=15.0, gt=0)
-    max_retry_after_seconds: float = Field(
-        default=86400.0, gt=0, description="Cap on a receiver's Retry-After."
-    )
+    max_retry_after_seconds: float = Field(default=86400.0, gt=0, description="Cap on a receiver's Retry-After.")
     secret_rotation_overlap_hours: float = Field(default=24.0, ge=0)
     disable_after_failing_days: float = Field(default=5.0, gt=0)
     per_endpoint_concurrency: int = Field(default=4, ge=1)
     global_concurrency: int = Field(default=64, ge=1)
     dispatch_sweep_seconds: float = Field(default=1.0, gt=0)
-    dispatcher_autostart: bool = Field(
-        default=True, description="Run the delivery loop (tests drive it by hand)."
-    )
+    dispatcher_autostart: bool = Field(default=True, description="Run the delivery loop (tests drive it by hand).")
     insecure_http_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts that may use plain http (local development and tests).",
@@ -50,7 +46,11 @@ class NotifierSettings(KitSettings):
         default_factory=list,
         description="Networks exempt from the private-address check.",
     )
+
     response_body_max_bytes: int = Field(default=1024, ge=0)
+    retention_days: float = Field(
+        default=30.0, gt=0, description="Finished deliveries, their messages and sent e-mails are kept this long."
+    )
     attempts_kept: int = Field(default=50, ge=1, description="Attempt log entries kept per delivery.")
 
     # -- e-mail ----------------------------------------------------------------------------------
@@ -66,4 +66,10 @@ class NotifierSettings(KitSettings):
         min_length=1,
     )
     mailer_autostart: bool = True
-    public_site_url: str = "http://127.0.0.1:8104"
+
+    @property
+    def ssrf_exempt_hosts(self) -> list[str]:
+        """Hosts exempt from the address check: the allow-list, plus the plain-http hosts in development
+        (so `make run` can deliver to a receiver on 127.0.0.1; tests and production never get this)."""
+        extra = self.insecure_http_hosts if self.env == "development" else []
+        return [*self.ssrf_allow_hosts, *extra]

@@ -13,9 +13,7 @@ class SecretBox:
     """Encrypts webhook signing secrets so a database dump does not reveal them."""
 
     def __init__(self, key_material: str) -> None:
-        self._aead = AESGCM(
-            hashlib.sha256(b"ksbb-notifier-webhook-secrets\x00" + key_material.encode()).digest()
-        )
+        self._aead = AESGCM(hashlib.sha256(b"ksbb-notifier-webhook-secrets\x00" + key_material.encode()).digest())
 
     def seal(self, secret: str) -> str:
         """Ciphertext (nonce + sealed bytes, base64) of one secret."""

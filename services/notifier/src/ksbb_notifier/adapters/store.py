@@ -65,12 +65,48 @@ class NotifierStore:
             "leased_until": {"$lt": now},
         }
         filter_.update(extra or {})
-        return await collection.find_one_and_update(  # type: ignore[no-any-return]
+        return await collection.find_one_and_update(
             filter_,
             {"$set": {"leased_until": lease_until, "lease_token": uuid.uuid4().hex}},
             sort=[("next_attempt_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
+
+    @staticmethod
+    async def due(
+        collection: Any, now: datetime, limit: int, exclude_endpoints: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Ids (and endpoints) of pending documents due now and not leased, oldest first."""
+        filter_: dict[str, Any] = {
+            "status": "pending",
+            "next_attempt_at": {"$lte": now},
+            "leased_until": {"$lt": now},
+        }
+        if exclude_endpoints:
+            filter_["endpoint_id"] = {"$nin": exclude_endpoints}
+        cursor = collection.find(filter_, {"_id": 1, "endpoint_id": 1}).sort("next_attempt_at", ASCENDING)
+        return await cursor.limit(limit).to_list(limit)
+
+    @staticmethod
+    async def claim_many(
+        collection: Any, document_ids: list[str], now: datetime, lease_until: datetime
+    ) -> list[dict[str, Any]]:
+        """Lease those of the documents still due and unleased, in one write; returns the ones this call won.
+
+        Every document is leased atomically on its own, so two instances never win the same one; one
+        shared token per batch keeps it to two round-trips however many documents are claimed.
+        """
+        token = uuid.uuid4().hex
+        await collection.update_many(
+            {
+                "_id": {"$in": document_ids},
+                "status": "pending",
+                "next_attempt_at": {"$lte": now},
+                "leased_until": {"$lt": now},
+            },
+            {"$set": {"leased_until": lease_until, "lease_token": token}},
+        )
+        return await collection.find({"_id": {"$in": document_ids}, "lease_token": token}).to_list(None)
 
     @staticmethod
     async def release(collection: Any, document_id: str, lease_token: str) -> None:
@@ -93,7 +129,7 @@ class NotifierStore:
             },
             entries,
         )
-        return await self.endpoints.find_one_and_update(  # type: ignore[no-any-return]
+        return await self.endpoints.find_one_and_update(
             {"_id": endpoint_id, "enabled": True},
             update,
             return_document=ReturnDocument.AFTER,
@@ -101,9 +137,7 @@ class NotifierStore:
 
     async def note_endpoint_failure(self, endpoint_id: str, now: datetime) -> dict[str, Any] | None:
         """Start the endpoint's failure streak if none is running; returns the endpoint."""
-        await self.endpoints.update_one(
-            {"_id": endpoint_id, "failing_since": None}, {"$set": {"failing_since": now}}
-        )
+        await self.endpoints.update_one({"_id": endpoint_id, "failing_since": None}, {"$set": {"failing_since": now}})
         return await self.endpoints.find_one({"_id": endpoint_id})
 
     async def note_endpoint_success(self, endpoint_id: str) -> None:
@@ -114,9 +148,7 @@ class NotifierStore:
 
     # -- replicas --------------------------------------------------------------------------------
 
-    async def upsert_versioned(
-        self, collection: Any, doc_id: str, fields: dict[str, Any], version: int
-    ) -> bool:
+    async def upsert_versioned(self, collection: Any, doc_id: str, fields: dict[str, Any], version: int) -> bool:
         """Store a snapshot unless a newer (or the same) version is already there."""
         try:
             result = await collection.update_one(
@@ -134,3 +166,25 @@ class NotifierStore:
             return None
         doc = await self.recipients.find_one({"_id": recipient_id}, {"kind": 1})
         return doc.get("kind") if doc else None
+
+    # -- retention -------------------------------------------------------------------------------
+
+    async def sweep_finished(self, cutoff: datetime) -> dict[str, int]:
+        """Delete finished deliveries, unreferenced messages and finished e-mails created before `cutoff`."""
+        deliveries = await self.deliveries.delete_many(
+            {
+                "status": {"$in": ["succeeded", "failed"]},
+                "created_at": {"$lt": cutoff},
+                "_outbox_pending": {"$ne": True},
+            }
+        )
+        still_needed = await self.deliveries.distinct("message_id", {"created_at": {"$lt": cutoff}})
+        messages = await self.messages.delete_many({"created_at": {"$lt": cutoff}, "_id": {"$nin": still_needed}})
+        emails = await self.emails.delete_many(
+            {"status": {"$in": ["sent", "skipped", "failed"]}, "created_at": {"$lt": cutoff}}
+        )
+        return {
+            "deliveries": deliveries.deleted_count,
+            "messages": messages.deleted_count,
+            "emails": emails.deleted_count,
+        }

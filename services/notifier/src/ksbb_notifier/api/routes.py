@@ -40,7 +40,7 @@ Staff = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.FACILITATOR)
 
 def components(request: Request) -> Components:
     """The wired collaborators of this instance."""
-    return request.app.state.notifier  # type: ignore[no-any-return]
+    return request.app.state.notifier
 
 
 Ctx = Annotated[Components, Depends(components)]
@@ -104,7 +104,7 @@ def _validate_url(ctx: Components, url: str) -> None:
 
 
 async def _endpoint_for(ctx: Components, principal: Principal, endpoint_id: str) -> dict[str, Any]:
-    """The endpoint if the caller may manage it; 404 otherwise (other organisations' endpoints stay hidden)."""
+    """The endpoint if the caller may manage it; 404 otherwise (others' endpoints stay hidden)."""
     doc = await ctx.store.endpoints.find_one({"_id": endpoint_id})
     if doc is None or not (principal.is_admin or principal.is_facilitator_of(doc.get("organisation_id"))):
         raise ApiError(404, "endpoint_not_found", f"no webhook endpoint {endpoint_id}", field="endpoint_id")
@@ -126,9 +126,7 @@ def build_api() -> APIRouter:
         response_model=EndpointCreated,
         summary="Register a webhook endpoint (the secret is returned only here)",
     )
-    async def create_endpoint(
-        body: EndpointCreate, principal: Staff, ctx: Ctx, response: Response
-    ) -> EndpointCreated:
+    async def create_endpoint(body: EndpointCreate, principal: Staff, ctx: Ctx, response: Response) -> EndpointCreated:
         organisation_id = body.organisation_id
         if principal.role is Role.FACILITATOR:
             if organisation_id is not None and organisation_id != principal.org_id:
@@ -187,9 +185,7 @@ def build_api() -> APIRouter:
         return EndpointList(items=[endpoint_public(d) for d in docs])
 
     @api.get("/endpoints/{endpoint_id}", response_model=EndpointPublic, summary="One endpoint")
-    async def get_endpoint(
-        endpoint_id: str, principal: Staff, ctx: Ctx, response: Response
-    ) -> EndpointPublic:
+    async def get_endpoint(endpoint_id: str, principal: Staff, ctx: Ctx, response: Response) -> EndpointPublic:
         doc = await _endpoint_for(ctx, principal, endpoint_id)
         response.headers["ETag"] = etag_for(doc["_id"], doc["version"])
         return endpoint_public(doc)
@@ -232,6 +228,7 @@ def build_api() -> APIRouter:
             raise ApiError(
                 412, "precondition_failed", "the endpoint changed meanwhile; fetch it again", field="If-Match"
             )
+        ctx.dispatcher.forget_endpoint(endpoint_id)
         response.headers["ETag"] = etag_for(updated["_id"], updated["version"])
         return endpoint_public(updated)
 
@@ -244,6 +241,7 @@ def build_api() -> APIRouter:
     async def delete_endpoint(endpoint_id: str, principal: Staff, ctx: Ctx) -> Response:
         await _endpoint_for(ctx, principal, endpoint_id)
         await ctx.store.endpoints.delete_one({"_id": endpoint_id})
+        ctx.dispatcher.forget_endpoint(endpoint_id)
         return Response(status_code=204)
 
     @api.post(
@@ -275,9 +273,8 @@ def build_api() -> APIRouter:
         )
         if updated is None:
             raise ApiError(409, "concurrent_change", "the endpoint changed meanwhile; try again")
-        return SecretRotated(
-            endpoint_id=endpoint_id, secret=secret, previous_secret_valid_until=overlap_until
-        )
+        ctx.dispatcher.forget_endpoint(endpoint_id)
+        return SecretRotated(endpoint_id=endpoint_id, secret=secret, previous_secret_valid_until=overlap_until)
 
     @api.post(
         "/endpoints/{endpoint_id}/test",
@@ -340,9 +337,7 @@ def build_api() -> APIRouter:
                 {"created_at": {"$lt": created}},
                 {"created_at": created, "_id": {"$lt": last_id}},
             ]
-        docs = (
-            await ctx.store.deliveries.find(query).sort([("created_at", -1), ("_id", -1)]).to_list(limit + 1)
-        )
+        docs = await ctx.store.deliveries.find(query).sort([("created_at", -1), ("_id", -1)]).to_list(limit + 1)
         next_cursor = None
         if len(docs) > limit:
             docs = docs[:limit]

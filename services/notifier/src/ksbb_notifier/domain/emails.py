@@ -27,10 +27,10 @@ class Template:
     body_en: str
 
 
-_PLEDGE_FACTS_ID = "Bantuan: {{ item }} × {{ quantity }}\nRencana tanggal: {{ planned_date }}\nNomor komitmen: {{ pledge_id }}"
-_PLEDGE_FACTS_EN = (
-    "Aid: {{ item }} × {{ quantity }}\nPlanned date: {{ planned_date }}\nPledge number: {{ pledge_id }}"
+_PLEDGE_FACTS_ID = (
+    "Bantuan: {{ item }} × {{ quantity }}\nRencana tanggal: {{ planned_date }}\nNomor komitmen: {{ pledge_id }}"
 )
+_PLEDGE_FACTS_EN = "Aid: {{ item }} × {{ quantity }}\nPlanned date: {{ planned_date }}\nPledge number: {{ pledge_id }}"
 
 TEMPLATES: dict[str, Template] = {
     "donor_pledge_created": Template(
@@ -39,7 +39,8 @@ TEMPLATES: dict[str, Template] = {
             "Terima kasih, {{ name }}. Komitmen bantuan Anda untuk {{ recipient_name }} telah kami terima.\n"
             + _PLEDGE_FACTS_ID
             + "\n\n"
-            "Silakan hubungi kontak penerima dalam 2×24 jam (sebelum {{ call_by }}) untuk mengatur penyerahan:\n"
+            "Silakan hubungi kontak penerima dalam 2×24 jam (sebelum {{ call_by }}) "
+            "untuk mengatur penyerahan:\n"
             "{% if contact %}  {{ contact.contact_name }} — {{ contact.phone }}"
             "{% if contact.email %} — {{ contact.email }}{% endif %}"
             "{% if contact.street_address %}\n  {{ contact.street_address }}{% endif %}"
@@ -50,7 +51,8 @@ TEMPLATES: dict[str, Template] = {
             "Thank you, {{ name }}. Your pledge for {{ recipient_name }} has been received.\n"
             + _PLEDGE_FACTS_EN
             + "\n\n"
-            "Please call the recipient's contact within 2×24 hours (before {{ call_by }}) to arrange the handover:\n"
+            "Please call the recipient's contact within 2×24 hours (before {{ call_by }}) "
+            "to arrange the handover:\n"
             "{% if contact %}  {{ contact.contact_name }} — {{ contact.phone }}"
             "{% if contact.email %} — {{ contact.email }}{% endif %}"
             "{% if contact.street_address %}\n  {{ contact.street_address }}{% endif %}"
@@ -60,10 +62,8 @@ TEMPLATES: dict[str, Template] = {
     ),
     "donor_pledge_confirmed": Template(
         subject="Komitmen dikonfirmasi / Pledge confirmed — {{ recipient_name }}",
-        body_id="Halo {{ name }}, komitmen Anda untuk {{ recipient_name }} telah dikonfirmasi.\n"
-        + _PLEDGE_FACTS_ID,
-        body_en="Hello {{ name }}, your pledge for {{ recipient_name }} has been confirmed.\n"
-        + _PLEDGE_FACTS_EN,
+        body_id="Halo {{ name }}, komitmen Anda untuk {{ recipient_name }} telah dikonfirmasi.\n" + _PLEDGE_FACTS_ID,
+        body_en="Hello {{ name }}, your pledge for {{ recipient_name }} has been confirmed.\n" + _PLEDGE_FACTS_EN,
     ),
     "donor_pledge_expiring": Template(
         subject="Komitmen segera berakhir / Pledge expiring soon — {{ recipient_name }}",
@@ -102,8 +102,7 @@ TEMPLATES: dict[str, Template] = {
         ),
         body_en=(
             "Hello {{ name }}, there is a new pledge for {{ recipient_name }}. "
-            "The donor will call within 2×24 hours. Please confirm it on the KSBB platform.\n"
-            + _PLEDGE_FACTS_EN
+            "The donor will call within 2×24 hours. Please confirm it on the KSBB platform.\n" + _PLEDGE_FACTS_EN
         ),
     ),
     "pledge_cancelled": Template(
