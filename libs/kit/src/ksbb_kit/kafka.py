@@ -54,7 +54,9 @@ class KafkaRecordPublisher:
         )
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[Topic], prefix: str = "") -> list[str]:
+async def ensure_topics(
+    bootstrap: str, topics: Iterable[Topic], prefix: str = "", partitions: int | None = None
+) -> list[str]:
     """Create missing topics with explicit partitions and retention; returns the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -65,7 +67,7 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic], prefix: str = "
         for topic in wanted:
             try:
                 await admin.create_topics([
-                    NewTopic(prefix + topic.name, topic.partitions, 1, topic_configs=topic.config())
+                    NewTopic(prefix + topic.name, partitions or topic.partitions, 1, topic_configs=topic.config())
                 ])
                 created.append(prefix + topic.name)
             except TopicAlreadyExistsError:

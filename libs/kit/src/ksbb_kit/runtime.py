@@ -152,7 +152,7 @@ class ServiceRuntime:
                     from ksbb_contracts.topics import all_topics_with_dlqs
 
                     await ensure_topics(self.settings.kafka_bootstrap, all_topics_with_dlqs(),
-                                        self.settings.topic_prefix)
+                                        self.settings.topic_prefix, self.settings.topic_partitions)
                 await self.publisher.start()
                 await self.broker.start()
                 break

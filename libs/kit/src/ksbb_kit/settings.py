@@ -24,6 +24,9 @@ class KitSettings(BaseSettings):
     mongodb_url: str = "mongodb://127.0.0.1:27018/"
     mongodb_db: str | None = Field(default=None, description="Database name; defaults to ksbb_<service>.")
     topic_prefix: str = Field(default="", description="Prefix for every topic and group (test isolation).")
+    topic_partitions: int | None = Field(
+        default=None, ge=1, description="Override the contracts' partition counts (tests use 1 to keep the broker small)."
+    )
     jwks_url: str = Field(default=".ksbb/dev-issuer/jwks.json", description="JWKS URL or file path.")
     jwt_issuer: str = "ksbb-dev-issuer"
     jwt_audience: str = "ksbb"

@@ -32,9 +32,15 @@ def infra() -> Iterator[Infra]:
 
 
 @pytest.fixture
-def namespace() -> str:
-    """A unique prefix for this test's topics, consumer groups and databases."""
-    return f"t{uuid.uuid4().hex[:10]}."
+async def namespace(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A unique prefix for this test's topics, consumer groups and databases, deleted afterwards.
+
+    Deleting them keeps the broker and the in-memory database server small during a long run.
+    """
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    yield prefix
+    if "infra" in request.fixturenames:
+        await drop_namespace(request.getfixturevalue("infra"), prefix)
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +50,9 @@ def dev_issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
 
 
 @pytest.fixture
-def kit_env(infra: Infra, namespace: str, dev_issuer: DevIssuer) -> dict[str, Any]:
+async def kit_env(infra: Infra, namespace: str, dev_issuer: DevIssuer) -> AsyncIterator[dict[str, Any]]:
     """Settings values every service under test shares (pass as keyword arguments to a settings class)."""
-    return {
+    yield {
         "env": "test",
         "kafka_bootstrap": infra.kafka_bootstrap,
         "mongodb_url": infra.mongodb_url,
@@ -56,7 +62,32 @@ def kit_env(infra: Infra, namespace: str, dev_issuer: DevIssuer) -> dict[str, An
         "jwt_audience": dev_issuer.audience,
         "outbox_sweep_seconds": 0.5,
         "handler_backoff_seconds": 0.05,
+        "topic_partitions": 2,
     }
+
+
+async def drop_namespace(infra: Infra, namespace: str) -> None:
+    """Delete a test namespace's topics and databases (best effort)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from pymongo import AsyncMongoClient
+
+    with contextlib.suppress(Exception):
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url)
+        try:
+            for name in await mongo.list_database_names():
+                if name.startswith(namespace.replace(".", "_")):
+                    await mongo.drop_database(name)
+        finally:
+            await mongo.close()
+    with contextlib.suppress(Exception):
+        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+        await admin.start()
+        try:
+            mine = [t for t in await admin.list_topics() if t.startswith(namespace)]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
