@@ -32,7 +32,11 @@ def build_runtime(
         outbox_collections=OUTBOX_COLLECTIONS,
         clock=clock,
     )
-    service = RegistryService(runtime, report_limit_per_hour=settings.report_limit_per_hour)
+    service = RegistryService(
+        runtime,
+        report_limit_per_hour=settings.report_limit_per_hour,
+        claim_grace_seconds=settings.claim_grace_seconds,
+    )
     holder.append(service)
 
     @runtime.on_startup
@@ -42,6 +46,7 @@ def build_runtime(
     @runtime.every(settings.sweep_interval_seconds, "registry-sweeps")
     async def sweeps(_: ServiceRuntime) -> None:
         await service.sweep_need_closures()
+        await service.sweep_recipient_claims()
         await service.open_due_periods()
         await service.sweep_rate_counters()
         await runtime.idempotency.sweep()

@@ -50,6 +50,7 @@ from ksbb_kit.runtime import ServiceRuntime
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from ksbb_registry.adapters.claims import ClaimResult, ClaimStore
 from ksbb_registry.adapters.store import HIDDEN, Change, Doc, ensure_indexes, mutate
 from ksbb_registry.api import schemas
 from ksbb_registry.domain import rules
@@ -97,7 +98,9 @@ def _start_of(day: date) -> datetime:
 class RegistryService:
     """The registry's use cases over its MongoDB collections, emitting events through the outbox."""
 
-    def __init__(self, runtime: ServiceRuntime, *, report_limit_per_hour: int = 5) -> None:
+    def __init__(
+        self, runtime: ServiceRuntime, *, report_limit_per_hour: int = 5, claim_grace_seconds: float = 30.0
+    ) -> None:
         self.runtime = runtime
         db = runtime.db
         self.organisations = db["organisations"]
@@ -106,10 +109,14 @@ class RegistryService:
         self.reports = db["reports"]
         self.report_rate = db["report_rate"]
         self.report_limit_per_hour = report_limit_per_hour
+        self.claims = ClaimStore(
+            db["recipient_claims"], self.recipients, self.now, timedelta(seconds=claim_grace_seconds)
+        )
 
     async def setup(self) -> None:
         """Create indexes."""
         await ensure_indexes(self.runtime.db)
+        await self.claims.setup()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -317,23 +324,36 @@ class RegistryService:
             )
         return doc
 
-    async def _find_duplicate(
-        self,
-        kind: RecipientKind,
-        location: rules.Location,
-        rw: int | None,
-        name: str,
-        street_address: str,
-        exclude: str | None = None,
-    ) -> Doc | None:
-        alternatives: list[Doc] = [{"identity_key": rules.identity_key(name, street_address)}]
-        rw_key = rules.rw_key(kind, location.kelurahan_code, rw)
-        if rw_key:
-            alternatives.append({"rw_key": rw_key})
-        query: Doc = {"$or": alternatives, "status": {"$ne": RecipientStatus.ARCHIVED.value}}
-        if exclude:
-            query["_id"] = {"$ne": exclude}
-        return await self.recipients.find_one(query, projection={"_id": 1, "name": 1, "rw_key": 1})
+    async def _claim_all(
+        self, keys: list[str], recipient_id: str, *, stop_at_conflict: bool
+    ) -> tuple[list[ClaimResult], list[ClaimResult]]:
+        """Claim duplicate keys in a fixed order; returns (held, conflicting)."""
+        held: list[ClaimResult] = []
+        conflicts: list[ClaimResult] = []
+        for key in keys:
+            result = await self.claims.claim(key, recipient_id)
+            (held if result.held else conflicts).append(result)
+            if conflicts and stop_at_conflict:
+                break
+        return held, conflicts
+
+    async def _duplicate_error(self, conflict: ClaimResult) -> ApiError:
+        """409 pointing to the recipient holding a duplicate key."""
+        if conflict.holder is None:
+            return ApiError(409, "concurrent_update", "the duplicate key is changing too often; try again")
+        holder = await self.recipients.find_one({"_id": conflict.holder}, projection={"name": 1})
+        named = f" ({holder['name']})" if holder else ""
+        return ApiError(
+            409,
+            "duplicate_recipient",
+            f"this looks like recipient {conflict.holder}{named}",
+            field=rules.claim_field(conflict.key),
+            details={"existing_recipient_id": conflict.holder},
+        )
+
+    async def sweep_recipient_claims(self) -> int:
+        """Repair duplicate-key claims left by a crash between the claim and the recipient write."""
+        return await self.claims.sweep()
 
     async def create_recipient(
         self, recipient_id: str, body: schemas.RecipientCreate, principal: Principal
@@ -366,32 +386,25 @@ class RegistryService:
         rules.validate_kind(body.kind, body.kind_description, body.rw)
         if body.coordinates:
             rules.validate_coordinates(body.coordinates.lat, body.coordinates.lon)
-        duplicate = await self._find_duplicate(body.kind, location, body.rw, body.name, body.street_address)
-        if duplicate is not None and not body.duplicate_override_reason:
+        identity = rules.identity_key(body.name, body.street_address)
+        rw_unit = rules.rw_key(body.kind, location.kelurahan_code, body.rw)
+        keys = rules.claim_keys(identity, rw_unit)
+        override = body.duplicate_override_reason
+        # Claim first, insert second: the unique claim id is what makes concurrent registrations race-free.
+        held, conflicts = await self._claim_all(keys, recipient_id, stop_at_conflict=not override)
+        if conflicts and (not override or any(c.holder is None for c in conflicts)):
             # A concurrent retry with the same Idempotency-Key may have just created this very recipient.
             created_meanwhile = await self.recipients.find_one({"_id": recipient_id}, projection=HIDDEN)
             if created_meanwhile is not None:
                 return created_meanwhile, False
-            raise ApiError(
-                409,
-                "duplicate_recipient",
-                f"this looks like recipient {duplicate['_id']} ({duplicate['name']})",
-                field="rw" if duplicate.get("rw_key") and body.kind is RecipientKind.RW_RENTAN else "name",
-                details={"existing_recipient_id": duplicate["_id"]},
-            )
+            await self.claims.release([c.key for c in held if c.new], recipient_id)
+            raise await self._duplicate_error(next(c for c in conflicts if not override or c.holder is None))
         now = self.now()
         audit = [self._audit(principal, "register", None, RecipientStatus.REGISTERED.value)]
-        if duplicate is not None:
-            audit.append(
-                self._audit(
-                    principal,
-                    "duplicate_override",
-                    None,
-                    None,
-                    body.duplicate_override_reason,
-                    [duplicate["_id"]],
-                )
-            )
+        if conflicts:
+            # Admin override: registered without the contested keys (their holders keep them).
+            holders = list(dict.fromkeys(c.holder for c in conflicts if c.holder))
+            audit.append(self._audit(principal, "duplicate_override", None, None, override, holders))
         doc: Doc = {
             "_id": recipient_id,
             "name": body.name,
@@ -410,8 +423,8 @@ class RegistryService:
             "notes": body.notes,
             "status": RecipientStatus.REGISTERED.value,
             "version": 1,
-            "identity_key": rules.identity_key(body.name, body.street_address),
-            "rw_key": rules.rw_key(body.kind, location.kelurahan_code, body.rw),
+            "identity_key": identity,
+            "rw_key": rw_unit,
             "audit": audit,
             "created_at": now,
             "updated_at": now,
@@ -420,7 +433,15 @@ class RegistryService:
             RecipientRegistered(recipient=self.recipient_public(doc), occurred_at=now),
             self._recipient_contact(doc),
         )
-        return await self._insert(self.recipients, doc, entries)
+        try:
+            result = await self._insert(self.recipients, doc, entries)
+        except BaseException:
+            await self.claims.release([c.key for c in held if c.new], recipient_id)
+            raise
+        lost = await self.claims.confirm([c.key for c in held], recipient_id)
+        if lost:
+            log.error("recipient %s lost duplicate claims %s to a takeover (grace too short?)", recipient_id, lost)
+        return result
 
     async def update_recipient(
         self, recipient_id: str, body: schemas.RecipientUpdate, principal: Principal, if_match: str | None
@@ -450,28 +471,24 @@ class RegistryService:
             changes.update(kecamatan_code=location.kecamatan_code, kota_code=location.kota_code)
         merged = {**current, **changes}
         rules.validate_kind(RecipientKind(merged["kind"]), merged.get("kind_description"), merged.get("rw"))
+        to_claim: list[str] = []
+        to_release: list[str] = []
         if {"name", "street_address", "kelurahan_code", "rw"} & set(changes):
-            location = rules.Location(merged["kelurahan_code"], merged["kecamatan_code"], merged["kota_code"])
-            duplicate = await self._find_duplicate(
-                RecipientKind(merged["kind"]),
-                location,
-                merged.get("rw"),
-                merged["name"],
-                merged["street_address"],
-                exclude=recipient_id,
-            )
-            if duplicate is not None:
-                raise ApiError(
-                    409,
-                    "duplicate_recipient",
-                    f"this looks like recipient {duplicate['_id']}",
-                    field="name",
-                    details={"existing_recipient_id": duplicate["_id"]},
-                )
             changes["identity_key"] = rules.identity_key(merged["name"], merged["street_address"])
             changes["rw_key"] = rules.rw_key(
                 RecipientKind(merged["kind"]), merged["kelurahan_code"], merged.get("rw")
             )
+            old_keys = rules.claim_keys(current.get("identity_key"), current.get("rw_key"))
+            new_keys = rules.claim_keys(changes["identity_key"], changes["rw_key"])
+            to_claim = [k for k in new_keys if k not in old_keys]
+            to_release = [k for k in old_keys if k not in new_keys]
+        # Claim the new keys first, then write the recipient, then release the old keys.
+        held, conflicts = await self._claim_all(to_claim, recipient_id, stop_at_conflict=True)
+        newly_held = [c.key for c in held if c.new]
+        if conflicts:
+            await self.claims.release(newly_held, recipient_id)
+            raise await self._duplicate_error(conflicts[0])
+        key_fields = ("identity_key", "rw_key")
         public_fields = {
             "name",
             "kind_description",
@@ -488,6 +505,10 @@ class RegistryService:
                 raise ApiError(
                     409, "recipient_archived", "an archived recipient cannot change", field="status"
                 )
+            if to_claim or to_release:
+                if any(doc.get(k) != current.get(k) for k in key_fields):
+                    # The claims were decided on keys that a concurrent update has just changed.
+                    raise ApiError(409, "concurrent_update", "the recipient changed meanwhile; try again")
             updated = {k: v for k, v in changes.items() if doc.get(k) != v}
             if not updated:
                 return None
@@ -508,7 +529,16 @@ class RegistryService:
             )
             return Change(set=updated, push={"audit": audit}, entries=self._events(*events))
 
-        doc, _ = await self._mutate(self.recipients, recipient_id, decide, "recipient_not_found")
+        try:
+            doc, wrote = await self._mutate(self.recipients, recipient_id, decide, "recipient_not_found")
+        except BaseException:
+            await self.claims.release(newly_held, recipient_id)
+            raise
+        if not wrote:
+            await self.claims.release(newly_held, recipient_id)
+            return doc
+        await self.claims.confirm(to_claim, recipient_id)
+        await self.claims.release(to_release, recipient_id)
         return doc
 
     async def transition_recipient(
@@ -559,6 +589,8 @@ class RegistryService:
             return change
 
         doc, _ = await self._mutate(self.recipients, recipient_id, decide, "recipient_not_found")
+        if doc["status"] == RecipientStatus.ARCHIVED.value:
+            await self.claims.release_all(recipient_id)  # archived units free their duplicate keys
         if doc.get("pending_need_closure"):
             await self.close_needs_of(doc)
         return doc

@@ -19,3 +19,8 @@ class RegistrySettings(KitSettings):
     report_limit_per_hour: int = Field(
         default=5, ge=1, description="Public concern reports per address and hour."
     )
+    claim_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Age after which a duplicate-key claim without its recipient counts as left by a crash.",
+    )

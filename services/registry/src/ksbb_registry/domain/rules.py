@@ -242,6 +242,30 @@ def rw_key(kind: RecipientKind, kelurahan_code: str, rw: int | None) -> str | No
     return f"{kelurahan_code}/{rw}"
 
 
+NAME_CLAIM = "name:"
+RW_CLAIM = "rw:"
+
+
+def claim_keys(identity: str | None, rw_unit: str | None) -> list[str]:
+    """Claim ids (unique in `recipient_claims`) of a recipient with these duplicate keys."""
+    keys = [NAME_CLAIM + identity] if identity else []
+    if rw_unit:
+        keys.append(RW_CLAIM + rw_unit)
+    return keys
+
+
+def claim_query(claim_id: str) -> dict[str, str]:
+    """Recipient filter matching the recipients whose fields carry this claim id."""
+    if claim_id.startswith(RW_CLAIM):
+        return {"rw_key": claim_id.removeprefix(RW_CLAIM)}
+    return {"identity_key": claim_id.removeprefix(NAME_CLAIM)}
+
+
+def claim_field(claim_id: str) -> str:
+    """The request field a duplicate on this claim id is reported against."""
+    return "rw" if claim_id.startswith(RW_CLAIM) else "name"
+
+
 # -- needs --------------------------------------------------------------------------------------
 
 PEOPLE_PER_HOUSEHOLD = 4

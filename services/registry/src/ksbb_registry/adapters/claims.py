@@ -1,0 +1,186 @@
+"""Race-free duplicate detection: one `recipient_claims` document per duplicate key, its `_id` being the key.
+
+The unique `_id` makes "is this unit already registered?" and "register it" one atomic step: a second
+registration's insert fails with DuplicateKeyError instead of passing a read-then-insert check. No
+transactions are needed (mongo-java-server has none); a crash between the claim and the recipient write
+leaves an orphan claim that is taken over atomically (compare-and-set on the stale holder) once it is older
+than the grace period, or removed by `sweep`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ksbb_contracts.vocab import RecipientStatus
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from ksbb_registry.adapters.store import Doc
+from ksbb_registry.domain import rules
+
+CLAIM_INDEXES = [IndexModel([("confirmed", ASCENDING), ("claimed_at", ASCENDING)], name="confirmed_claimed_at")]
+_ARCHIVED = RecipientStatus.ARCHIVED.value
+#: Marks a database whose pre-existing recipients have had their keys claimed (never a duplicate key).
+BACKFILL_MARKER = "meta:backfill-v1"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Outcome of claiming one key: held by us (`new` if this call inserted it) or by `holder`."""
+
+    key: str
+    held: bool
+    new: bool = False
+    holder: str | None = None
+
+
+class ClaimStore:
+    """Claims of duplicate keys by recipients (see the module docstring)."""
+
+    def __init__(
+        self,
+        claims: AsyncCollection[Doc],
+        recipients: AsyncCollection[Doc],
+        now: Callable[[], datetime],
+        grace: timedelta,
+        attempts: int = 8,
+    ) -> None:
+        self.claims = claims
+        self.recipients = recipients
+        self.now = now
+        self.grace = grace
+        self.attempts = attempts
+
+    async def setup(self) -> None:
+        """Create the sweep's index (the unique `_id` index exists on every collection) and backfill once."""
+        await self.claims.create_indexes(CLAIM_INDEXES)
+        await self.backfill()
+
+    async def backfill(self) -> int:
+        """Claim the keys of recipients written before claims existed (oldest first; runs once per database)."""
+        if await self.claims.find_one({"_id": BACKFILL_MARKER}) is not None:
+            return 0
+        claimed = 0
+        live = self.recipients.find(
+            {"status": {"$ne": _ARCHIVED}},
+            projection={"identity_key": 1, "rw_key": 1},
+            sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+        )
+        async for doc in live:
+            for key in rules.claim_keys(doc.get("identity_key"), doc.get("rw_key")):
+                try:
+                    await self.claims.insert_one(
+                        {"_id": key, "recipient_id": doc["_id"], "claimed_at": self.now(), "confirmed": True}
+                    )
+                    claimed += 1
+                except DuplicateKeyError:
+                    pass  # an older recipient (or a newer registration) holds it already
+        try:
+            await self.claims.insert_one({"_id": BACKFILL_MARKER, "claimed_at": self.now(), "confirmed": True})
+        except DuplicateKeyError:
+            pass  # another instance finished the backfill at the same time
+        return claimed
+
+    async def claim(self, key: str, recipient_id: str) -> ClaimResult:
+        """Claim `key` for `recipient_id`, taking over a stale claim; otherwise report its live holder."""
+        for _ in range(self.attempts):
+            try:
+                await self.claims.insert_one(
+                    {"_id": key, "recipient_id": recipient_id, "claimed_at": self.now(), "confirmed": False}
+                )
+                return ClaimResult(key, held=True, new=True)
+            except DuplicateKeyError:
+                pass
+            claim = await self.claims.find_one({"_id": key})
+            if claim is None:
+                continue  # released in between: try the insert again
+            holder = claim["recipient_id"]
+            if holder == recipient_id:
+                return ClaimResult(key, held=True)  # a retried create/update with the same id
+            if not await self._is_stale(claim):
+                return ClaimResult(key, held=False, holder=holder)
+            # The holder crashed before writing, was archived or moved away from this key. A live
+            # recipient registered under an admin override may still carry the key: it inherits the claim.
+            heir = await self._live_carrier(key, exclude=[recipient_id, holder])
+            new_holder = heir or recipient_id
+            taken = await self.claims.find_one_and_update(
+                {"_id": key, "recipient_id": holder},
+                {"$set": {"recipient_id": new_holder, "claimed_at": self.now(), "confirmed": heir is not None}},
+            )
+            if taken is None:
+                continue  # somebody else changed the claim first: look again
+            if heir is not None:
+                return ClaimResult(key, held=False, holder=heir)
+            return ClaimResult(key, held=True, new=True)
+        return ClaimResult(key, held=False, holder=None)
+
+    async def confirm(self, keys: list[str], recipient_id: str) -> list[str]:
+        """Mark claims as backed by a written recipient; returns keys no longer held (lost to a takeover)."""
+        lost = []
+        for key in keys:
+            result = await self.claims.update_one(
+                {"_id": key, "recipient_id": recipient_id}, {"$set": {"confirmed": True}}
+            )
+            if result.matched_count == 0:
+                lost.append(key)
+        return lost
+
+    async def release(self, keys: list[str], recipient_id: str) -> None:
+        """Drop the given claims if (and only if) `recipient_id` still holds them."""
+        for key in keys:
+            await self.claims.delete_one({"_id": key, "recipient_id": recipient_id})
+
+    async def release_all(self, recipient_id: str) -> int:
+        """Free every claim of an archived recipient (a live override duplicate inherits it)."""
+        freed = 0
+        async for claim in self.claims.find({"recipient_id": recipient_id}):
+            await self._hand_over_or_drop(claim["_id"], recipient_id)
+            freed += 1
+        return freed
+
+    async def sweep(self) -> int:
+        """Remove (or hand to a live carrier) unconfirmed claims older than the grace period whose holder is stale."""
+        repaired = 0
+        cutoff = self.now() - self.grace
+        async for claim in self.claims.find({"confirmed": {"$ne": True}, "claimed_at": {"$lt": cutoff}}):
+            if not await self._is_stale(claim):
+                # The holder exists and carries the key: the confirm step was lost; confirm it now.
+                await self.claims.update_one(
+                    {"_id": claim["_id"], "recipient_id": claim["recipient_id"]}, {"$set": {"confirmed": True}}
+                )
+                continue
+            await self._hand_over_or_drop(claim["_id"], claim["recipient_id"])
+            repaired += 1
+        return repaired
+
+    async def _hand_over_or_drop(self, key: str, holder: str) -> None:
+        """Give a claim of a stale holder to a live carrier of the key, or delete it (only if still held)."""
+        heir = await self._live_carrier(key, exclude=[holder])
+        if heir is not None:
+            await self.claims.update_one(
+                {"_id": key, "recipient_id": holder},
+                {"$set": {"recipient_id": heir, "claimed_at": self.now(), "confirmed": True}},
+            )
+        else:
+            await self.claims.delete_one({"_id": key, "recipient_id": holder})
+
+    async def _is_stale(self, claim: Doc) -> bool:
+        """A claim is stale when its holder is archived, or (after the grace period) missing or off the key."""
+        holder = await self.recipients.find_one(
+            {"_id": claim["recipient_id"]}, projection={"status": 1, "identity_key": 1, "rw_key": 1}
+        )
+        if holder is not None and holder["status"] == _ARCHIVED:
+            return True  # archived units free their keys (archive is final)
+        if holder is not None and claim["_id"] in rules.claim_keys(holder.get("identity_key"), holder.get("rw_key")):
+            return False
+        # Missing holder or holder without this key: a create/update may be between its claim and its write.
+        return bool(claim["claimed_at"] < self.now() - self.grace)
+
+    async def _live_carrier(self, key: str, exclude: list[str]) -> str | None:
+        """A non-archived recipient (e.g. registered by admin override) whose fields carry `key`."""
+        query: Doc = {**rules.claim_query(key), "status": {"$ne": _ARCHIVED}, "_id": {"$nin": exclude}}
+        found = await self.recipients.find_one(query, projection={"_id": 1}, sort=[("_id", ASCENDING)])
+        return found["_id"] if found else None
