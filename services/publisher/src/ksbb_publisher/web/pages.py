@@ -20,6 +20,19 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
+ITEM_LABELS: dict[str, dict[str, str]] = {
+    "id": {
+        "sembako": "paket sembako", "ready_meals": "porsi makanan siap saji", "eid_package": "paket Lebaran",
+        "masks": "masker", "hand_sanitizer": "hand sanitizer", "baby_milk": "susu bayi",
+        "hygiene_kit": "paket kebersihan", "medicine": "paket obat", "other": "bantuan lain",
+    },
+    "en": {
+        "sembako": "staple-food packages", "ready_meals": "ready meals", "eid_package": "Eid packages",
+        "masks": "masks", "hand_sanitizer": "hand sanitizer", "baby_milk": "baby milk",
+        "hygiene_kit": "hygiene kits", "medicine": "medicine packages", "other": "other aid",
+    },
+}
+
 TEXT: dict[str, dict[str, str]] = {
     "id": {
         "title": "KSBB — Kolaborasi Sosial Berskala Besar",
@@ -177,6 +190,7 @@ def build_web(parts: Components) -> APIRouter:
             lang=language,
             kinds=KIND_LABELS[language],
             verbs=VERBS,
+            items=ITEM_LABELS[language],
             stats=stats,
             kecamatan_rows=kecamatan_rows,
             recipients=recipients,

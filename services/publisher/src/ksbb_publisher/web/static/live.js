@@ -10,6 +10,7 @@
   var url = list.dataset.stream + (after ? "?after=" + encodeURIComponent(after) : "");
   var source = new EventSource(url);
   var english = list.dataset.lang === "en";
+  var items = JSON.parse(list.dataset.items || "{}");
 
   function render(entry) {
     var li = document.createElement("li");
@@ -25,7 +26,7 @@
     var verb = list.dataset["verb" + entry.kind.charAt(0).toUpperCase() + entry.kind.slice(1)] || entry.kind;
     var qty = entry.kind === "delivered" ? entry.delivered_quantity : entry.quantity;
     text.appendChild(who);
-    text.appendChild(document.createTextNode(" " + verb + " " + qty + " " + entry.item + " " +
+    text.appendChild(document.createTextNode(" " + verb + " " + qty + " " + (items[entry.item] || entry.item) + " " +
       list.dataset.for + " " + (entry.recipient_name || entry.recipient_id)));
     li.appendChild(time);
     li.appendChild(text);
