@@ -39,6 +39,7 @@ schemas:
 
 lint:
 	$(UV) run --no-sync ruff check libs services tests bench deploy
+	$(UV) run --no-sync mypy libs/kit/src libs/contracts/src services/*/src
 
 test: setup browser-deps
 	@started=0; \

@@ -25,7 +25,7 @@ class KitSettings(BaseSettings):
     mongodb_db: str | None = Field(default=None, description="Database name; defaults to ksbb_<service>.")
     topic_prefix: str = Field(default="", description="Prefix for every topic and group (test isolation).")
     topic_partitions: int | None = Field(
-        default=None, ge=1, description="Override the contracts' partition counts (tests use 1 to keep the broker small)."
+        default=None, ge=1, description="Override the contracts' partition counts (tests keep the broker small)."
     )
     jwks_url: str = Field(default=".ksbb/dev-issuer/jwks.json", description="JWKS URL or file path.")
     jwt_issuer: str = "ksbb-dev-issuer"

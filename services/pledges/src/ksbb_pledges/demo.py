@@ -222,7 +222,7 @@ async def _wait_for_ledgers(
             known[need_id] = response.json()
 
     async def all_known() -> bool:
-        await _batched(lambda n=n: fetch(n) for n in dict.fromkeys(need_ids) if n not in known)
+        await _batched(partial(fetch, n) for n in dict.fromkeys(need_ids) if n not in known)
         return len(known) == len(set(need_ids))
 
     await ctx.eventually(all_known, timeout=120, what="the registry's needs in the pledges ledger")

@@ -976,7 +976,7 @@ class RegistryService:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
-        if counter["count"] > self.report_limit_per_hour:
+        if counter is not None and counter["count"] > self.report_limit_per_hour:
             retry_after = max(1, int((window_end - now).total_seconds()))
             raise ApiError(
                 429,

@@ -166,7 +166,7 @@ def build_api() -> APIRouter:
             "created_by": principal.subject,
         }
         await ctx.store.endpoints.insert_one(doc)
-        response.headers["ETag"] = etag_for(doc["_id"], 1)
+        response.headers["ETag"] = etag_for(str(doc["_id"]), 1)
         response.headers["Location"] = f"/v1/webhooks/endpoints/{doc['_id']}"
         return EndpointCreated(**endpoint_public(doc).model_dump(), secret=secret)
 
