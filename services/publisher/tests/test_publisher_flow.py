@@ -27,7 +27,7 @@ from ksbb_kit.clock import ManualClock
 from ksbb_kit.mongo import connect
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.kafka import publish_events
-from ksbb_publisher.adapters.projections import READ_MODELS, VOLATILE_FIELDS
+from ksbb_publisher.adapters.projections import FEED_SEQUENCE, READ_MODELS, VOLATILE_FIELDS, Projector
 from ksbb_publisher.bootstrap import create_app
 from ksbb_publisher.components import Components
 from ksbb_publisher.rebuild import rebuild
@@ -442,13 +442,13 @@ async def test_daily_snapshot_is_listed_with_a_checksum_that_matches_the_downloa
 
 
 async def test_sse_resumes_after_last_event_id_streams_live_entries_and_sends_heartbeats(env: Env) -> None:
-    feed = (await env.client.get("/v1/public/feed")).json()["items"]
-    oldest = feed[-1]["id"]
+    feed = sorted((await env.client.get("/v1/public/feed")).json()["items"], key=lambda e: e["seq"])
+    first = feed[0]["seq"]
     received: list[dict[str, Any]] = []
     saw_heartbeat = False
     async with httpx.AsyncClient(base_url=env.base, timeout=httpx.Timeout(10, read=30)) as client:
         async with client.stream(
-            "GET", "/v1/public/feed/stream", headers={"Last-Event-ID": oldest}
+            "GET", "/v1/public/feed/stream", headers={"Last-Event-ID": str(first)}
         ) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             published = False
@@ -460,7 +460,7 @@ async def test_sse_resumes_after_last_event_id_streams_live_entries_and_sends_he
                     event_id = line[4:]
                 if line.startswith("data: "):
                     entry = json.loads(line[6:])
-                    assert entry["id"] == event_id
+                    assert str(entry["seq"]) == event_id
                     received.append(entry)
                 if len(received) == 2 and not published:
                     published = True
@@ -471,8 +471,85 @@ async def test_sse_resumes_after_last_event_id_streams_live_entries_and_sends_he
                     )
                 if len(received) == 3 and saw_heartbeat:
                     break
-    assert [e["id"] for e in received[:2]] == [feed[1]["id"], feed[0]["id"]]  # replay, oldest first
+    assert [e["id"] for e in received[:2]] == [e["id"] for e in feed[1:3]]  # replay, in insertion order
     assert received[2]["pledge_id"] == "plg_9" and received[2]["donor_name"] == "PT Sumber Berkah"
+    assert received[2]["seq"] > received[1]["seq"]
+
+
+async def read_stream_until_quiet(last_event_id: str, base: str) -> list[dict[str, Any]]:
+    """Entries an SSE client receives when it (re)connects with Last-Event-ID, up to the first heartbeat."""
+    entries: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(10, read=30)) as client:
+        async with client.stream(
+            "GET", "/v1/public/feed/stream", headers={"Last-Event-ID": last_event_id}
+        ) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    entries.append(json.loads(line[6:]))
+                if line.startswith(": heartbeat"):
+                    break  # the replay is complete once the stream goes quiet
+    return entries
+
+
+async def test_sse_resume_delivers_a_late_entry_with_an_older_event_time_exactly_once(env: Env) -> None:
+    seen = await read_stream_until_quiet("0", env.base)
+    assert seen and len({e["id"] for e in seen}) == len(seen)
+    last_seen = seen[-1]
+    # Disconnected. Now an event that happened long before everything seen is projected (a late topic).
+    await publish_events(
+        env.settings.kafka_bootstrap,
+        env.settings.topic_prefix,
+        [pledge("plg_late", "need_1", "rcp_1", "org_1", "donor_1", GAMBIR, at=NOW - minutes(600))],
+    )
+
+    async def projected() -> bool:
+        return await env.parts.projector.db.feed.count_documents({"pledge_id": "plg_late"}) == 1
+
+    await wait_until(projected, "late entry projected")
+    resumed = await read_stream_until_quiet(str(last_seen["seq"]), env.base)
+    assert [e["pledge_id"] for e in resumed] == ["plg_late"]  # exactly once, nothing seen before again
+    late = resumed[0]
+    assert late["occurred_at"] < min(e["occurred_at"] for e in seen)  # an event-time cursor would skip it
+    assert late["id"] < last_seen["id"] and late["seq"] > last_seen["seq"]
+    # A client resuming with a pre-upgrade cursor id (event time ~ event id) is served too.
+    assert [e["pledge_id"] for e in await read_stream_until_quiet(last_seen["id"], env.base)] == ["plg_late"]
+
+
+async def test_feed_seq_has_no_gaps_or_repeats_across_replicas_and_redeliveries(infra: Infra) -> None:
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_feed_seq"]
+    try:
+        clock = ManualClock(NOW)
+        # Entries written before `seq` existed are numbered at startup, in cursor order.
+        await db.feed.insert_many([{"_id": f"old{n}", "cursor": f"2026-01-0{3 - n}"} for n in range(3)])
+        replica_a, replica_b = Projector(db, clock), Projector(db, clock)
+        await replica_a.ensure_indexes()
+        old = {d["_id"]: d["seq"] async for d in db.feed.find({})}
+        assert old == {"old2": 1, "old1": 2, "old0": 3}
+
+        def entry(n: int) -> dict[str, Any]:
+            return {"_id": f"evt{n}", "cursor": f"2025-12-{n % 28 + 1:02d}~evt{n}"}
+
+        # Two replicas insert concurrently, and both see some of the same events (redeliveries).
+        results = await asyncio.gather(
+            *(replica_a.insert_feed_entry(entry(n)) for n in range(30)),
+            *(replica_b.insert_feed_entry(entry(n)) for n in range(20, 50)),
+        )
+        assert sum(r is not None for r in results) == 50
+        seqs = sorted([d["seq"] async for d in db.feed.find({"_id": {"$regex": "^evt"}})])
+        assert seqs == list(range(4, 54))
+        assert await replica_b.insert_feed_entry(entry(7)) is None  # a later redelivery changes nothing
+        assert await db.feed.count_documents({}) == 53
+        # After a rebuild the numbers continue above every seq handed out before.
+        await db[FEED_SEQUENCE].update_one({"_id": "feed"}, {"$max": {"floor": 53}}, upsert=True)
+        await db.drop_collection("feed")
+        rebuilt = Projector(db, clock)
+        await rebuilt.ensure_indexes()
+        again = await rebuilt.insert_feed_entry(entry(1))
+        assert again is not None and again["seq"] == 54
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
 
 
 async def test_donor_opt_out_applies_to_past_entries(env: Env) -> None:

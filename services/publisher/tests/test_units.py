@@ -69,25 +69,26 @@ def test_anonymous_label_and_no_confidential_event_types() -> None:
 
 async def test_a_slow_sse_client_is_dropped_without_blocking_the_others() -> None:
     async def render(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{"id": e["cursor"], "kind": "pledged"} for e in entries]
+        return [{"id": e["cursor"], "seq": e["seq"], "kind": "pledged"} for e in entries]
 
     broadcaster = FeedBroadcaster(render, queue_size=3)
     slow, fast = broadcaster.subscribe(), broadcaster.subscribe()
-    received: list[str] = []
+    received: list[int] = []
 
     async def read_fast() -> None:
         while len(received) < 10:
-            cursor, _ = await fast.queue.get()
-            received.append(cursor)
+            seq, _ = await fast.queue.get()
+            received.append(seq)
 
     reader = asyncio.create_task(read_fast())
     for n in range(10):
-        await broadcaster.announce([{"_id": f"e{n}", "cursor": f"c{n:02d}"}])
+        await broadcaster.announce([{"_id": f"e{n}", "cursor": f"c{n:02d}", "seq": n + 1}])
         await asyncio.sleep(0)  # let the fast reader run; the slow one never reads
     await asyncio.wait_for(reader, timeout=5)
-    assert received == [f"c{n:02d}" for n in range(10)]
+    assert received == [n + 1 for n in range(10)]
     assert slow.dropped.is_set() and broadcaster.subscriber_count == 1 and broadcaster.dropped_total == 1
-    assert await broadcaster.announce([{"_id": "e3", "cursor": "c03"}]) == 0  # repeats are not re-sent
+    repeat = {"_id": "e3", "cursor": "c03", "seq": 4}
+    assert await broadcaster.announce([repeat]) == 0  # repeats are not re-sent
 
 
 def test_feed_sentences_use_the_anonymous_label_of_the_language() -> None:

@@ -42,7 +42,7 @@ def build_components(runtime: ServiceRuntime, settings: PublisherSettings) -> Co
         projector=projector,
         queries=queries,
         broadcaster=broadcaster,
-        poller=FeedPoller(runtime.db, runtime.clock, broadcaster),
+        poller=FeedPoller(runtime.db, broadcaster),
         snapshots=SnapshotStore(runtime.db, queries, settings.snapshot_chunk_bytes),
     )
 

@@ -14,7 +14,7 @@ from ksbb_kit.clock import SystemClock
 from ksbb_kit.mongo import connect
 from pydantic import ValidationError
 
-from ksbb_publisher.adapters.projections import READ_MODELS, Projector
+from ksbb_publisher.adapters.projections import FEED_SEQUENCE, READ_MODELS, Projector
 from ksbb_publisher.handlers import public_event_types
 from ksbb_publisher.settings import PublisherSettings
 
@@ -33,9 +33,13 @@ async def rebuild(
     topics = sorted({settings.topic(cls.topic.name) for cls in public_event_types()})
     client = connect(settings.mongodb_url)
     db = client[database or settings.database_name]
+    projector = Projector(db, SystemClock())
+    # Rebuilt feed entries get numbers above every `seq` handed out so far: SSE clients resuming with an
+    # old Last-Event-ID then receive the rebuilt feed again (entry `id`s are stable) instead of missing it.
+    floor = await projector.highest_feed_seq()
+    await db[FEED_SEQUENCE].update_one({"_id": "feed"}, {"$max": {"floor": floor}}, upsert=True)
     for name in READ_MODELS:
         await db.drop_collection(name)
-    projector = Projector(db, SystemClock())
     await projector.ensure_indexes()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None

@@ -8,6 +8,7 @@ document with its own version, so the parts merge whichever comes first.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,8 +36,11 @@ from ksbb_publisher.domain.feed import FEED_KINDS, feed_cursor
 
 #: Collections rebuilt from the topics; `snapshots` and `snapshot_chunks` are not read models.
 READ_MODELS: tuple[str, ...] = ("recipients", "needs", "organisations", "donors", "pledges", "feed", "offers")
-#: Fields that record when this replica projected something: they differ between two builds.
-VOLATILE_FIELDS: frozenset[str] = frozenset({"projected_at"})
+#: Fields that record when (`projected_at`) and in which order (`seq`) this database projected something:
+#: they differ between two builds (a rebuild applies aggregates concurrently, in another order).
+VOLATILE_FIELDS: frozenset[str] = frozenset({"projected_at", "seq"})
+#: Not a read model: keeps the highest feed `seq` ever handed out, so a rebuild never reuses one.
+FEED_SEQUENCE = "feed_sequence"
 
 FeedListener = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -74,6 +78,9 @@ class Projector:
         self.db = db
         self.clock = clock
         self.on_feed_entry = on_feed_entry
+        # Feed inserts of this process are serialised so they never race each other for a `seq`.
+        self._feed_lock = asyncio.Lock()
+        self._last_seq: int | None = None
 
     async def ensure_indexes(self) -> None:
         """Indexes for the public queries."""
@@ -83,7 +90,8 @@ class Projector:
         await self.db.needs.create_index([("recipient_id", ASCENDING)])
         await self.db.needs.create_index([("status", ASCENDING)])
         await self.db.feed.create_index([("cursor", DESCENDING)])
-        await self.db.feed.create_index([("projected_at", ASCENDING)])
+        await self._backfill_feed_seq()
+        await self.db.feed.create_index([("seq", ASCENDING)], unique=True)
         await self.db.feed.create_index([("recipient_id", ASCENDING)])
 
     async def apply(self, event: Event, envelope: CloudEvent) -> None:
@@ -234,12 +242,50 @@ class Projector:
             "occurred_at": event.occurred_at,
             "projected_at": self.clock.now(),
         }
-        try:
-            await self.db.feed.insert_one(entry)
-        except DuplicateKeyError:
-            return  # redelivery: the entry exists and was announced already
-        if self.on_feed_entry is not None:
-            await self.on_feed_entry(entry)
+        inserted = await self.insert_feed_entry(entry)
+        if inserted is not None and self.on_feed_entry is not None:
+            await self.on_feed_entry(inserted)
+
+    async def highest_feed_seq(self) -> int:
+        """The highest `seq` in the feed, or handed out before the last rebuild (0 when none)."""
+        top = await self.db.feed.find_one({"seq": {"$exists": True}}, {"seq": 1}, sort=[("seq", DESCENDING)])
+        floor = await self.db[FEED_SEQUENCE].find_one({"_id": "feed"})
+        return max(int(top["seq"]) if top else 0, int(floor["floor"]) if floor else 0)
+
+    async def insert_feed_entry(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """Insert a new feed entry with the next insertion sequence `seq`; None when it exists already.
+
+        `seq` = highest + 1 under a unique index: seq n can only be inserted once n - 1 is visible, so the
+        sequence has no gaps and a reader never sees n before n - 1 — the SSE stream relies on both.
+        Another replica taking the same number makes the insert fail; we re-read the top and try again.
+        """
+        async with self._feed_lock:
+            while True:
+                if self._last_seq is None:
+                    self._last_seq = await self.highest_feed_seq()
+                candidate = {**entry, "seq": self._last_seq + 1}
+                try:
+                    await self.db.feed.insert_one(candidate)
+                except DuplicateKeyError:
+                    if await self.db.feed.find_one({"_id": entry["_id"]}, {"_id": 1}) is not None:
+                        return None  # redelivery: the entry exists, with its seq, and was announced
+                    self._last_seq = None  # another replica took this seq
+                    continue
+                self._last_seq = candidate["seq"]
+                return candidate
+
+    async def _backfill_feed_seq(self) -> None:
+        # Entries projected before `seq` existed get one, in cursor order, before the unique index exists.
+        async with self._feed_lock:
+            self._last_seq = None
+            next_seq = await self.highest_feed_seq()
+            async for doc in self.db.feed.find({"seq": {"$exists": False}}, {"_id": 1}).sort(
+                "cursor", ASCENDING
+            ):
+                next_seq += 1
+                await self.db.feed.update_one(
+                    {"_id": doc["_id"], "seq": {"$exists": False}}, {"$set": {"seq": next_seq}}
+                )
 
     async def _offer(self, event: Event, envelope: CloudEvent) -> None:
         # Offers only count towards statistics (donors active); per-offer status, keyed by offer id.

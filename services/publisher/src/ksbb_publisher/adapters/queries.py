@@ -301,6 +301,7 @@ class ReadQueries:
         return [
             {
                 "id": e["cursor"],
+                "seq": e["seq"],
                 "kind": e["kind"],
                 "pledge_id": e["pledge_id"],
                 "need_id": e["need_id"],
@@ -335,10 +336,37 @@ class ReadQueries:
         docs = docs[:limit]
         return await self.render_feed(docs), (docs[-1]["cursor"] if more and docs else None)
 
-    async def feed_after(self, cursor: str, limit: int = 1000) -> list[dict[str, Any]]:
-        """Raw feed entries after a cursor, oldest first (SSE resume)."""
-        docs = self.db.feed.find({"cursor": {"$gt": cursor}}).sort("cursor", ASCENDING).limit(limit)
+    async def feed_after(
+        self, seq: int, limit: int = 1000, *, upto: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Raw feed entries with `seq` after `seq` (and at most `upto`), in insertion order (SSE resume)."""
+        bounds: dict[str, int] = {"$gt": seq}
+        if upto is not None:
+            bounds["$lte"] = upto
+        docs = self.db.feed.find({"seq": bounds}).sort("seq", ASCENDING).limit(limit)
         return [d async for d in docs]
+
+    async def latest_feed_seq(self) -> int:
+        """The highest insertion sequence in the feed (0 when empty)."""
+        top = await self.db.feed.find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
+        return int(top["seq"]) if top and "seq" in top else 0
+
+    async def resume_point(self, last_event_id: str) -> int | None:
+        """The `seq` to resume after, from an SSE id; None when it is not one of ours.
+
+        Current ids are the `seq` (digits). Ids from before `seq` existed are feed cursors: resume after
+        that entry's seq, or — when it is unknown — just before the first entry with a later cursor.
+        """
+        value = last_event_id.strip()
+        if value.isdigit():
+            return int(value)
+        if "~" not in value:
+            return None
+        entry = await self.db.feed.find_one({"cursor": value}, {"seq": 1})
+        if entry is not None:
+            return int(entry["seq"])
+        later = await self.db.feed.find_one({"cursor": {"$gt": value}}, {"seq": 1}, sort=[("seq", ASCENDING)])
+        return int(later["seq"]) - 1 if later is not None else await self.latest_feed_seq()
 
     # -- statistics and coverage gaps --------------------------------------------------------------
 

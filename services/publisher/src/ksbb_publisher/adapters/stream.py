@@ -7,11 +7,9 @@ import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
-from ksbb_kit.clock import Clock
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 log = logging.getLogger(__name__)
@@ -19,15 +17,15 @@ Renderer = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
 
 
 def sse_frame(entry: dict[str, Any]) -> str:
-    """One SSE message: `id` is the feed cursor so clients resume with Last-Event-ID."""
-    return f"id: {entry['id']}\nevent: feed\ndata: {json.dumps(entry, default=str, ensure_ascii=False)}\n\n"
+    """One SSE message: `id` is the insertion sequence `seq` so clients resume with Last-Event-ID."""
+    return f"id: {entry['seq']}\nevent: feed\ndata: {json.dumps(entry, default=str, ensure_ascii=False)}\n\n"
 
 
 class Subscriber:
     """One connected client: a bounded queue of frames; `dropped` once it fell too far behind."""
 
     def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=size)
+        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=size)
         self.dropped = asyncio.Event()
 
 
@@ -75,7 +73,7 @@ class FeedBroadcaster:
         fresh = [e for e in entries if self._remember(e["_id"])]
         if not fresh or not self._subscribers:
             return len(fresh)
-        frames = [(e["id"], sse_frame(e)) for e in await self._render(fresh)]
+        frames = [(e["seq"], sse_frame(e)) for e in await self._render(fresh)]
         for subscriber in list(self._subscribers):
             for frame in frames:
                 try:
@@ -89,29 +87,33 @@ class FeedBroadcaster:
 
 
 class FeedPoller:
-    """Finds entries projected by other replicas (or missed) and announces them."""
+    """Finds entries projected by other replicas (or missed) and announces them, in `seq` order."""
 
     def __init__(
         self,
         db: AsyncDatabase[dict[str, Any]],
-        clock: Clock,
         broadcaster: FeedBroadcaster,
-        overlap_seconds: float = 10.0,
     ) -> None:
         self._db = db
-        self._clock = clock
         self._broadcaster = broadcaster
-        self._overlap = timedelta(seconds=overlap_seconds)
-        self._since = clock.now() - self._overlap
+        self._after: int | None = None
 
     async def poll(self) -> int:
-        """Announce entries projected since the last poll (with overlap; the broadcaster drops repeats)."""
-        started = self._clock.now()
+        """Announce entries with a `seq` above the last one polled (the broadcaster drops repeats).
+
+        A seq only becomes visible after every lower one (see `Projector.insert_feed_entry`), so
+        polling strictly after the highest seq seen never skips an entry.
+        """
+        if self._after is None:
+            top = await self._db.feed.find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
+            self._after = int(top["seq"]) if top and "seq" in top else 0
         docs = [
             d
-            async for d in self._db.feed.find({"projected_at": {"$gte": self._since}})
-            .sort("projected_at", ASCENDING)
+            async for d in self._db.feed.find({"seq": {"$gt": self._after}})
+            .sort("seq", ASCENDING)
             .limit(5000)
         ]
-        self._since = started - self._overlap
-        return await self._broadcaster.announce(docs) if docs else 0
+        if not docs:
+            return 0
+        self._after = int(docs[-1]["seq"])
+        return await self._broadcaster.announce(docs)

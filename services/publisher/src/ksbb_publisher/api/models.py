@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Public(BaseModel):
@@ -121,6 +121,9 @@ class FeedEntryOut(_Public):
     """One activity: a pledge made, confirmed, dispatched, delivered, cancelled, rejected or expired."""
 
     id: str
+    seq: int = Field(
+        description="Insertion sequence: the SSE `id`; numbers restart above the old ones after a rebuild"
+    )
     kind: str
     pledge_id: str
     need_id: str

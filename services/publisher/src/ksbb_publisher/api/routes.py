@@ -236,41 +236,59 @@ def build_api(parts: Components) -> APIRouter:
         responses={
             200: {
                 "content": {"text/event-stream": {}},
-                "description": "`id:` is the feed cursor; `: heartbeat` comments keep it open",
+                "description": "`id:` is the entry's insertion sequence `seq`; `: heartbeat` comments keep it open",
             }
         },
     )
     async def stream(
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
         after: Annotated[
-            str | None, Query(description="Feed cursor to resume after (like Last-Event-ID)")
+            str | None, Query(description="`seq` (SSE id) to resume after, like Last-Event-ID")
         ] = None,
     ) -> StreamingResponse:
         subscriber = parts.broadcaster.subscribe()
         heartbeat = parts.settings.sse_heartbeat_seconds
+        resume_from = last_event_id or after
+        # Subscribe first, then fix the starting point: nothing projected in between can be missed.
+        try:
+            last = await queries.resume_point(resume_from) if resume_from else None
+            if last is None:
+                last = await queries.latest_feed_seq()
+        except BaseException:
+            parts.broadcaster.unsubscribe(subscriber)
+            raise
+
+        async def stored(after_seq: int, upto: int | None) -> list[tuple[int, str]]:
+            docs = await queries.feed_after(after_seq, 500, upto=upto)
+            return [(e["seq"], sse_frame(e)) for e in await queries.render_feed(docs)]
 
         async def events() -> AsyncIterator[str]:
+            # `last` is a watermark: every entry with seq <= last was sent, none above it. Frames go out
+            # strictly in seq order, so the client's Last-Event-ID is always a safe point to resume from.
+            nonlocal last
             try:
                 yield "retry: 3000\n\n"
-                start, replayed = last_event_id or after, set()
-                while start:
-                    docs = await queries.feed_after(start, 500)
-                    if not docs:
-                        break
-                    for entry in await queries.render_feed(docs):
-                        replayed.add(entry["id"])
-                        yield sse_frame(entry)
-                    start = docs[-1]["cursor"]
+                while frames := await stored(last, None):
+                    for seq, frame in frames:
+                        yield frame
+                        last = seq
                 while True:
                     if subscriber.dropped.is_set() and subscriber.queue.empty():
                         return  # too slow: end the stream; the client resumes with Last-Event-ID
                     try:
-                        cursor, frame = await asyncio.wait_for(subscriber.queue.get(), timeout=heartbeat)
+                        seq, frame = await asyncio.wait_for(subscriber.queue.get(), timeout=heartbeat)
                     except TimeoutError:
                         yield ": heartbeat\n\n"
                         continue
-                    if cursor not in replayed:
-                        yield frame
+                    if seq <= last:
+                        continue  # replayed already
+                    # Announced out of order (another replica's entry not polled yet): fill from MongoDB.
+                    while seq > last + 1 and (frames := await stored(last, seq - 1)):
+                        for stored_seq, stored_frame in frames:
+                            yield stored_frame
+                            last = stored_seq
+                    yield frame
+                    last = seq
             finally:
                 parts.broadcaster.unsubscribe(subscriber)
 

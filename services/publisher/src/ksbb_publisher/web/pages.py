@@ -182,6 +182,7 @@ def build_web(parts: Components) -> APIRouter:
                     recipient_id=recipient["recipient_id"], status="open", limit=10
                 )
                 needs_of[recipient["recipient_id"]] = items
+        newest_seq = await queries.latest_feed_seq()  # read first: the stream replays anything newer
         feed, _ = await queries.feed(limit=20)
         gaps = await queries.coverage_gaps(parts.clock.now(), parts.settings.coverage_gap_days)
         kecamatan_rows = [r for r in stats["by_kecamatan"] if not kota or r["code"].startswith(kota + ".")]
@@ -203,7 +204,7 @@ def build_web(parts: Components) -> APIRouter:
             selected={"kota": kota, "kecamatan": kecamatan, "kind": kind, "open": only_open},
             max_kota=max([r["households_targeted"] for r in stats["by_kota"]] or [1]) or 1,
             max_kecamatan=max([r["households_targeted"] for r in kecamatan_rows] or [1]) or 1,
-            newest=feed[0]["id"] if feed else "",
+            newest=newest_seq,
             attribution=ATTRIBUTION,
         )
         return cached(

@@ -1,4 +1,4 @@
-// Live activity feed: resumes after the newest entry rendered by the server, then follows the SSE stream.
+// Live activity feed: resumes after the feed sequence (`seq`) the server rendered, then follows the SSE stream.
 (function () {
   "use strict";
   var list = document.getElementById("feed");
