@@ -251,9 +251,8 @@ def build_api(parts: Components) -> APIRouter:
         resume_from = last_event_id or after
         # Subscribe first, then fix the starting point: nothing projected in between can be missed.
         try:
-            last = await queries.resume_point(resume_from) if resume_from else None
-            if last is None:
-                last = await queries.latest_feed_seq()
+            resumed = await queries.resume_point(resume_from) if resume_from else None
+            last: int = resumed if resumed is not None else await queries.latest_feed_seq()
         except BaseException:
             parts.broadcaster.unsubscribe(subscriber)
             raise
