@@ -85,6 +85,7 @@ class ServiceRuntime:
         self.kafka_connected = asyncio.Event()
         if router is not None and router.topics():
             self._subscribe(router)
+        self.every(settings.sweep_interval_seconds, "idempotency-sweep")(_sweep_idempotency_keys)
 
     # -- composition -----------------------------------------------------------------------------
 
@@ -285,6 +286,11 @@ class ServiceRuntime:
         """The AsyncAPI specification generated from the broker's subscribers."""
         return AsyncAPI(self.broker, title=self.title, description=self.description,
                         schema_version="3.0.0").to_specification()
+
+
+async def _sweep_idempotency_keys(runtime: ServiceRuntime) -> None:
+    """Forget Idempotency-Keys past their retention (every service stores them through the kit)."""
+    await runtime.idempotency.sweep()
 
 
 def serve(app_factory: Callable[[], FastAPI], settings: KitSettings) -> None:

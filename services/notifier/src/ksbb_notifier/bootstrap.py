@@ -101,7 +101,6 @@ def build_components(
     @runtime.every(settings.sweep_interval_seconds, "retention-sweep")
     async def sweep_retention(_: ServiceRuntime) -> None:
         await store.sweep_finished(clock.now() - timedelta(days=settings.retention_days))
-        await runtime.idempotency.sweep()
 
     if settings.dispatcher_autostart:
 

@@ -59,7 +59,6 @@ def create_app(settings: PledgesSettings | None = None, *, clock: Clock | None =
         since = runtime.clock.now() - lookback if full_scan_done else None
         await ledgers.sweep_copies(since=since)
         full_scan_done.append(True)
-        await runtime.idempotency.sweep()
 
     app = runtime.create_app([build_api(ledgers, donors, offers)])
     app.state.ledgers = ledgers

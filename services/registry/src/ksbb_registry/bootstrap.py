@@ -49,7 +49,6 @@ def build_runtime(
         await service.sweep_recipient_claims()
         await service.open_due_periods()
         await service.sweep_rate_counters()
-        await runtime.idempotency.sweep()
 
     return runtime, service
 
