@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -11,6 +12,21 @@ from ksbb_kit.demo import DemoContext
 def _ids(state: dict[str, Any], service: str, key: str) -> list[str]:
     value = (state.get(service) or {}).get(key) or []
     return [v if isinstance(v, str) else str(v.get("pledge_id") or v.get("id")) for v in value]
+
+
+async def _settled_totals(client: httpx.AsyncClient, *, quiet_polls: int = 4, limit: float = 60.0) -> dict[str, Any]:
+    """Public totals once the publisher has caught up (unchanged over a few polls), so the summary is true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    previous: dict[str, Any] | None = None
+    unchanged = 0
+    while True:
+        totals: dict[str, Any] = (await client.get("/v1/public/stats")).json().get("totals", {})
+        unchanged = unchanged + 1 if totals == previous else 0
+        if unchanged >= quiet_polls or loop.time() > deadline:
+            return totals
+        previous = totals
+        await asyncio.sleep(0.5)
 
 
 async def seed(ctx: DemoContext) -> None:
@@ -47,7 +63,7 @@ async def seed(ctx: DemoContext) -> None:
                 await ctx.eventually(feed_has_pledges, timeout=90, what="seeded pledges in the public feed")
             except TimeoutError as exc:
                 print(f"  publisher: {exc}", flush=True)
-        stats = (await client.get("/v1/public/stats")).json().get("totals", {})
+        stats = await _settled_totals(client)
     print(
         f"  publisher: {stats.get('recipients', 0)} public recipients, "
         f"{stats.get('packages_delivered', 0)} packages delivered — dashboard {base}/",
