@@ -368,15 +368,7 @@ def build_api() -> APIRouter:
         now = ctx.clock.now()
         updated = await ctx.store.deliveries.find_one_and_update(
             {"_id": delivery_id, "endpoint_id": endpoint_id},
-            {
-                "$set": {
-                    "status": "pending",
-                    "next_attempt_at": now,
-                    "round_attempts": 0,
-                    "failure_reason": None,
-                    "updated_at": now,
-                }
-            },
+            {"$set": _requeued(now)},
             return_document=ReturnDocument.AFTER,
         )
         if updated is None:
@@ -396,18 +388,14 @@ def build_api() -> APIRouter:
         now = ctx.clock.now()
         result = await ctx.store.deliveries.update_many(
             {"endpoint_id": endpoint_id, "status": "failed", "created_at": {"$gte": body.since}},
-            {
-                "$set": {
-                    "status": "pending",
-                    "next_attempt_at": now,
-                    "round_attempts": 0,
-                    "failure_reason": None,
-                    "leased_until": EPOCH,
-                    "updated_at": now,
-                }
-            },
+            {"$set": {**_requeued(now), "leased_until": EPOCH}},
         )
         ctx.dispatcher.wake()
         return RecoverResult(requeued=result.modified_count)
 
     return api
+
+
+def _requeued(now: datetime) -> dict[str, Any]:
+    """Fields that put a delivery back in the queue with a fresh retry schedule, due now."""
+    return {"status": "pending", "next_attempt_at": now, "round_attempts": 0, "failure_reason": None, "updated_at": now}
