@@ -65,15 +65,8 @@ class ServiceRuntime:
             self.db, outbox_collections, self.publisher, topic_prefix=settings.topic_prefix,
             sweep_seconds=settings.outbox_sweep_seconds, lease_seconds=settings.outbox_lease_seconds,
         )
-        self.router = router
-        self.dispatcher = (
-            EventDispatcher(
-                router, self.publisher, group=settings.consumer_group, topic_prefix=settings.topic_prefix,
-                max_attempts=settings.handler_max_attempts, backoff_seconds=settings.handler_backoff_seconds,
-            )
-            if router is not None
-            else None
-        )
+        self.router: EventRouter | None = None
+        self.dispatcher: EventDispatcher | None = None
         self.verifier = TokenVerifier(settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         self.idempotency = IdempotencyStore(
             self.db, self.clock, timedelta(hours=settings.idempotency_retention_hours)
@@ -83,8 +76,8 @@ class ServiceRuntime:
         self._jobs: list[tuple[str, BackgroundJob]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.kafka_connected = asyncio.Event()
-        if router is not None and router.topics():
-            self._subscribe(router)
+        if router is not None:
+            self.subscribe(router)
         self.every(settings.sweep_interval_seconds, "idempotency-sweep")(_sweep_idempotency_keys)
 
     # -- composition -----------------------------------------------------------------------------
@@ -118,10 +111,19 @@ class ServiceRuntime:
         """Outbox entries for events produced by this service (embed them in the same write)."""
         return outbox_entries(events, source=self.source, clock=self.clock)
 
-    def _subscribe(self, router: EventRouter) -> None:
-        topics = [self.settings.topic(t.name) for t in router.topics()]
-        dispatcher = self.dispatcher
-        assert dispatcher is not None
+    def subscribe(self, router: EventRouter) -> None:
+        """Consume the router's topics; call once, after the handlers' collaborators exist, before start."""
+        if self.router is not None:
+            raise RuntimeError("a runtime subscribes one event router")
+        settings = self.settings
+        self.router = router
+        self.dispatcher = dispatcher = EventDispatcher(
+            router, self.publisher, group=settings.consumer_group, topic_prefix=settings.topic_prefix,
+            max_attempts=settings.handler_max_attempts, backoff_seconds=settings.handler_backoff_seconds,
+        )
+        if not router.topics():
+            return
+        topics = [settings.topic(t.name) for t in router.topics()]
 
         @self.broker.subscriber(
             *topics,
