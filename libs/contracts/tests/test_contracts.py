@@ -99,3 +99,26 @@ def test_malformed_envelope_is_refused() -> None:
             b'{"id": "1", "type": "Bad.Type", "source": "x", "subject": "s",'
             b' "time": "2026-01-01T00:00:00Z", "data": {}}'
         )
+
+
+def test_contract_modules_import_each_other_without_a_circle() -> None:
+    import grimp
+
+    graph = grimp.build_graph("ksbb_contracts")
+    modules = {m for m in graph.modules if m.startswith("ksbb_contracts")}
+    edges = {m: {i for i in graph.find_modules_directly_imported_by(m) if i in modules} for m in modules}
+    assert "ksbb_contracts.events" in edges["ksbb_contracts.schemas"], "the graph sees the package's imports"
+
+    def circle_from(start: str) -> list[str] | None:
+        stack = [(start, [start])]
+        while stack:
+            module, path = stack.pop()
+            for imported in edges[module]:
+                if imported == start:
+                    return [*path, start]
+                if imported not in path:
+                    stack.append((imported, [*path, imported]))
+        return None
+
+    circles = [c for m in sorted(modules) if (c := circle_from(m))]
+    assert not circles, f"import circle: {' -> '.join(circles[0])}"

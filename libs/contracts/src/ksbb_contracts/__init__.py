@@ -2,7 +2,7 @@
 
 from ksbb_contracts.envelope import CONTENT_TYPE, CloudEvent
 from ksbb_contracts.events import EVENT_TYPES, Event, event_class, parse_event
-from ksbb_contracts.topics import TOPICS, Topic, topic_for
+from ksbb_contracts.topics import TOPICS, Topic
 
 __all__ = [
     "CONTENT_TYPE",
@@ -13,5 +13,4 @@ __all__ = [
     "Topic",
     "event_class",
     "parse_event",
-    "topic_for",
 ]

@@ -1,4 +1,7 @@
-"""Kafka topics, their owners, retention and consumers — defined once for every service."""
+"""Kafka topics, their owners, retention and consumers — defined once for every service.
+
+This module imports nothing else from the contracts: events name their topic, never the other way round.
+"""
 
 from __future__ import annotations
 
@@ -86,13 +89,6 @@ TOPICS: dict[str, Topic] = {
     for t in (ORGANISATIONS, RECIPIENTS, NEEDS, REGISTRY_CONTACTS, PLEDGES, LEDGER, DONORS, OFFERS,
               DONOR_CONTACTS, WEBHOOKS)
 }
-
-
-def topic_for(event_type: str) -> Topic:
-    """The topic an event type is published on."""
-    from ksbb_contracts.events import event_class
-
-    return event_class(event_type).topic
 
 
 def topics_consumed_by(service: str) -> list[Topic]:
