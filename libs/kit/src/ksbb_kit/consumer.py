@@ -23,7 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ksbb_kit.metrics import DEAD_LETTERS, HANDLER_OUTCOMES
 from ksbb_kit.outbox import RecordPublisher
-from ksbb_kit.tracing import child_of, set_traceparent
+from ksbb_kit.tracing import child_of, request_id_of, set_request_id, set_traceparent
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[Any, CloudEvent], Awaitable[None]]
@@ -103,6 +103,7 @@ class EventDispatcher:
         """Process one record; returns the outcome (handled, ignored, dead_lettered)."""
         logical = record.topic.removeprefix(self._prefix)
         set_traceparent(child_of(record.headers.get("traceparent")))
+        set_request_id(None)
         if record.value is None:
             handler = self._router.tombstone_handlers.get(logical)
             if handler is None or record.key is None:
@@ -113,6 +114,7 @@ class EventDispatcher:
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(record, "malformed", f"not a CloudEvents envelope: {exc}", 1)
             return self._count("malformed", "dead_lettered")
+        set_request_id(request_id_of(envelope.model_extra))  # logs and follow-up events keep the request id
         handler_for_type = self._router.handlers.get(envelope.type)
         if handler_for_type is None:
             return self._count(envelope.type, "ignored")

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ksbb_kit.tracing import current_request_id
+
 
 class ErrorBody(BaseModel):
     """The JSON body of every error response."""
@@ -38,7 +40,7 @@ def _field_path(location: Any) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render ApiError and validation errors as `ErrorBody` JSON."""
+    """Render ApiError, validation errors and unexpected failures as `ErrorBody` JSON."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -55,6 +57,16 @@ def install_error_handlers(app: FastAPI) -> None:
             details={"errors": [{"field": _field_path(e.get("loc", ())), "message": e.get("msg")} for e in errors]},
         )
         return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        # The request id lets an operator find this failure's log lines; nothing internal leaks.
+        request_id = current_request_id()
+        body = ErrorBody(
+            code="internal_error", message="the service failed to handle this request; try again later",
+            details={"request_id": request_id} if request_id else None,
+        )
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=500)
 
 
 #: OpenAPI `responses` entry documenting the error body.

@@ -1,10 +1,12 @@
-"""HTTP helpers shared by the services: ETags, cursors, idempotency keys."""
+"""HTTP helpers shared by the services: request context and access log, ETags, cursors, idempotency keys."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,46 @@ from pymongo.errors import DuplicateKeyError
 
 from ksbb_kit.clock import Clock
 from ksbb_kit.errors import ApiError
+from ksbb_kit.tracing import accept_request_id, child_of, set_request_id, set_traceparent
+
+#: One line per handled request (method, path, route template, status, duration, client address).
+ACCESS_LOG = logging.getLogger("ksbb.access")
+
+
+def enter_request_context(headers: Mapping[str, str]) -> str:
+    """Adopt the caller's `X-Request-ID` (or make one) and continue its `traceparent`; returns the request id.
+
+    Both usually come from the gateway; a malformed value is replaced, never trusted into logs.
+    """
+    request_id = accept_request_id(headers.get("x-request-id"))
+    set_request_id(request_id)
+    set_traceparent(child_of(headers.get("traceparent")))
+    return request_id
+
+
+def route_path(scope: Mapping[str, Any]) -> str:
+    """The request path as the service routes it: without the `root_path` uvicorn puts in front."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", "") or "")
+    if root and path.startswith(root):
+        return path[len(root):] or "/"
+    return path
+
+
+def log_access(
+    service: str, method: str, path: str, route: str, status: int, seconds: float, client: str | None
+) -> None:
+    """Write the access line of one request; the request id and trace id come from the request context.
+
+    `client` is the address uvicorn reports: the real client only when the peer is a trusted proxy.
+    """
+    ACCESS_LOG.info(
+        "%s %s %d %.1fms", method, path, status, seconds * 1000,
+        extra={"service": service, "http": {
+            "method": method, "path": path, "route": route, "status": status,
+            "duration_ms": round(seconds * 1000, 3), "client": client,
+        }},
+    )
 
 
 def etag_for(resource_id: str, version: int) -> str:

@@ -1,4 +1,8 @@
-"""Structured JSON logs with personal data (phone numbers, e-mail addresses) redacted."""
+"""Structured JSON logs with personal data (phone numbers, e-mail addresses) redacted.
+
+Every line carries the request id and trace id of the work in progress (an HTTP request or a consumed
+event), so one user action can be followed across services.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from ksbb_kit.tracing import current_traceparent, trace_id
+from ksbb_kit.tracing import current_request_id, current_traceparent, trace_id
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?:\+62|62|0)[\s.-]?8[\d\s.-]{7,14}\d")
+#: Structured fields a log call may attach with `extra=` (e.g. the access line's `http` object).
+STRUCTURED_FIELDS = ("http",)
 
 
 def redact(text: str) -> str:
@@ -20,7 +26,7 @@ def redact(text: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, trace id, service."""
+    """One JSON object per line: time, level, service, logger, message, request id, trace id, extras."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -28,16 +34,23 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Render a record as redacted JSON."""
-        body = {
+        body: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
-            "service": self._service,
+            "service": getattr(record, "service", None) or self._service,
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
+        request_id = current_request_id()
+        if request_id:
+            body["request_id"] = request_id
         trace = trace_id(current_traceparent())
         if trace:
             body["trace_id"] = trace
+        for name in STRUCTURED_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                body[name] = json.loads(redact(json.dumps(value, default=str)))
         if record.exc_info:
             body["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(body, ensure_ascii=False)

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.ids import new_id
 from ksbb_kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
-from ksbb_kit.tracing import current_traceparent
+from ksbb_kit.tracing import current_traceparent, request_id_extension
 
 log = logging.getLogger(__name__)
 PENDING = "_outbox_pending"
@@ -48,6 +48,7 @@ def envelope_for(event: Event, *, source: str, clock: Clock, event_id: str | Non
         time=clock.now(),
         traceparent=current_traceparent(),
         data=event.model_dump(mode="json"),
+        **request_id_extension(),  # CloudEvents extension `requestid`: the action that caused the event
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 PLACEHOLDER_PREFIXES = ("changeme", "placeholder", "dev-only")
@@ -40,6 +41,17 @@ class KitSettings(BaseSettings):
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     secret_key: SecretStr = SecretStr("changeme-dev-secret")
 
+    # -- behind the gateway ------------------------------------------------------------------------
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Comma-separated addresses or networks of the proxies (the gateway) whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; default: nobody, so clients cannot choose their own address.",
+    )
+    root_path: str = Field(
+        default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$",
+        description="Path prefix the gateway serves this service's own docs under, e.g. /svc/registry.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -52,6 +64,20 @@ class KitSettings(BaseSettings):
         """Service-prefixed variables win over the shared `KSBB_` ones (e.g. from the infra env file)."""
         shared = EnvSettingsSource(settings_cls, env_prefix="KSBB_", case_sensitive=False)
         return init_settings, env_settings, shared, dotenv_settings, file_secret_settings
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    def trusted_proxies(self) -> list[str]:
+        """The proxy addresses/networks from `forwarded_allow_ips` (empty: trust no forwarding header)."""
+        return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> KitSettings:
