@@ -46,7 +46,10 @@ def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="placeholder"):
         DemoSettings(env="production", secret_key=SecretStr("real-secret-value"))
     DemoSettings(env="development")  # fine while developing
-    ok = DemoSettings(env="production", secret_key=SecretStr("s3cr3t-x"), smtp_password=SecretStr("pw-123"))
+    ok = DemoSettings(
+        env="production", secret_key=SecretStr("s3cr3t-x"), smtp_password=SecretStr("pw-123"),
+        kafka_bootstrap="kafka:9092", mongodb_url="mongodb://db/", jwks_url="https://id/jwks", jwt_issuer="https://id/",
+    )
     assert ok.env == "production"
 
 

@@ -8,7 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 FOREVER = -1
-DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+DLQ_RETENTION_MS = 30 * DAY_MS
+# Compacted confidential topics: a tombstone (erasure) stays readable this long after compaction, so a consumer
+# that was down for up to a week still sees it; an erased value is compacted away within ERASURE_DEADLINE_MS.
+TOMBSTONE_RETENTION_MS = 7 * DAY_MS
+ERASURE_DEADLINE_MS = DAY_MS
 
 
 @dataclass(frozen=True)
@@ -23,12 +28,24 @@ class Topic:
     compacted: bool = False
     confidential: bool = False
     consumers: tuple[str, ...] = field(default=())
+    tombstone_retention_ms: int = TOMBSTONE_RETENTION_MS
+    erasure_deadline_ms: int = ERASURE_DEADLINE_MS
 
-    def config(self) -> dict[str, str]:
-        """Topic-level Kafka configuration applied at creation."""
+    def config(self, replication_factor: int = 1) -> dict[str, str]:
+        """Topic-level Kafka configuration applied at creation (or rendered for Strimzi and compose).
+
+        With 3 replicas a write needs 2 in-sync copies (acks=all), so one broker may be down without loss.
+        """
+        durability = {"min.insync.replicas": str(min(2, max(1, replication_factor - 1)))}
         if self.compacted:
-            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "retention.ms": "-1"}
-        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+            return {
+                "cleanup.policy": "compact", "min.compaction.lag.ms": "0", "retention.ms": "-1",
+                "delete.retention.ms": str(self.tombstone_retention_ms),
+                "max.compaction.lag.ms": str(self.erasure_deadline_ms),
+                "segment.ms": str(self.erasure_deadline_ms),
+                **durability,
+            }
+        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms), **durability}
 
     def dlq(self, group: str) -> Topic:
         """The dead-letter topic of this topic for one consumer group."""

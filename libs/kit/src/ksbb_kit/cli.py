@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,21 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ksbb_contracts.topics import all_topics_with_dlqs
 
 from ksbb_kit.auth import DevIssuer, Role
-from ksbb_kit.kafka import KafkaRecordPublisher, ensure_topics
+from ksbb_kit.kafka import KafkaConnection, KafkaRecordPublisher, ensure_topics, kafka_connection
+from ksbb_kit.settings import KitSettings
 
 DEFAULT_ISSUER_DIR = Path(os.environ.get("KSBB_DEV_ISSUER_DIR", ".ksbb/dev-issuer"))
 ORIGINAL_TOPIC = "ksbb-dlq-topic"
 
 
-def _bootstrap(args: argparse.Namespace) -> str:
-    return args.bootstrap or os.environ.get("KSBB_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+def _kafka_settings() -> KitSettings:
+    """The shared `KSBB_KAFKA_*` settings (TLS, SASL/SCRAM, replication); service checks do not apply here."""
+    return KitSettings(env="development")
+
+
+def _bootstrap(args: argparse.Namespace) -> KafkaConnection:
+    connection = _kafka_settings().kafka_connection
+    return replace(connection, bootstrap=args.bootstrap) if args.bootstrap else connection
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -35,14 +43,32 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     """Create every topic and dead-letter topic with explicit partitions and retention."""
-    created = asyncio.run(ensure_topics(_bootstrap(args), all_topics_with_dlqs(), args.prefix))
+    replication = args.replication_factor or _kafka_settings().kafka_replication_factor
+    created = asyncio.run(ensure_topics(_bootstrap(args), all_topics_with_dlqs(), args.prefix,
+                                        replication_factor=replication))
     print(json.dumps({"created": created}))
     return 0
 
 
-async def read_dead_letters(bootstrap: str, dlq: str, limit: int = 1000) -> list[dict[str, Any]]:
+def cmd_topics_render(args: argparse.Namespace) -> int:
+    """Write (or with --check, verify) the deploy files rendered from the contracts' topics."""
+    from ksbb_kit.topics_render import stale_files, write_all
+
+    root = Path(args.root)
+    if args.check:
+        stale = stale_files(root)
+        for path in stale:
+            print(f"stale: {path} (run `ksbb topics render`)", file=sys.stderr)
+        return 1 if stale else 0
+    print(json.dumps({"written": write_all(root)}))
+    return 0
+
+
+async def read_dead_letters(
+    bootstrap: str | KafkaConnection, dlq: str, limit: int = 1000
+) -> list[dict[str, Any]]:
     """Every record of a dead-letter topic, oldest first."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_connection(bootstrap).client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(dlq)
@@ -74,7 +100,7 @@ async def read_dead_letters(bootstrap: str, dlq: str, limit: int = 1000) -> list
         await consumer.stop()
 
 
-async def replay_dead_letters(bootstrap: str, dlq: str, offsets: set[int] | None) -> int:
+async def replay_dead_letters(bootstrap: str | KafkaConnection, dlq: str, offsets: set[int] | None) -> int:
     """Re-publish chosen dead letters (all when offsets is None) to their original topic."""
     records = await read_dead_letters(bootstrap, dlq)
     publisher = KafkaRecordPublisher(bootstrap, client_id="ksbb-dlq-replay")
@@ -131,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     topics_sub = topics.add_subparsers(dest="action", required=True)
     create = topics_sub.add_parser("create", help="create every topic and DLQ")
     create.add_argument("--prefix", default=os.environ.get("KSBB_TOPIC_PREFIX", ""))
+    create.add_argument("--replication-factor", type=int,
+                        help="replicas per topic (default: $KSBB_KAFKA_REPLICATION_FACTOR or 1)")
     create.set_defaults(func=cmd_topics)
+    render = topics_sub.add_parser("render", help="write the Strimzi and compose topic files from the contracts")
+    render.add_argument("--root", default=".", help="repository root (default: current directory)")
+    render.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
+    render.set_defaults(func=cmd_topics_render)
 
     dlq = sub.add_parser("dlq", help="dead-letter topics")
     dlq_sub = dlq.add_subparsers(dest="action", required=True)

@@ -1,14 +1,22 @@
-"""Kafka wiring: FastStream broker with an idempotent producer, topic administration, consumer lag."""
+"""Kafka wiring: FastStream broker with an idempotent producer, topic administration, consumer lag.
+
+Every client the kit creates connects through one `KafkaConnection` (bootstrap servers, TLS, SASL/SCRAM);
+a plain bootstrap string still works and means an unauthenticated PLAINTEXT connection (local runs, tests).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from ksbb_contracts.topics import Topic
 
 from ksbb_kit.metrics import CONSUMER_LAG
@@ -16,10 +24,60 @@ from ksbb_kit.metrics import CONSUMER_LAG
 log = logging.getLogger(__name__)
 
 
-def make_broker(bootstrap: str, *, client_id: str) -> KafkaBroker:
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where and how a Kafka client connects: bootstrap servers, TLS (own CA file) and SASL/SCRAM."""
+
+    bootstrap: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_ca_file: str | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connection is encrypted."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether the client authenticates with SASL/SCRAM."""
+        return self.security_protocol.startswith("SASL")
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's producer, consumer and admin client."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol}
+        if self.uses_tls:
+            options["ssl_context"] = create_ssl_context(cafile=self.ssl_ca_file)
+        if self.uses_sasl:
+            options.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                           sasl_plain_password=self.sasl_password)
+        return options
+
+    def broker_security(self) -> BaseSecurity | None:
+        """The same settings in FastStream's terms."""
+        ssl_context = create_ssl_context(cafile=self.ssl_ca_file) if self.uses_tls else None
+        if self.uses_sasl:
+            scram = SASLScram256 if self.sasl_mechanism == "SCRAM-SHA-256" else SASLScram512
+            return scram(self.sasl_username or "", self.sasl_password or "", ssl_context=ssl_context,
+                         use_ssl=self.uses_tls)
+        if self.uses_tls:
+            return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
+        return None
+
+
+def kafka_connection(target: str | KafkaConnection) -> KafkaConnection:
+    """A connection from settings' `kafka_connection`, or a plain bootstrap string (PLAINTEXT)."""
+    return target if isinstance(target, KafkaConnection) else KafkaConnection(bootstrap=target)
+
+
+def make_broker(bootstrap: str | KafkaConnection, *, client_id: str) -> KafkaBroker:
     """A FastStream broker whose producer is idempotent with acks=all; no topic auto-creation."""
+    connection = kafka_connection(bootstrap)
     return KafkaBroker(
-        bootstrap,
+        connection.bootstrap,
+        security=connection.broker_security(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
@@ -32,10 +90,10 @@ def make_broker(bootstrap: str, *, client_id: str) -> KafkaBroker:
 class KafkaRecordPublisher:
     """The outbox's and dead-letter queue's producer: idempotent, acks=all, raw records (tombstones too)."""
 
-    def __init__(self, bootstrap: str, *, client_id: str) -> None:
+    def __init__(self, bootstrap: str | KafkaConnection, *, client_id: str) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, client_id=client_id, enable_idempotence=True, acks="all",
-            linger_ms=2,
+            **kafka_connection(bootstrap).client_options(), client_id=client_id, enable_idempotence=True,
+            acks="all", linger_ms=2,
         )
 
     async def start(self) -> None:
@@ -55,10 +113,11 @@ class KafkaRecordPublisher:
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[Topic], prefix: str = "", partitions: int | None = None
+    bootstrap: str | KafkaConnection, topics: Iterable[Topic], prefix: str = "", partitions: int | None = None,
+    *, replication_factor: int = 1,
 ) -> list[str]:
-    """Create missing topics with explicit partitions and retention; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    """Create missing topics with explicit partitions, replication and retention; returns the names created."""
+    admin = AIOKafkaAdminClient(**kafka_connection(bootstrap).client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -67,7 +126,8 @@ async def ensure_topics(
         for topic in wanted:
             try:
                 await admin.create_topics([
-                    NewTopic(prefix + topic.name, partitions or topic.partitions, 1, topic_configs=topic.config())
+                    NewTopic(prefix + topic.name, partitions or topic.partitions, replication_factor,
+                             topic_configs=topic.config(replication_factor))
                 ])
                 created.append(prefix + topic.name)
             except TopicAlreadyExistsError:
@@ -77,10 +137,11 @@ async def ensure_topics(
         await admin.close()
 
 
-async def consumer_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str, int]:
+async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]) -> dict[str, int]:
     """Records not yet committed by a consumer group, per topic; also exported as a metric."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    options = kafka_connection(bootstrap).client_options()
+    admin = AIOKafkaAdminClient(**options)
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:

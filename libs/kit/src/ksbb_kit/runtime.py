@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -25,16 +25,13 @@ from ksbb_kit.auth import TokenVerifier
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
 from ksbb_kit.errors import install_error_handlers
-from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path
+from ksbb_kit.http import IdempotencyStore
 from ksbb_kit.kafka import KafkaRecordPublisher, consumer_lag, ensure_topics, make_broker
 from ksbb_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ksbb_kit.mongo import connect, ping
 from ksbb_kit.outbox import OutboxRelay, outbox_entries
 from ksbb_kit.settings import KitSettings
-from ksbb_kit.tracing import REQUEST_ID_HEADER
-
-if TYPE_CHECKING:
-    import uvicorn
+from ksbb_kit.tracing import child_of, set_traceparent
 
 log = logging.getLogger(__name__)
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
@@ -53,7 +50,7 @@ class ServiceRuntime:
         router: EventRouter | None = None,
         outbox_collections: Sequence[str] = (),
         clock: Clock | None = None,
-        create_topics: bool = True,
+        create_topics: bool | None = None,
     ) -> None:
         self.settings = settings
         self.title = title
@@ -62,8 +59,8 @@ class ServiceRuntime:
         self.source = f"/ksbb/{settings.service_name}"
         self.mongo = connect(settings.mongodb_url)
         self.db: AsyncDatabase[dict[str, Any]] = self.mongo[settings.database_name]
-        self.publisher = KafkaRecordPublisher(settings.kafka_bootstrap, client_id=f"ksbb-{settings.service_name}")
-        self.broker: KafkaBroker = make_broker(settings.kafka_bootstrap, client_id=f"ksbb-{settings.service_name}")
+        self.publisher = KafkaRecordPublisher(settings.kafka_connection, client_id=f"ksbb-{settings.service_name}")
+        self.broker: KafkaBroker = make_broker(settings.kafka_connection, client_id=f"ksbb-{settings.service_name}")
         self.relay = OutboxRelay(
             self.db, outbox_collections, self.publisher, topic_prefix=settings.topic_prefix,
             sweep_seconds=settings.outbox_sweep_seconds, lease_seconds=settings.outbox_lease_seconds,
@@ -74,7 +71,8 @@ class ServiceRuntime:
         self.idempotency = IdempotencyStore(
             self.db, self.clock, timedelta(hours=settings.idempotency_retention_hours)
         )
-        self.create_topics = create_topics
+        # Production leaves topics to the rendered KafkaTopic resources / topics-init job (settings.creates_topics).
+        self.create_topics = settings.creates_topics if create_topics is None else create_topics
         self._startup: list[StartupHook] = []
         self._jobs: list[tuple[str, BackgroundJob]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -157,8 +155,9 @@ class ServiceRuntime:
                 if self.create_topics:
                     from ksbb_contracts.topics import all_topics_with_dlqs
 
-                    await ensure_topics(self.settings.kafka_bootstrap, all_topics_with_dlqs(),
-                                        self.settings.topic_prefix, self.settings.topic_partitions)
+                    await ensure_topics(self.settings.kafka_connection, all_topics_with_dlqs(),
+                                        self.settings.topic_prefix, self.settings.topic_partitions,
+                                        replication_factor=self.settings.kafka_replication_factor)
                 await self.publisher.start()
                 await self.broker.start()
                 break
@@ -169,7 +168,7 @@ class ServiceRuntime:
                 with contextlib.suppress(Exception):
                     await self.publisher.stop()
                 self.publisher = KafkaRecordPublisher(
-                    self.settings.kafka_bootstrap, client_id=f"ksbb-{self.settings.service_name}"
+                    self.settings.kafka_connection, client_id=f"ksbb-{self.settings.service_name}"
                 )
                 self.relay._publisher = self.publisher
                 if self.dispatcher is not None:
@@ -218,7 +217,7 @@ class ServiceRuntime:
         if self.router is None:
             return {}
         return await consumer_lag(
-            self.settings.kafka_bootstrap, self.settings.consumer_group,
+            self.settings.kafka_connection, self.settings.consumer_group,
             [self.settings.topic(t.name) for t in self.router.topics()],
         )
 
@@ -243,20 +242,12 @@ class ServiceRuntime:
 
         @app.middleware("http")
         async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            request_id = enter_request_context(request.headers)
+            set_traceparent(child_of(request.headers.get("traceparent")))
             started = time.perf_counter()
-            status = 500  # an exception escaping the app is answered with 500 by the error handler
-            try:
-                response = await call_next(request)
-                status = response.status_code
-            finally:
-                route = getattr(request.scope.get("route"), "path", "unmatched")
-                elapsed = time.perf_counter() - started
-                HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-                HTTP_LATENCY.labels(request.method, route).observe(elapsed)
-                log_access(runtime.settings.service_name, request.method, route_path(request.scope), route, status,
-                           elapsed, request.client.host if request.client else None)
-            response.headers[REQUEST_ID_HEADER] = request_id
+            response = await call_next(request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+            HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
             return response
 
         ops = APIRouter(tags=["operations"])
@@ -306,32 +297,6 @@ async def _sweep_idempotency_keys(runtime: ServiceRuntime) -> None:
     await runtime.idempotency.sweep()
 
 
-def server_config(
-    app: FastAPI | Callable[[], FastAPI], settings: KitSettings, **overrides: Any
-) -> uvicorn.Config:
-    """uvicorn's configuration for a service: bind address, trusted proxies and root path from the settings.
-
-    `X-Forwarded-For`/`-Proto` are honoured only from `settings.forwarded_allow_ips` (default: nobody;
-    uvicorn alone would trust loopback, letting any local client pick its address). `root_path` moves the
-    service's own docs under the gateway's `/svc/<service>` prefix; the API stays in the gateway's one
-    `/v1` path space, so the OpenAPI document gets no `servers` entry for the prefix.
-    """
-    import uvicorn
-
-    def behind_gateway(built: FastAPI) -> FastAPI:
-        built.root_path_in_servers = False
-        return built
-
-    target: Any = behind_gateway(app) if isinstance(app, FastAPI) else (lambda: behind_gateway(app()))
-    trusted = settings.trusted_proxies()
-    options: dict[str, Any] = {
-        "factory": not isinstance(app, FastAPI), "host": settings.http_host, "port": settings.http_port,
-        "log_config": None, "access_log": False, "proxy_headers": bool(trusted),
-        "forwarded_allow_ips": trusted, "root_path": settings.root_path,
-    }
-    return uvicorn.Config(target, **{**options, **overrides})
-
-
 def serve(app_factory: Callable[[], FastAPI], settings: KitSettings) -> None:
     """Run a service with uvicorn and JSON logs; the app is built inside uvicorn's event loop.
 
@@ -342,4 +307,5 @@ def serve(app_factory: Callable[[], FastAPI], settings: KitSettings) -> None:
     from ksbb_kit.logging import configure_logging
 
     configure_logging(settings.service_name, settings.log_level)
-    uvicorn.Server(server_config(app_factory, settings)).run()
+    uvicorn.run(app_factory, factory=True, host=settings.http_host, port=settings.http_port,
+                log_config=None, access_log=False)
