@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -25,13 +25,16 @@ from ksbb_kit.auth import TokenVerifier
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
 from ksbb_kit.errors import install_error_handlers
-from ksbb_kit.http import IdempotencyStore
+from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path
 from ksbb_kit.kafka import KafkaRecordPublisher, consumer_lag, ensure_topics, make_broker
 from ksbb_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ksbb_kit.mongo import connect, ping
 from ksbb_kit.outbox import OutboxRelay, outbox_entries
 from ksbb_kit.settings import KitSettings
-from ksbb_kit.tracing import child_of, set_traceparent
+from ksbb_kit.tracing import REQUEST_ID_HEADER
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
@@ -165,14 +168,9 @@ class ServiceRuntime:
                 raise
             except Exception as exc:
                 log.warning("Kafka not reachable yet (%s); retrying in %.1fs", exc, delay)
+                # The relay and the dispatcher hold this same publisher; it starts afresh on the next round.
                 with contextlib.suppress(Exception):
                     await self.publisher.stop()
-                self.publisher = KafkaRecordPublisher(
-                    self.settings.kafka_connection, client_id=f"ksbb-{self.settings.service_name}"
-                )
-                self.relay._publisher = self.publisher
-                if self.dispatcher is not None:
-                    self.dispatcher._dead_letters = self.publisher
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
         self.kafka_connected.set()
@@ -242,12 +240,20 @@ class ServiceRuntime:
 
         @app.middleware("http")
         async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            set_traceparent(child_of(request.headers.get("traceparent")))
+            request_id = enter_request_context(request.headers)
             started = time.perf_counter()
-            response = await call_next(request)
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-            HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+            status = 500  # an exception escaping the app is answered with 500 by the error handler
+            try:
+                response = await call_next(request)
+                status = response.status_code
+            finally:
+                route = getattr(request.scope.get("route"), "path", "unmatched")
+                elapsed = time.perf_counter() - started
+                HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+                HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+                log_access(runtime.settings.service_name, request.method, route_path(request.scope), route, status,
+                           elapsed, request.client.host if request.client else None)
+            response.headers[REQUEST_ID_HEADER] = request_id
             return response
 
         ops = APIRouter(tags=["operations"])
@@ -297,6 +303,32 @@ async def _sweep_idempotency_keys(runtime: ServiceRuntime) -> None:
     await runtime.idempotency.sweep()
 
 
+def server_config(
+    app: FastAPI | Callable[[], FastAPI], settings: KitSettings, **overrides: Any
+) -> uvicorn.Config:
+    """uvicorn's configuration for a service: bind address, trusted proxies and root path from the settings.
+
+    `X-Forwarded-For`/`-Proto` are honoured only from `settings.forwarded_allow_ips` (default: nobody;
+    uvicorn alone would trust loopback, letting any local client pick its address). `root_path` moves the
+    service's own docs under the gateway's `/svc/<service>` prefix; the API stays in the gateway's one
+    `/v1` path space, so the OpenAPI document gets no `servers` entry for the prefix.
+    """
+    import uvicorn
+
+    def behind_gateway(built: FastAPI) -> FastAPI:
+        built.root_path_in_servers = False
+        return built
+
+    target: Any = behind_gateway(app) if isinstance(app, FastAPI) else (lambda: behind_gateway(app()))
+    trusted = settings.trusted_proxies()
+    options: dict[str, Any] = {
+        "factory": not isinstance(app, FastAPI), "host": settings.http_host, "port": settings.http_port,
+        "log_config": None, "access_log": False, "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted, "root_path": settings.root_path,
+    }
+    return uvicorn.Config(target, **{**options, **overrides})
+
+
 def serve(app_factory: Callable[[], FastAPI], settings: KitSettings) -> None:
     """Run a service with uvicorn and JSON logs; the app is built inside uvicorn's event loop.
 
@@ -307,5 +339,4 @@ def serve(app_factory: Callable[[], FastAPI], settings: KitSettings) -> None:
     from ksbb_kit.logging import configure_logging
 
     configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(app_factory, factory=True, host=settings.http_host, port=settings.http_port,
-                log_config=None, access_log=False)
+    uvicorn.Server(server_config(app_factory, settings)).run()
