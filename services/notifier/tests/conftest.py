@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
@@ -11,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email import message_from_bytes
@@ -42,9 +41,11 @@ from ksbb_contracts.vocab import (
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.plugin import running
-from ksbb_notifier.bootstrap import create_app
-from ksbb_notifier.components import Components
+from ksbb_kit.testing.waiting import eventually
+from ksbb_notifier.bootstrap import Notifier, build_notifier, create_app_for
 from ksbb_notifier.settings import NotifierSettings
+
+__all__ = ["eventually"]  # test modules reach it as `h.eventually`
 
 
 @dataclass
@@ -185,33 +186,27 @@ def new_namespace() -> str:
 
 @dataclass
 class RunningNotifier:
-    """A started notifier app with its HTTP client, clock and wired components."""
+    """A started notifier app with its HTTP client, clock and the wired instance behind it."""
 
     client: Any
     clock: Any
-    components: Components
+    notifier: Notifier
     settings: NotifierSettings
     app: Any = None
+
+    @property
+    def db(self) -> Any:
+        """The notifier's own database, to check what it stored."""
+        return self.notifier.runtime.db
 
 
 @contextlib.asynccontextmanager
 async def start_notifier(settings: NotifierSettings, clock: Any, **kwargs: Any) -> AsyncIterator[RunningNotifier]:
     """Start an app and yield it once ready."""
-    app = create_app(settings, clock=clock, **kwargs)
+    notifier = build_notifier(settings, clock=clock, **kwargs)
+    app = create_app_for(notifier)
     async with running(app) as client:
-        yield RunningNotifier(client, clock, app.state.notifier, settings, app)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 30.0, what: str = "condition") -> Any:
-    """Poll until `check` returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not reached within {within}s")
-        await asyncio.sleep(0.05)
+        yield RunningNotifier(client, clock, notifier, settings, app)
 
 
 def auth(issuer: DevIssuer, role: str, **claims: Any) -> dict[str, str]:

@@ -41,5 +41,5 @@ async def test_seed_registers_an_endpoint_or_skips(infra: Any, dev_issuer: Any, 
         endpoint_id = ctx.state["notifier"]["endpoint_id"]
         assert endpoint_id in out and "whsec_" in out
         assert ctx.state["notifier"]["secret"] not in out  # only the hint is printed
-        stored = await app.components.store.endpoints.find_one({"_id": endpoint_id})
+        stored = await app.db.endpoints.find_one({"_id": endpoint_id})
         assert stored["organisation_id"] == "org_demo" and stored["enabled"] is True

@@ -7,16 +7,18 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from ksbb_notifier.adapters.http_sender import UrlRefused, check_url
-from ksbb_notifier.adapters.secrets import SecretBox
+from ksbb_notifier.adapters.http_sender import check_url
+from ksbb_notifier.adapters.secrets import RandomSecrets, SecretBox
 from ksbb_notifier.domain.emails import TEMPLATES, render
+from ksbb_notifier.domain.errors import AddressRefused, UrlRefused
 from ksbb_notifier.domain.routing import EndpointFilter, MessageScope, endpoint_receives, scope_of
 from ksbb_notifier.domain.schedule import Outcome, decide, parse_retry_after
-from ksbb_notifier.domain.signing import generate_secret, signature_header
-from ksbb_notifier.domain.ssrf import AddressPolicy, AddressRefused
+from ksbb_notifier.domain.signing import signature_header
+from ksbb_notifier.domain.ssrf import AddressPolicy
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 pytestmark = pytest.mark.unit
+generate_secret = RandomSecrets().new_secret
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SCHEDULE = [0.0, 5.0, 300.0]
 

@@ -33,15 +33,15 @@ async def test_pending_deliveries_survive_a_restart(
         )
 
         async def fanned_out() -> bool:
-            return await first.components.store.deliveries.count_documents({"message_id": event.id}) == 1
+            return await first.db.deliveries.count_documents({"message_id": event.id}) == 1
 
         await h.eventually(fanned_out)
-        await first.components.dispatcher.run_due()
+        await first.notifier.dispatcher.run_due()
         assert len(receiver.at("/restart")) == 1  # first attempt failed with 503, retry in 5 s
 
     clock.advance(5)
     async with h.start_notifier(settings, clock) as second:
-        delivered = await second.components.dispatcher.run_due()
+        delivered = await second.notifier.dispatcher.run_due()
         assert delivered == 1
         [_, retried] = receiver.at("/restart")
         assert retried.headers["webhook-id"] == event.id

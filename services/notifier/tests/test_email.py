@@ -39,7 +39,7 @@ async def test_pledge_emails_reach_donor_recipient_and_facilitator(
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     org, recipient, donor = "org_mail", "rcp_mail", "dnr_mail"
     async with h.start_notifier(settings, clock) as app:
-        store, mailer = app.components.store, app.components.mailer
+        store, mailer = app.db, app.notifier.mailer
         await publish_events(
             infra.kafka_bootstrap,
             settings.topic_prefix,

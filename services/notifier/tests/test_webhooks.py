@@ -13,7 +13,8 @@ import pytest
 import pytest_asyncio
 from ksbb_kit.clock import ManualClock
 from ksbb_kit.testing.kafka import TopicReader, publish_events
-from ksbb_notifier.dispatcher import Dispatcher
+from ksbb_notifier.bootstrap import another_dispatcher
+from ksbb_notifier.domain.deliveries import AttemptResult, WebhookRequest
 from ksbb_notifier.settings import DEFAULT_RETRY_SCHEDULE
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -53,8 +54,8 @@ async def isolated(app: Any) -> AsyncIterator[None]:
     switch its endpoints off afterwards, so leftovers never reach the next test's receivers."""
     app.clock.set(datetime.now(UTC).replace(microsecond=0))
     yield
-    await app.components.store.endpoints.update_many({}, {"$set": {"enabled": False}})
-    app.components.dispatcher.forget_endpoint()
+    await app.db.endpoints.update_many({}, {"$set": {"enabled": False}})
+    app.notifier.endpoints.cache.forget()
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ async def delivery_of(app: Any, endpoint_id: str, message_id: str | None = None)
     query: dict[str, Any] = {"endpoint_id": endpoint_id}
     if message_id:
         query["message_id"] = message_id
-    doc = await app.components.store.deliveries.find_one(query)
+    doc = await app.db.deliveries.find_one(query)
     assert doc is not None
     return dict(doc)
 
@@ -114,10 +115,10 @@ async def test_signed_deliveries_verify_with_reference_library_and_respect_scope
     )
 
     async def fanned_out() -> bool:
-        return await app.components.store.deliveries.count_documents({"message_id": {"$in": [pledge.id, need.id]}}) == 4
+        return await app.db.deliveries.count_documents({"message_id": {"$in": [pledge.id, need.id]}}) == 4
 
     await h.eventually(fanned_out, what="fan-out of both events")
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
 
     [to_a_pledge] = [r for r in receiver.at("/a") if r.headers["webhook-id"] == pledge.id]
     verified = Webhook(own["secret"]).verify(to_a_pledge.body, to_a_pledge.headers)
@@ -148,10 +149,10 @@ async def test_signed_deliveries_verify_with_reference_library_and_respect_scope
     )
 
     async def marker_seen() -> bool:
-        return await app.components.store.messages.find_one({"_id": marker.id}) is not None
+        return await app.db.messages.find_one({"_id": marker.id}) is not None
 
     await h.eventually(marker_seen, what="later event consumed")
-    assert await app.components.store.deliveries.count_documents({"message_id": pledge.id}) == 2
+    assert await app.db.deliveries.count_documents({"message_id": pledge.id}) == 2
 
 
 async def test_filters_by_kota_and_recipient_kind(
@@ -176,10 +177,10 @@ async def test_filters_by_kota_and_recipient_kind(
     )
 
     async def consumed() -> bool:
-        return await app.components.store.messages.count_documents({"_id": {"$in": [e.id for e in envelopes]}}) == 2
+        return await app.db.messages.count_documents({"_id": {"$in": [e.id for e in envelopes]}}) == 2
 
     await h.eventually(consumed)
-    store = app.components.store
+    store = app.db
     assert await store.deliveries.count_documents({"endpoint_id": pusat["id"]}) == 2
     assert await store.deliveries.count_documents({"endpoint_id": selatan["id"]}) == 0
     assert await store.deliveries.count_documents({"endpoint_id": pesantren["id"]}) == 0
@@ -206,7 +207,7 @@ async def test_retry_schedule_follows_the_injected_clock_then_fails_with_an_even
         sent = await send_test(app, fac, endpoint["id"])
         schedule = DEFAULT_RETRY_SCHEDULE
         for attempt in range(1, len(schedule) + 1):
-            await app.components.dispatcher.run_due()
+            await app.notifier.dispatcher.run_due()
             delivery = await delivery_of(app, endpoint["id"])
             assert delivery["attempts"] == attempt
             if attempt < len(schedule):
@@ -214,7 +215,7 @@ async def test_retry_schedule_follows_the_injected_clock_then_fails_with_an_even
                 expected = app.clock.now() + timedelta(seconds=schedule[attempt])
                 assert delivery["next_attempt_at"] == expected
                 app.clock.advance(schedule[attempt] - 1)
-                await app.components.dispatcher.run_due()
+                await app.notifier.dispatcher.run_due()
                 assert (await delivery_of(app, endpoint["id"]))["attempts"] == attempt  # not due yet
                 app.clock.advance(1)
         assert delivery["status"] == "failed"
@@ -264,15 +265,15 @@ async def test_retry_after_is_honoured_for_429_and_503(
         (200, {}, "ok"),
     )
     await send_test(app, fac, endpoint["id"])
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     delivery = await delivery_of(app, endpoint["id"])
     assert delivery["next_attempt_at"] == app.clock.now() + timedelta(seconds=120)
     app.clock.advance(120)
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     delivery = await delivery_of(app, endpoint["id"])
     assert delivery["next_attempt_at"] == later
     app.clock.set(later)
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     delivery = await delivery_of(app, endpoint["id"])
     assert delivery["status"] == "succeeded" and delivery["attempts"] == 3
 
@@ -291,7 +292,7 @@ async def test_410_disables_the_endpoint_and_emits_an_event(
     topic = app.settings.topic("ksbb.notifier.webhooks")
     async with TopicReader(infra.kafka_bootstrap, [topic]) as reader:
         await send_test(app, fac, endpoint["id"])
-        await app.components.dispatcher.run_due()
+        await app.notifier.dispatcher.run_due()
         events = await reader.wait_for(
             lambda es: any(e.type == "ksbb.webhook.endpoint_disabled.v1" and e.subject == endpoint["id"] for e in es)
         )
@@ -322,7 +323,7 @@ async def test_rotation_sends_both_signatures_during_the_overlap(
     assert "secret" not in listed and listed["previous_secret_valid_until"] is not None
 
     await send_test(app, fac, endpoint["id"])
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     [during] = receiver.at("/rotate")
     assert len(during.headers["webhook-signature"].split(" ")) == 2
     Webhook(old_secret).verify(during.body, during.headers)
@@ -330,12 +331,12 @@ async def test_rotation_sends_both_signatures_during_the_overlap(
 
     # After the overlap only the new secret signs; the test uses real "now" for the library's tolerance,
     # so the overlap end is moved instead of the clock.
-    await app.components.store.endpoints.update_one(
+    await app.db.endpoints.update_one(
         {"_id": endpoint["id"]}, {"$set": {"secrets.1.valid_until": app.clock.now() - timedelta(seconds=1)}}
     )
-    app.components.dispatcher.forget_endpoint(endpoint["id"])  # another instance would see it within 1 s
+    app.notifier.endpoints.cache.forget(endpoint["id"])  # another instance would see it within 1 s
     await send_test(app, fac, endpoint["id"])
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     after = receiver.at("/rotate")[1]
     assert len(after.headers["webhook-signature"].split(" ")) == 1
     Webhook(new_secret).verify(after.body, after.headers)
@@ -352,7 +353,7 @@ async def test_redelivery_and_recovery(app: Any, receiver: Any, dev_issuer: Any,
     second = await send_test(app, fac, endpoint["id"])
     # Exhaust the schedule quickly: each due attempt, then jump to the next.
     for _ in DEFAULT_RETRY_SCHEDULE:
-        await app.components.dispatcher.run_due()
+        await app.notifier.dispatcher.run_due()
         app.clock.advance(36000)
     base = f"/v1/webhooks/endpoints/{endpoint['id']}"
     failed = (await app.client.get(f"{base}/deliveries", params={"status": "failed"}, headers=fac)).json()
@@ -361,13 +362,13 @@ async def test_redelivery_and_recovery(app: Any, receiver: Any, dev_issuer: Any,
     receiver.defaults["/later"] = (204, {}, "")
     redo = await app.client.post(f"{base}/deliveries/{first['delivery_id']}/redeliver", headers=fac)
     assert redo.status_code == 202 and redo.json()["status"] == "pending"
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     assert (await delivery_of(app, endpoint["id"], first["message_id"]))["status"] == "succeeded"
     assert (await delivery_of(app, endpoint["id"], second["message_id"]))["status"] == "failed"
 
     recovered = await app.client.post(f"{base}/recover", json={"since": started.isoformat()}, headers=fac)
     assert recovered.status_code == 202 and recovered.json() == {"requeued": 1}
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     assert (await delivery_of(app, endpoint["id"], second["message_id"]))["status"] == "succeeded"
     ids = [r.headers["webhook-id"] for r in receiver.at("/later")]
     assert ids.count(second["message_id"]) == len(DEFAULT_RETRY_SCHEDULE) + 1
@@ -404,7 +405,7 @@ async def test_ssrf_guard_refuses_private_destinations(
     endpoints = {name: await create_endpoint(app, fac, url) for name, url in cases.items()}
     for endpoint in endpoints.values():
         await send_test(app, fac, endpoint["id"])
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     for name, endpoint in endpoints.items():
         delivery = await delivery_of(app, endpoint["id"])
         [entry] = delivery["attempt_log"]
@@ -416,7 +417,7 @@ async def test_ssrf_guard_refuses_private_destinations(
     # The allow-listed host name reaches the same loopback address.
     allowed = await create_endpoint(app, fac, receiver.url("/ssrf"))
     await send_test(app, fac, allowed["id"])
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     assert len(receiver.at("/ssrf")) == 1
 
 
@@ -425,7 +426,7 @@ async def test_redirects_are_not_followed(app: Any, receiver: Any, dev_issuer: A
     receiver.defaults["/moved"] = (307, {"Location": receiver.url("/target")}, "")
     endpoint = await create_endpoint(app, fac, receiver.url("/moved"))
     await send_test(app, fac, endpoint["id"])
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     delivery = await delivery_of(app, endpoint["id"])
     assert delivery["attempt_log"][0]["status_code"] == 307 and delivery["status"] == "pending"
     assert receiver.at("/target") == []
@@ -443,19 +444,10 @@ async def test_two_dispatchers_never_deliver_one_message_twice(
     for endpoint in endpoints:
         for _ in range(5):
             await send_test(app, fac, endpoint["id"])
-    c = app.components
-    other = Dispatcher(
-        c.store,
-        c.sender,
-        c.box,
-        c.clock,
-        c.settings,
-        events=c.runtime.events,
-        wake_relay=c.runtime.relay.wake,
-    )
+    other = another_dispatcher(app.notifier)  # its own slots and pacing, as another instance has
     import asyncio
 
-    await asyncio.gather(c.dispatcher.run_due(), other.run_due())
+    await asyncio.gather(app.notifier.dispatcher.run_due(), other.run_due())
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert len(ids) == 20 and len(set(ids)) == 20
 
@@ -473,12 +465,12 @@ async def test_endpoint_failing_for_five_days_is_disabled_and_its_organisation_t
     endpoint = await create_endpoint(app, fac, receiver.url("/dying"))
     for day in range(6):
         await send_test(app, fac, endpoint["id"])
-        await app.components.dispatcher.run_due()
-        current = await app.components.store.endpoints.find_one({"_id": endpoint["id"]})
+        await app.notifier.dispatcher.run_due()
+        current = await app.db.endpoints.find_one({"_id": endpoint["id"]})
         assert current["enabled"] is (day < 5), day
         app.clock.advance(timedelta(days=1))
     assert "5 days" in current["disabled_reason"]
-    email = await app.components.store.emails.find_one({"kind": "endpoint_disabled", "to_id": org})
+    email = await app.db.emails.find_one({"kind": "endpoint_disabled", "to_id": org})
     assert email is not None and email["context"]["endpoint_id"] == endpoint["id"]
     enabled = await app.client.patch(f"/v1/webhooks/endpoints/{endpoint['id']}", json={"enabled": True}, headers=fac)
     assert enabled.status_code == 200 and enabled.json()["enabled"] is True
@@ -496,9 +488,8 @@ class GatedSender:
         self.peak: dict[str, int] = {}
         self.peak_total = 0
 
-    async def send(self, url: str, headers: dict[str, str], body: str) -> Any:
-        from ksbb_notifier.adapters.http_sender import AttemptResult
-
+    async def send(self, request: WebhookRequest) -> AttemptResult:
+        url = request.url
         self.in_flight[url] = self.in_flight.get(url, 0) + 1
         self.peak[url] = max(self.peak.get(url, 0), self.in_flight[url])
         self.peak_total = max(self.peak_total, sum(self.in_flight.values()))
@@ -522,38 +513,29 @@ async def test_a_hanging_endpoint_only_holds_its_own_slots(app: Any, dev_issuer:
     for endpoint in endpoints:
         for _ in range(5):
             await send_test(app, fac, endpoint["id"])
-    c = app.components
     sender = GatedSender()
-    settings = c.settings.model_copy(update={"per_endpoint_concurrency": 2, "global_concurrency": 4})
-    dispatcher = Dispatcher(
-        c.store,
-        sender,
-        c.box,
-        c.clock,
-        settings,
-        events=c.runtime.events,  # type: ignore[arg-type]
-        wake_relay=c.runtime.relay.wake,
-    )
+    settings = app.settings.model_copy(update={"per_endpoint_concurrency": 2, "global_concurrency": 4})
+    dispatcher = another_dispatcher(app.notifier, sender=sender, settings=settings)
     serving = asyncio.create_task(dispatcher.serve())
     try:
 
         async def healthy_done() -> bool:
             return (
-                await c.store.deliveries.count_documents(
+                await app.db.deliveries.count_documents(
                     {"endpoint_id": {"$in": [endpoints[1]["id"], endpoints[2]["id"]]}, "status": "succeeded"}
                 )
                 == 10
             )
 
         await h.eventually(healthy_done, what="healthy endpoints delivered while one hangs")
-        hanging = await c.store.deliveries.find({"endpoint_id": endpoints[0]["id"]}).to_list(None)
+        hanging = await app.db.deliveries.find({"endpoint_id": endpoints[0]["id"]}).to_list(None)
         assert all(d["status"] == "pending" and d["attempts"] == 0 for d in hanging)
         assert sender.in_flight[urls[0]] == 2  # exactly its own per-endpoint slots
         sender.gate.set()
 
         async def all_done() -> bool:
             return (
-                await c.store.deliveries.count_documents(
+                await app.db.deliveries.count_documents(
                     {"endpoint_id": {"$in": [e["id"] for e in endpoints]}, "status": "succeeded"}
                 )
                 == 15
@@ -575,10 +557,10 @@ async def test_rate_limit_postpones_without_counting_attempts(
     for _ in range(3):
         await send_test(app, fac, endpoint["id"])
     for expected in (1, 2, 3):
-        await app.components.dispatcher.run_due()
+        await app.notifier.dispatcher.run_due()
         assert len(receiver.at("/limited")) == expected
         app.clock.advance(1)
-    deliveries = await app.components.store.deliveries.find({"endpoint_id": endpoint["id"]}).to_list(None)
+    deliveries = await app.db.deliveries.find({"endpoint_id": endpoint["id"]}).to_list(None)
     assert [d["attempts"] for d in deliveries] == [1, 1, 1]
 
 
@@ -587,12 +569,12 @@ async def test_retention_sweep_keeps_pending_work(app: Any, receiver: Any, dev_i
     receiver.script("/kept", (200, {}, "ok"), (500, {}, "down"))
     endpoint = await create_endpoint(app, fac, receiver.url("/kept"))
     done = await send_test(app, fac, endpoint["id"])
-    await app.components.dispatcher.run_due()
+    await app.notifier.dispatcher.run_due()
     waiting = await send_test(app, fac, endpoint["id"])
-    await app.components.dispatcher.run_due()
-    store = app.components.store
+    await app.notifier.dispatcher.run_due()
+    store = app.db
     later = app.clock.now() + timedelta(days=31)
-    removed = await store.sweep_finished(later - timedelta(days=30))
+    removed = await app.notifier.deliveries.sweep_finished(later - timedelta(days=30))
     assert removed["deliveries"] >= 1
     assert await store.deliveries.find_one({"_id": done["delivery_id"]}) is None
     assert await store.messages.find_one({"_id": done["message_id"]}) is None

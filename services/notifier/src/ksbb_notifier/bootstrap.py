@@ -1,24 +1,34 @@
-"""Composition root of the notifier service: wires settings, runtime, handlers, loops and routes."""
+"""The notifier's composition root: builds runtime, adapters, use cases, event routes, HTTP routes and jobs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.runtime import ServiceRuntime
 
-from ksbb_notifier.adapters.http_sender import Resolver, WebhookSender
-from ksbb_notifier.adapters.secrets import SecretBox
+from ksbb_notifier.adapters.delivery_store import MongoDeliveryStore
+from ksbb_notifier.adapters.endpoint_store import MongoEndpointStore
+from ksbb_notifier.adapters.http_sender import HttpUrlRules, HttpWebhookSender, Resolver
+from ksbb_notifier.adapters.limits import LocalRateGate, LocalSlots
+from ksbb_notifier.adapters.mail_store import MongoEmailQueue
+from ksbb_notifier.adapters.mongo import Outbox
+from ksbb_notifier.adapters.replica_store import MongoReplicaStore
+from ksbb_notifier.adapters.secrets import RandomSecrets, SecretBox
 from ksbb_notifier.adapters.smtp import SmtpMailer
-from ksbb_notifier.adapters.store import NotifierStore
-from ksbb_notifier.api.routes import build_api
-from ksbb_notifier.components import Components
-from ksbb_notifier.dispatcher import Dispatcher
+from ksbb_notifier.api import deliveries as deliveries_api
+from ksbb_notifier.api import deps, errors
+from ksbb_notifier.api import endpoints as endpoints_api
+from ksbb_notifier.app.deliveries import Deliveries
+from ksbb_notifier.app.dispatcher import Dispatcher
+from ksbb_notifier.app.endpoints import Endpoints
+from ksbb_notifier.app.mail import Mailer
+from ksbb_notifier.app.ports import DeliveryQueue, MailSender, WebhookSender
+from ksbb_notifier.app.replicas import Replicas
 from ksbb_notifier.domain.ssrf import AddressPolicy
 from ksbb_notifier.handlers import build_router
-from ksbb_notifier.mailer import Mailer, MailTransport
-from ksbb_notifier.service import NotifierService
 from ksbb_notifier.settings import NotifierSettings
 
 TITLE = "KSBB Notifier"
@@ -27,35 +37,51 @@ DESCRIPTION = "Signed NGO webhooks (Standard Webhooks) and e-mail to donors and 
 OUTBOX_COLLECTIONS = ("deliveries", "endpoints")
 
 
-def build_components(
+@dataclass(frozen=True)
+class Notifier:
+    """One wired notifier instance: what the composition root built, for the app, tests and benchmarks."""
+
+    settings: NotifierSettings
+    runtime: ServiceRuntime
+    clock: Clock
+    delivery_store: MongoDeliveryStore
+    webhook_sender: WebhookSender
+    endpoints: Endpoints
+    deliveries: Deliveries
+    dispatcher: Dispatcher
+    mailer: Mailer
+    replicas: Replicas
+
+
+def build_notifier(
     settings: NotifierSettings,
     *,
     clock: Clock | None = None,
     resolver: Resolver | None = None,
-    mail_transport: MailTransport | None = None,
-) -> Components:
-    """Every collaborator of one notifier instance, wired once."""
+    webhook_sender: WebhookSender | None = None,
+    mail_sender: MailSender | None = None,
+) -> Notifier:
+    """Wire one notifier instance in order: runtime, adapters, use cases, event routes, jobs."""
     clock = clock or SystemClock()
-    holder: dict[str, NotifierService] = {}
     runtime = ServiceRuntime(
-        settings,
-        title=TITLE,
-        description=DESCRIPTION,
-        router=build_router(lambda: holder["service"]),
-        outbox_collections=OUTBOX_COLLECTIONS,
-        clock=clock,
+        settings, title=TITLE, description=DESCRIPTION, outbox_collections=OUTBOX_COLLECTIONS, clock=clock
     )
-    store = NotifierStore(runtime.db)
-    box = SecretBox(settings.secret_key.get_secret_value())
+
+    # Adapters: each gets only what it uses.
+    outbox = Outbox(runtime.events, runtime.relay.wake)
+    endpoint_store = MongoEndpointStore(runtime.db, outbox)
+    delivery_store = MongoDeliveryStore(runtime.db, outbox)
+    email_queue = MongoEmailQueue(runtime.db)
+    replica_store = MongoReplicaStore(runtime.db)
     policy = AddressPolicy.build(settings.ssrf_exempt_hosts, settings.ssrf_allow_cidrs)
-    sender = WebhookSender(
+    sender = webhook_sender or HttpWebhookSender(
         policy,
         insecure_http_hosts=settings.insecure_http_hosts,
         timeout=settings.delivery_timeout_seconds,
         max_body_bytes=settings.response_body_max_bytes,
         resolver=resolver,
     )
-    transport = mail_transport or SmtpMailer(
+    smtp = mail_sender or SmtpMailer(
         settings.smtp_host,
         settings.smtp_port,
         sender=settings.mail_from,
@@ -64,43 +90,40 @@ def build_components(
         start_tls=settings.smtp_starttls,
         timeout=settings.smtp_timeout_seconds,
     )
-    mailer = Mailer(store, transport, clock, settings)
 
-    async def on_endpoint_disabled(endpoint: dict[str, object], reason: str) -> None:
-        await holder["service"].endpoint_disabled_email(endpoint, reason)
-
-    dispatcher = Dispatcher(
-        store,
-        sender,
-        box,
-        clock,
-        settings,
-        events=runtime.events,
-        wake_relay=runtime.relay.wake,
-        on_endpoint_disabled=on_endpoint_disabled,
-    )
-    service = NotifierService(store, dispatcher, mailer, clock)
-    holder["service"] = service
-    components = Components(
-        settings=settings,
-        runtime=runtime,
-        clock=clock,
-        store=store,
-        box=box,
+    # Use cases, each after the ones it calls.
+    mailer = Mailer(email_queue, replica_store, smtp, clock, settings)
+    endpoints = Endpoints(
+        endpoint_store,
+        url_rules=HttpUrlRules(settings.insecure_http_hosts),
         policy=policy,
-        sender=sender,
-        dispatcher=dispatcher,
+        secrets=RandomSecrets(),
+        sealer=SecretBox(settings.secret_key.get_secret_value()),
         mailer=mailer,
-        service=service,
+        clock=clock,
+        settings=settings,
     )
+    dispatcher = new_dispatcher(delivery_store, endpoints, sender, clock=clock, settings=settings)
+    deliveries = Deliveries(
+        delivery_store, endpoint_store, replica_store, endpoints, wake_dispatcher=dispatcher.wake, clock=clock
+    )
+    replicas = Replicas(replica_store)
 
+    # Events in, now that their handlers' collaborators exist.
+    runtime.subscribe(build_router(replicas=replicas, deliveries=deliveries, mailer=mailer))
+
+    # Jobs.
     @runtime.on_startup
     async def create_indexes(_: ServiceRuntime) -> None:
-        await store.create_indexes()
+        await endpoint_store.create_indexes()
+        await delivery_store.create_indexes()
+        await email_queue.create_indexes()
 
     @runtime.every(settings.sweep_interval_seconds, "retention-sweep")
     async def sweep_retention(_: ServiceRuntime) -> None:
-        await store.sweep_finished(clock.now() - timedelta(days=settings.retention_days))
+        cutoff = clock.now() - timedelta(days=settings.retention_days)
+        await deliveries.sweep_finished(cutoff)
+        await mailer.sweep_finished(cutoff)
 
     if settings.dispatcher_autostart:
 
@@ -114,7 +137,61 @@ def build_components(
         async def send_emails(_: ServiceRuntime) -> None:
             await mailer.serve()
 
-    return components
+    return Notifier(
+        settings=settings,
+        runtime=runtime,
+        clock=clock,
+        delivery_store=delivery_store,
+        webhook_sender=sender,
+        endpoints=endpoints,
+        deliveries=deliveries,
+        dispatcher=dispatcher,
+        mailer=mailer,
+        replicas=replicas,
+    )
+
+
+def new_dispatcher(
+    queue: DeliveryQueue,
+    endpoints: Endpoints,
+    sender: WebhookSender,
+    *,
+    clock: Clock,
+    settings: NotifierSettings,
+) -> Dispatcher:
+    """A delivery loop with this instance's own concurrency slots and rate pacing."""
+    return Dispatcher(
+        queue,
+        endpoints,
+        sender,
+        slots=LocalSlots(per_endpoint=settings.per_endpoint_concurrency, total=settings.global_concurrency),
+        rate_gate=LocalRateGate(),
+        clock=clock,
+        settings=settings,
+    )
+
+
+def another_dispatcher(
+    notifier: Notifier, *, sender: WebhookSender | None = None, settings: NotifierSettings | None = None
+) -> Dispatcher:
+    """A second delivery loop over the same database, as another notifier instance would run (tests)."""
+    return new_dispatcher(
+        notifier.delivery_store,
+        notifier.endpoints,
+        sender or notifier.webhook_sender,
+        clock=notifier.clock,
+        settings=settings or notifier.settings,
+    )
+
+
+def create_app_for(notifier: Notifier) -> FastAPI:
+    """The HTTP app of a built notifier: operational routes, its /v1 routes bound to its use cases."""
+    app = notifier.runtime.create_app([endpoints_api.router, deliveries_api.router])
+    deps.bind(app, endpoints=notifier.endpoints, deliveries=notifier.deliveries)
+    errors.install(app)
+    # Read by benchmarks and tests only; no route reaches its collaborators through app state.
+    app.state.notifier = notifier
+    return app
 
 
 def create_app(
@@ -122,12 +199,15 @@ def create_app(
     *,
     clock: Clock | None = None,
     resolver: Resolver | None = None,
-    mail_transport: MailTransport | None = None,
+    webhook_sender: WebhookSender | None = None,
+    mail_sender: MailSender | None = None,
 ) -> FastAPI:
     """The service's FastAPI application."""
-    components = build_components(
-        settings or NotifierSettings(), clock=clock, resolver=resolver, mail_transport=mail_transport
+    notifier = build_notifier(
+        settings or NotifierSettings(),
+        clock=clock,
+        resolver=resolver,
+        webhook_sender=webhook_sender,
+        mail_sender=mail_sender,
     )
-    app = components.runtime.create_app([build_api()])
-    app.state.notifier = components
-    return app
+    return create_app_for(notifier)

@@ -1,8 +1,7 @@
-"""Event handlers of the notifier service: how it reacts to other services' events."""
+"""Events in: one handler per event type, each calling the use cases (registered on the notifier's router)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ksbb_contracts import CloudEvent, topics
@@ -39,19 +38,29 @@ from ksbb_contracts.events.registry import (
 )
 from ksbb_kit.consumer import EventRouter
 
-from ksbb_notifier.service import NotifierService
+from ksbb_notifier.app.deliveries import Deliveries
+from ksbb_notifier.app.mail import Mailer
+from ksbb_notifier.app.replicas import Replicas
+from ksbb_notifier.domain.mailing import (
+    pledge_cancelled_mail,
+    pledge_confirmed_mail,
+    pledge_created_mail,
+    pledge_delivered_mail,
+    pledge_expired_mail,
+    pledge_expiring_mail,
+)
 
-ServiceProvider = Callable[[], NotifierService]
 
-
-def build_router(service: ServiceProvider) -> EventRouter:
-    """The notifier service's event routes; `service` returns the wired use cases once Mongo is up."""
+def build_router(*, replicas: Replicas, deliveries: Deliveries, mailer: Mailer) -> EventRouter:
+    """The notifier's event routes, bound to the use cases that exist by the time it subscribes."""
     router = EventRouter("notifier")
+
+    # -- registry: replicas, then webhooks ---------------------------------------------------------
 
     @router.on(OrganisationRegistered, OrganisationUpdated, OrganisationSuspended, OrganisationReinstated)
     async def on_organisation(event: Any, envelope: CloudEvent) -> None:
-        await service().replicate_organisation(event.organisation.model_dump(mode="json"))
-        await service().fan_out(envelope)
+        await replicas.organisation(event.organisation)
+        await deliveries.fan_out(envelope)
 
     @router.on(
         RecipientRegistered,
@@ -63,31 +72,54 @@ def build_router(service: ServiceProvider) -> EventRouter:
         RecipientArchived,
     )
     async def on_recipient(event: Any, envelope: CloudEvent) -> None:
-        await service().replicate_recipient(event.recipient.model_dump(mode="json"))
-        await service().fan_out(envelope)
+        await replicas.recipient(event.recipient)
+        await deliveries.fan_out(envelope)
 
     @router.on(NeedOpened, NeedChanged, NeedClosed, NeedCancelled, NeedFulfilled)
     async def on_need(event: Any, envelope: CloudEvent) -> None:
-        await service().fan_out(envelope)
+        await deliveries.fan_out(envelope)
 
-    @router.on(
-        PledgeCreated,
-        PledgeConfirmed,
-        PledgeDispatched,
-        PledgeDelivered,
-        PledgeCancelled,
-        PledgeRejected,
-        PledgeExpired,
-        PledgeExpiring,
-    )
-    async def on_pledge(event: Any, envelope: CloudEvent) -> None:
-        # E-mails first: both steps are idempotent, and a crash between them redelivers the event.
-        await service().pledge_emails(event, envelope)
-        await service().fan_out(envelope)
+    # -- pledges: e-mails first (both steps are idempotent; a crash between them redelivers) ---------
+
+    @router.on(PledgeCreated)
+    async def on_pledge_created(event: PledgeCreated, envelope: CloudEvent) -> None:
+        await mailer.queue_for_event(pledge_created_mail(event), envelope.id)
+        await deliveries.fan_out(envelope)
+
+    @router.on(PledgeConfirmed)
+    async def on_pledge_confirmed(event: PledgeConfirmed, envelope: CloudEvent) -> None:
+        await mailer.queue_for_event(pledge_confirmed_mail(event), envelope.id)
+        await deliveries.fan_out(envelope)
+
+    @router.on(PledgeExpiring)
+    async def on_pledge_expiring(event: PledgeExpiring, envelope: CloudEvent) -> None:
+        await mailer.queue_for_event(pledge_expiring_mail(event), envelope.id)
+        await deliveries.fan_out(envelope)
+
+    @router.on(PledgeExpired)
+    async def on_pledge_expired(event: PledgeExpired, envelope: CloudEvent) -> None:
+        await mailer.queue_for_event(pledge_expired_mail(event), envelope.id)
+        await deliveries.fan_out(envelope)
+
+    @router.on(PledgeDelivered)
+    async def on_pledge_delivered(event: PledgeDelivered, envelope: CloudEvent) -> None:
+        await mailer.queue_for_event(pledge_delivered_mail(event), envelope.id)
+        await deliveries.fan_out(envelope)
+
+    @router.on(PledgeCancelled)
+    async def on_pledge_cancelled(event: PledgeCancelled, envelope: CloudEvent) -> None:
+        await mailer.queue_for_event(pledge_cancelled_mail(event), envelope.id)
+        await deliveries.fan_out(envelope)
+
+    @router.on(PledgeDispatched, PledgeRejected)
+    async def on_pledge_without_mail(event: Any, envelope: CloudEvent) -> None:
+        await deliveries.fan_out(envelope)
+
+    # -- confidential contacts (compacted topics: the latest record wins, tombstones erase) ----------
 
     @router.on(RecipientContactRecorded)
     async def on_recipient_contact(event: RecipientContactRecorded, envelope: CloudEvent) -> None:
-        await service().record_contact(
+        await replicas.contact(
             event.recipient_id,
             "recipient",
             {
@@ -101,34 +133,24 @@ def build_router(service: ServiceProvider) -> EventRouter:
 
     @router.on(OrganisationContactRecorded)
     async def on_organisation_contact(event: OrganisationContactRecorded, envelope: CloudEvent) -> None:
-        await service().record_contact(
+        await replicas.contact(
             event.organisation_id,
             "organisation",
-            {
-                "contact_name": event.contact_name,
-                "email": event.email,
-                "phone": event.phone,
-            },
+            {"contact_name": event.contact_name, "email": event.email, "phone": event.phone},
         )
 
     @router.on(DonorContactRecorded)
     async def on_donor_contact(event: DonorContactRecorded, envelope: CloudEvent) -> None:
-        await service().record_contact(
-            event.donor_id,
-            "donor",
-            {
-                "name": event.name,
-                "email": event.email,
-                "phone": event.phone,
-            },
+        await replicas.contact(
+            event.donor_id, "donor", {"name": event.name, "email": event.email, "phone": event.phone}
         )
 
     @router.on_tombstone(topics.REGISTRY_CONTACTS)
     async def on_registry_contact_erased(key: str) -> None:
-        await service().erase_contact(key)
+        await replicas.erase_contact(key)
 
     @router.on_tombstone(topics.DONOR_CONTACTS)
     async def on_donor_contact_erased(key: str) -> None:
-        await service().erase_contact(key)
+        await replicas.erase_contact(key)
 
     return router

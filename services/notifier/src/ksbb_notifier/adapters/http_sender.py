@@ -7,11 +7,12 @@ import ipaddress
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import httpx
 
-from ksbb_notifier.domain.ssrf import AddressPolicy, AddressRefused
+from ksbb_notifier.domain.deliveries import AttemptResult, WebhookRequest
+from ksbb_notifier.domain.errors import AddressRefused, UrlRefused
+from ksbb_notifier.domain.ssrf import AddressPolicy
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -20,21 +21,6 @@ async def system_resolver(host: str, port: int) -> list[str]:
     """The host's addresses from the operating system's resolver."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """What one HTTP attempt produced."""
-
-    status_code: int | None
-    latency_ms: int
-    response_body: str | None = None
-    retry_after: str | None = None
-    error: str | None = None
-
-
-class UrlRefused(ValueError):
-    """A webhook URL that may never be used (scheme, host)."""
 
 
 def check_url(url: str, insecure_http_hosts: list[str] | frozenset[str]) -> httpx.URL:
@@ -54,7 +40,18 @@ def check_url(url: str, insecure_http_hosts: list[str] | frozenset[str]) -> http
     raise UrlRefused("the URL must use https")
 
 
-class WebhookSender:
+class HttpUrlRules:
+    """The URL rules webhooks follow, as the sender applies them (so API checks and deliveries agree)."""
+
+    def __init__(self, insecure_http_hosts: list[str]) -> None:
+        self._insecure = frozenset(h.lower() for h in insecure_http_hosts)
+
+    def host_of(self, url: str) -> str:
+        """The URL's host if the URL may be used; raises UrlRefused otherwise."""
+        return str(check_url(url, self._insecure).host)
+
+
+class HttpWebhookSender:
     """Sends one signed request to the address that passed the SSRF check, never following redirects."""
 
     def __init__(
@@ -99,26 +96,26 @@ class WebhookSender:
         checked = [self._policy.check(host, address) for address in addresses]
         return str(checked[0])
 
-    async def send(self, url: str, headers: dict[str, str], body: str) -> AttemptResult:
+    async def send(self, request: WebhookRequest) -> AttemptResult:
         """One POST; failures are results (no exceptions) so the caller can log and schedule them."""
         started = time.perf_counter()
         try:
-            parsed = check_url(url, self._insecure)
+            parsed = check_url(request.url, self._insecure)
             address = await self.resolve_checked(parsed)
         except (UrlRefused, AddressRefused) as exc:
             return AttemptResult(None, _elapsed(started), error=f"refused: {exc}")
         target = parsed.copy_with(host=address)
-        request = self._client.build_request(
+        outgoing = self._client.build_request(
             "POST",
             target,
-            content=body.encode(),
-            headers={**headers, "host": _host_header(parsed)},
+            content=request.body.encode(),
+            headers={**request.headers, "host": _host_header(parsed)},
         )
         if parsed.scheme == "https":
             # Certificate and SNI are checked against the real host name, not the pinned address.
-            request.extensions["sni_hostname"] = parsed.host
+            outgoing.extensions["sni_hostname"] = parsed.host
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._client.send(outgoing, stream=True)
             try:
                 captured = await self._read_limited(response)
             finally:

@@ -1,4 +1,4 @@
-"""Signing secrets at rest: AES-GCM with a key derived from the service's secret key."""
+"""Signing secrets: random new ones, and AES-GCM at rest with a key derived from the service's secret key."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ import hashlib
 import os
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ksbb_notifier.domain.signing import SECRET_BYTES, secret_from_bytes
+
+
+class RandomSecrets:
+    """New signing secrets from the operating system's random source."""
+
+    def new_secret(self) -> str:
+        """A new `whsec_` secret of 32 random bytes."""
+        return secret_from_bytes(os.urandom(SECRET_BYTES))
 
 
 class SecretBox:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from datetime import datetime
 
 from ksbb_contracts.areas import areas
 from ksbb_contracts.vocab import RecipientKind
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from ksbb_notifier.domain.deliveries import Delivery, DeliveryStatus
+from ksbb_notifier.domain.endpoints import Endpoint
 
 EVENT_GLOB = re.compile(r"^[a-z0-9_.*?\[\]!-]{1,100}$")
 
@@ -173,3 +177,43 @@ class RecoverResult(BaseModel):
     """How many failed deliveries were requeued."""
 
     requeued: int
+
+
+def endpoint_public(endpoint: Endpoint) -> EndpointPublic:
+    """The public view of an endpoint (never a secret)."""
+    return EndpointPublic(
+        id=endpoint.id,
+        organisation_id=endpoint.organisation_id,
+        url=endpoint.url,
+        description=endpoint.description,
+        event_types=list(endpoint.event_types),
+        kota_codes=list(endpoint.kota_codes),
+        recipient_kinds=list(endpoint.recipient_kinds),
+        rate_limit_per_second=endpoint.rate_limit_per_second,
+        enabled=endpoint.enabled,
+        disabled_reason=endpoint.disabled_reason,
+        secret_hint=endpoint.secret_hint,
+        previous_secret_valid_until=endpoint.previous_secret_valid_until,
+        failing_since=endpoint.failing_since,
+        version=endpoint.version,
+        created_at=endpoint.created_at,
+        updated_at=endpoint.updated_at,
+    )
+
+
+def delivery_public(delivery: Delivery) -> DeliveryPublic:
+    """The public view of a delivery with its attempt log."""
+    return DeliveryPublic(
+        id=delivery.id,
+        message_id=delivery.message_id,
+        endpoint_id=delivery.endpoint_id,
+        event_type=delivery.event_type,
+        status=delivery.status.value,
+        attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at if delivery.status is DeliveryStatus.PENDING else None,
+        failure_reason=delivery.failure_reason,
+        last_status_code=delivery.last_status_code,
+        created_at=delivery.created_at,
+        updated_at=delivery.updated_at,
+        attempt_log=[AttemptPublic(**asdict(entry)) for entry in delivery.attempt_log],
+    )

@@ -1,19 +1,20 @@
-"""Standard Webhooks signing: `whsec_` secrets and `v1,<base64 HMAC-SHA256>` signatures."""
+"""Standard Webhooks signing: `whsec_` secrets, `v1,<base64 HMAC-SHA256>` signatures and the signed headers."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import os
 
 SECRET_PREFIX = "whsec_"
+#: Random bytes in a new secret (the generator port supplies them).
 SECRET_BYTES = 32
+USER_AGENT = "KSBB-Webhooks/1.0"
 
 
-def generate_secret() -> str:
-    """A new signing secret: `whsec_` + base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(os.urandom(SECRET_BYTES)).decode()
+def secret_from_bytes(raw: bytes) -> str:
+    """A signing secret from random bytes: `whsec_` + base64."""
+    return SECRET_PREFIX + base64.b64encode(raw).decode()
 
 
 def secret_bytes(secret: str) -> bytes:
@@ -31,6 +32,17 @@ def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
 def signature_header(secrets: list[str], message_id: str, timestamp: int, body: str) -> str:
     """The `webhook-signature` value: one signature per valid secret, space-separated (rotation overlap)."""
     return " ".join(sign(secret, message_id, timestamp, body) for secret in secrets)
+
+
+def webhook_headers(secrets: list[str], message_id: str, timestamp: int, body: str) -> dict[str, str]:
+    """Every header of one signed request; `secrets` are the valid ones, current first."""
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(secrets, message_id, timestamp, body),
+    }
 
 
 def secret_hint(secret: str) -> str:

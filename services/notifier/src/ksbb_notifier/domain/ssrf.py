@@ -6,6 +6,10 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ksbb_notifier.domain.errors import AddressRefused
+
+__all__ = ["METADATA_ADDRESSES", "AddressPolicy", "AddressRefused"]
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -18,10 +22,6 @@ METADATA_ADDRESSES = frozenset(
         ipaddress.ip_address("100.100.100.200"),
     }
 )
-
-
-class AddressRefused(Exception):
-    """The destination resolved to an address webhooks may not reach."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ class AddressPolicy:
     def host_allowed(self, host: str) -> bool:
         """Whether a host name is exempt from the address check."""
         return host.lower().strip("[]") in self.allow_hosts
+
+    def check_literal(self, host: str) -> None:
+        """Refuse a host written as a literal address at once; names are checked when they are resolved."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return
+        self.check(host, host)
 
     def check(self, host: str, address: str) -> IPAddress:
         """The address if delivery may connect to it; raises AddressRefused otherwise."""

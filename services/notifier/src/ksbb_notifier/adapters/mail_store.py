@@ -1,0 +1,83 @@
+"""MongoDB store of the durable e-mail outbox (collection `emails`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ksbb_notifier.adapters.mongo import EPOCH, Document, due_filter, insert_ignoring_duplicates, lease_guard
+from ksbb_notifier.domain.mailing import QueuedEmail
+
+
+def email_document(email: QueuedEmail) -> Document:
+    """The stored form of a queued e-mail (not leased)."""
+    return {
+        "_id": email.id,
+        "kind": email.kind,
+        "to_kind": email.to_kind,
+        "to_id": email.to_id,
+        "context": email.context,
+        "status": email.status,
+        "attempts": email.attempts,
+        "next_attempt_at": email.next_attempt_at,
+        "leased_until": EPOCH,
+        "created_at": email.created_at,
+    }
+
+
+def email_from(doc: Document) -> QueuedEmail:
+    """A queued e-mail from its stored form."""
+    return QueuedEmail(
+        id=doc["_id"],
+        kind=doc["kind"],
+        to_kind=doc["to_kind"],
+        to_id=doc["to_id"],
+        context=doc.get("context", {}),
+        status=doc["status"],
+        attempts=doc.get("attempts", 0),
+        next_attempt_at=doc["next_attempt_at"],
+        created_at=doc["created_at"],
+        lease_token=doc.get("lease_token"),
+    )
+
+
+class MongoEmailQueue:
+    """Queued e-mails in MongoDB, leased one at a time so several instances never send the same one."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._emails = db["emails"]
+
+    async def create_indexes(self) -> None:
+        """The index of the claim query."""
+        await self._emails.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+
+    async def add(self, email: QueuedEmail) -> bool:
+        """Queue an e-mail; False if one with its id exists already."""
+        return bool(await insert_ignoring_duplicates(self._emails, [email_document(email)]))
+
+    async def claim_due(self, now: datetime, lease_until: datetime) -> QueuedEmail | None:
+        """Lease the oldest due pending e-mail, or None."""
+        doc = await self._emails.find_one_and_update(
+            due_filter(now),
+            {"$set": {"leased_until": lease_until, "lease_token": uuid.uuid4().hex}},
+            sort=[("next_attempt_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return email_from(doc) if doc is not None else None
+
+    async def settle(self, email: QueuedEmail, changes: dict[str, Any]) -> None:
+        """Change a leased e-mail and release the lease."""
+        await self._emails.update_one(
+            lease_guard(email.id, email.lease_token), {"$set": {**changes, "leased_until": EPOCH}}
+        )
+
+    async def sweep_finished(self, cutoff: datetime) -> int:
+        """Delete sent, skipped and failed e-mails created before `cutoff`; how many."""
+        result = await self._emails.delete_many(
+            {"status": {"$in": ["sent", "skipped", "failed"]}, "created_at": {"$lt": cutoff}}
+        )
+        return result.deleted_count

@@ -1,0 +1,73 @@
+"""MongoDB store of replicas: public organisation and recipient snapshots, confidential contacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ksbb_notifier.adapters.mongo import Collection, Document
+from ksbb_notifier.domain.mailing import Contact
+
+CONTACT_FIELDS = ("name", "contact_name", "email", "phone", "street_address", "organisation_id")
+
+
+async def upsert_versioned(collection: Collection, doc_id: str, fields: dict[str, Any], version: int) -> bool:
+    """Store a snapshot unless a newer (or the same) version is already there."""
+    try:
+        result = await collection.update_one(
+            {"_id": doc_id, "version": {"$lt": version}},
+            {"$set": {**fields, "version": version}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        return False  # a newer snapshot exists
+    return result.modified_count > 0 or result.upserted_id is not None
+
+
+class MongoReplicaStore:
+    """Collections `organisations`, `recipients` (newest version wins) and `contacts` (latest record wins)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._organisations = db["organisations"]
+        self._recipients = db["recipients"]
+        self._contacts = db["contacts"]
+
+    async def keep_organisation(self, organisation_id: str, fields: dict[str, Any], version: int) -> bool:
+        """Store an organisation snapshot unless a newer (or the same) version is there already."""
+        return await upsert_versioned(self._organisations, organisation_id, fields, version)
+
+    async def keep_recipient(self, recipient_id: str, fields: dict[str, Any], version: int) -> bool:
+        """Store a recipient snapshot unless a newer (or the same) version is there already."""
+        return await upsert_versioned(self._recipients, recipient_id, fields, version)
+
+    async def recipient_kind(self, recipient_id: str | None) -> str | None:
+        """A recipient's kind, None if unknown."""
+        if recipient_id is None:
+            return None
+        doc = await self._recipients.find_one({"_id": recipient_id}, {"kind": 1})
+        return doc.get("kind") if doc else None
+
+    async def recipient_name(self, recipient_id: str) -> str | None:
+        """A recipient's name, None if unknown."""
+        doc = await self._recipients.find_one({"_id": recipient_id}, {"name": 1})
+        return doc["name"] if doc else None
+
+    async def save_contact(self, owner_id: str, kind: str, fields: dict[str, Any]) -> None:
+        """Store a confidential contact (the latest record per owner wins)."""
+        await self._contacts.update_one({"_id": owner_id}, {"$set": {**fields, "kind": kind}}, upsert=True)
+
+    async def erase_contact(self, owner_id: str) -> None:
+        """Forget a contact entirely."""
+        await self._contacts.delete_one({"_id": owner_id})
+
+    async def contact(self, owner_id: str, *, kind: str | None = None) -> Contact | None:
+        """A contact by owner id (and kind, when given)."""
+        query: Document = {"_id": owner_id}
+        if kind is not None:
+            query["kind"] = kind
+        doc = await self._contacts.find_one(query)
+        if doc is None:
+            return None
+        return Contact(owner_id=doc["_id"], kind=doc.get("kind", ""), **{k: doc.get(k) for k in CONTACT_FIELDS})

@@ -1,0 +1,1 @@
+"""Use cases of the notifier: the only thing its routes and event handlers call."""

@@ -1,0 +1,147 @@
+"""Delivery use cases: fan events out to endpoints, send test events, read the log, redeliver and recover."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ksbb_contracts import CloudEvent
+from ksbb_kit.auth import Principal
+from ksbb_kit.ids import derived_id, new_id
+
+from ksbb_notifier.app.endpoints import Endpoints
+from ksbb_notifier.app.ports import Clock, DeliveryLog, EndpointStore, ReplicaStore
+from ksbb_notifier.domain.deliveries import Delivery, Message, new_delivery, requeued
+from ksbb_notifier.domain.endpoints import Endpoint
+from ksbb_notifier.domain.errors import DeliveryNotFound
+from ksbb_notifier.domain.routing import TEST_EVENT_TYPE, endpoint_receives, is_webhook_type, scope_of
+
+#: The data of the message the "send test event" action delivers.
+TEST_MESSAGE = "Uji webhook KSBB / KSBB webhook test"
+
+
+@dataclass(frozen=True)
+class TestSent:
+    """The queued test message and its delivery."""
+
+    message_id: str
+    delivery_id: str
+    type: str
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """A page of an endpoint's delivery log, newest first; `has_more` when older entries follow."""
+
+    items: list[Delivery]
+    has_more: bool
+
+
+class Deliveries:
+    """Messages and their deliveries, as events and endpoint owners create and inspect them."""
+
+    def __init__(
+        self,
+        log: DeliveryLog,
+        endpoint_store: EndpointStore,
+        replicas: ReplicaStore,
+        endpoints: Endpoints,
+        *,
+        wake_dispatcher: Callable[[], None],
+        clock: Clock,
+    ) -> None:
+        self._log = log
+        self._endpoint_store = endpoint_store
+        self._replicas = replicas
+        self._endpoints = endpoints
+        self._wake = wake_dispatcher
+        self._clock = clock
+
+    async def fan_out(self, envelope: CloudEvent) -> int:
+        """Store the message and one delivery per matching enabled endpoint (idempotent on redelivery)."""
+        if not is_webhook_type(envelope.type):
+            return 0
+        data = envelope.data
+        snapshot: dict[str, Any] = next((data[k] for k in ("pledge", "need") if isinstance(data.get(k), dict)), {})
+        kind = await self._replicas.recipient_kind(snapshot.get("recipient_id"))
+        scope = scope_of(envelope.type, data, kind)
+        now = self._clock.now()
+        await self._log.add_message(
+            Message(envelope.id, envelope.type, envelope.time, data, scope.organisation_id, now)
+        )
+        candidates = await self._endpoint_store.enabled_for(scope.organisation_id, programme_wide=scope.programme_wide)
+        deliveries = [
+            _delivery(envelope.id, endpoint, envelope.type, now)
+            for endpoint in candidates
+            if endpoint_receives(endpoint.filter, envelope.type, scope)
+        ]
+        inserted = await self._log.add_deliveries(deliveries)
+        if deliveries:
+            self._wake()
+        return inserted
+
+    async def send_test(self, caller: Principal, endpoint_id: str) -> TestSent:
+        """Queue a signed test message to one enabled endpoint."""
+        endpoint = await self._endpoints.get_enabled(caller, endpoint_id)
+        now = self._clock.now()
+        message = Message(
+            id=new_id("msg"),
+            type=TEST_EVENT_TYPE,
+            timestamp=now,
+            data={"endpoint_id": endpoint_id, "organisation_id": endpoint.organisation_id, "message": TEST_MESSAGE},
+            organisation_id=endpoint.organisation_id,
+            created_at=now,
+        )
+        await self._log.add_message(message)
+        delivery = _delivery(message.id, endpoint, TEST_EVENT_TYPE, now)
+        await self._log.add_deliveries([delivery])
+        self._wake()
+        return TestSent(message.id, delivery.id, TEST_EVENT_TYPE)
+
+    async def page(
+        self,
+        endpoint: Endpoint,
+        *,
+        status: str | None = None,
+        event_type: str | None = None,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> LogPage:
+        """The delivery log of an endpoint the caller may manage (read with `Endpoints.get`), newest first."""
+        found = await self._log.page(endpoint.id, status=status, event_type=event_type, before=before, limit=limit + 1)
+        return LogPage(found[:limit], len(found) > limit)
+
+    async def get(self, caller: Principal, endpoint_id: str, delivery_id: str) -> Delivery:
+        """One delivery with every attempt."""
+        await self._endpoints.get(caller, endpoint_id)
+        delivery = await self._log.get(endpoint_id, delivery_id)
+        if delivery is None:
+            raise DeliveryNotFound(delivery_id)
+        return delivery
+
+    async def redeliver(self, caller: Principal, endpoint_id: str, delivery_id: str) -> Delivery:
+        """Send one message again now, on a fresh retry schedule."""
+        await self._endpoints.get_enabled(caller, endpoint_id)
+        delivery = await self._log.change(endpoint_id, delivery_id, requeued(self._clock.now()))
+        if delivery is None:
+            raise DeliveryNotFound(delivery_id)
+        self._wake()
+        return delivery
+
+    async def recover(self, caller: Principal, endpoint_id: str, since: datetime) -> int:
+        """Requeue every failed delivery of messages since a time; how many."""
+        await self._endpoints.get_enabled(caller, endpoint_id)
+        count = await self._log.requeue_failed(endpoint_id, since, requeued(self._clock.now()))
+        self._wake()
+        return count
+
+    async def sweep_finished(self, cutoff: datetime) -> dict[str, int]:
+        """Forget finished deliveries, and messages no delivery needs, created before `cutoff`."""
+        return await self._log.sweep_finished(cutoff)
+
+
+def _delivery(message_id: str, endpoint: Endpoint, event_type: str, now: datetime) -> Delivery:
+    """A new pending delivery; its id derives from message and endpoint, so fan-out is idempotent."""
+    return new_delivery(derived_id("dlv", message_id, endpoint.id), message_id, endpoint, event_type, now)

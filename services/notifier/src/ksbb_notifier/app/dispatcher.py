@@ -1,0 +1,183 @@
+"""The delivery loop: leases due deliveries, sends them concurrently, records attempts and schedules retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from ksbb_notifier.app.endpoints import Endpoints
+from ksbb_notifier.app.ports import Clock, DeliveryQueue, DeliverySlots, RateGate, WebhookSender
+from ksbb_notifier.domain.deliveries import (
+    Delivery,
+    Message,
+    abandoned,
+    attempt_outcome,
+    signed_request,
+    undeliverable_reason,
+)
+from ksbb_notifier.domain.schedule import Outcome, decide
+from ksbb_notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+#: Messages never change, so a small cache serves a fan-out to many endpoints.
+MESSAGE_CACHE_SIZE = 2000
+
+
+class Dispatcher:
+    """Delivers pending webhooks; a slow endpoint only ever occupies its own concurrency slots."""
+
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        endpoints: Endpoints,
+        sender: WebhookSender,
+        *,
+        slots: DeliverySlots,
+        rate_gate: RateGate,
+        clock: Clock,
+        settings: NotifierSettings,
+    ) -> None:
+        self._queue = queue
+        self._endpoints = endpoints
+        self._sender = sender
+        self._slots = slots
+        self._rate_gate = rate_gate
+        self._clock = clock
+        self._settings = settings
+        self._lease = timedelta(seconds=settings.delivery_timeout_seconds + 30)
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._leased: dict[str, Delivery] = {}
+        self._messages: dict[str, Message] = {}
+
+    # -- loop ------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for due deliveries now (called right after fan-out, redelivery and recovery)."""
+        self._wakeup.set()
+
+    async def serve(self) -> None:
+        """Run until cancelled: claim and spawn, then wait for a wake-up or the periodic sweep."""
+        try:
+            while True:
+                self._wakeup.clear()
+                try:
+                    await self._claim_and_spawn()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("webhook dispatch pass failed; will retry")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.dispatch_sweep_seconds)
+        finally:
+            await self.shutdown()
+            await self._sender.close()
+
+    async def run_due(self) -> int:
+        """Deliver everything due now and wait for those attempts (tests and sweeps drive this by hand)."""
+        total = 0
+        while True:
+            spawned = await self._claim_and_spawn()
+            if not spawned:
+                return total
+            total += len(spawned)
+            await asyncio.gather(*spawned, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Stop in-flight attempts and hand their leases back so another instance can take over at once."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for delivery in list(self._leased.values()):
+            with contextlib.suppress(Exception):
+                await self._queue.release(delivery)
+        self._leased.clear()
+
+    async def _claim_and_spawn(self) -> list[asyncio.Task[None]]:
+        """Lease as many due deliveries as the concurrency limits allow and start their attempts."""
+        spawned: list[asyncio.Task[None]] = []
+        while (room := self._slots.room()) > 0:
+            now = self._clock.now()
+            # One query finds candidates, one write leases them (each atomically, so another
+            # instance racing for the same ones wins each at most once), one read returns the winners.
+            candidates = await self._queue.due(now, room * 2, self._slots.saturated())
+            chosen = self._slots.pick(candidates, room)
+            if not chosen:
+                break
+            claimed = await self._queue.claim(chosen, now, now + self._lease)
+            for delivery in claimed:
+                self._slots.take(delivery.endpoint_id)
+                self._leased[delivery.id] = delivery
+                task = asyncio.create_task(self._attempt_guarded(delivery), name=f"webhook-{delivery.id}")
+                self._tasks.add(task)
+                spawned.append(task)
+            if not claimed:
+                break  # another instance took them; the next wake-up or sweep looks again
+        return spawned
+
+    async def _attempt_guarded(self, delivery: Delivery) -> None:
+        try:
+            await self.attempt(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook attempt for %s crashed; the lease expires and it is retried", delivery.id)
+        finally:
+            self._leased.pop(delivery.id, None)
+            self._slots.release(delivery.endpoint_id)
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
+            self.wake()  # a slot is free: more work for this endpoint may be waiting
+
+    # -- one attempt -----------------------------------------------------------------------------
+
+    async def attempt(self, delivery: Delivery) -> None:
+        """Send one leased delivery and record the outcome (guarded by the lease token)."""
+        now = self._clock.now()
+        endpoint = await self._endpoints.cache.get(delivery.endpoint_id)
+        message = await self._message(delivery.message_id)
+        reason = undeliverable_reason(endpoint, message)
+        if reason is not None:
+            await self._queue.settle(delivery, abandoned(reason, now))
+            return
+        assert endpoint is not None and message is not None  # a missing one has a reason above
+        if endpoint.rate_limit_per_second:
+            retry_at = await self._rate_gate.admit(endpoint.id, endpoint.rate_limit_per_second, now)
+            if retry_at is not None:
+                await self._queue.postpone(delivery, retry_at)
+                return
+        request = signed_request(endpoint, message, self._endpoints.open_secrets(endpoint, now), now)
+        result = await self._sender.send(request)
+        done_at = self._clock.now()
+        decision = decide(
+            status_code=result.status_code,
+            retry_after=result.retry_after,
+            attempts_in_round=delivery.round_attempts + 1,
+            schedule=self._settings.retry_schedule_seconds,
+            now=done_at,
+            max_retry_after=self._settings.max_retry_after_seconds,
+        )
+        outcome = attempt_outcome(delivery, endpoint, message, result, decision, attempted_at=now, finished_at=done_at)
+        await self._queue.record_attempt(delivery, outcome, keep_attempts=self._settings.attempts_kept)
+        if outcome.outcome is Outcome.SUCCEEDED:
+            await self._endpoints.delivered(endpoint)
+        elif outcome.outcome is Outcome.GONE:
+            await self._endpoints.gone(endpoint.id)
+        else:
+            await self._endpoints.failed(endpoint.id, done_at)
+
+    async def _message(self, message_id: str) -> Message | None:
+        message = self._messages.get(message_id)
+        if message is None:
+            message = await self._queue.message(message_id)
+            if message is not None:
+                self._messages[message_id] = message
+                while len(self._messages) > MESSAGE_CACHE_SIZE:
+                    self._messages.pop(next(iter(self._messages)))
+        return message
