@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,13 @@ import pytest
 from ksbb_kit.testing.kafka import publish_events
 from ksbb_publisher.bootstrap import create_app
 from ksbb_publisher.settings import PublisherSettings
-from ksbb_publisher.testing import NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served
+
+# The publisher's test support lives with its tests, outside any importable package.
+_SUPPORT = runpy.run_path(str(Path(__file__).resolve().parents[2] / "services/publisher/tests/support.py"))
+NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served = (
+    _SUPPORT[name]
+    for name in ("NOW", "donor", "ledger", "minutes", "need", "organisation", "pledge", "recipient", "served")
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +72,7 @@ async def test_public_page_live_feed_filter_no_js_and_accessibility(kit_env: dic
                 pledge("plg_b0", "need_b1", "rcp_b1", "org_b", "donor_b", GAMBIR, at=NOW),
             ],
         )
-        db = app.state.parts.projector.db
+        db = app.state.parts.db
         deadline = asyncio.get_running_loop().time() + 40
         while not (
             await db.feed.count_documents({}) == 1

@@ -1,4 +1,4 @@
-"""Test and benchmark support: serve the app on a real port, and build realistic public events."""
+"""Test support of the publisher: serve the app on a real port, and build realistic public events."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
@@ -13,9 +12,11 @@ from bson import json_util
 from ksbb_contracts.events import DonorContactRecorded, OrganisationContactRecorded, RecipientContactRecorded
 from ksbb_contracts.topics import DONOR_CONTACTS, REGISTRY_CONTACTS
 from ksbb_kit.testing.kafka import TopicReader, publish_events
+from ksbb_kit.testing.waiting import eventually
 from ksbb_publisher.bootstrap import create_app
 from ksbb_publisher.settings import PublisherSettings
-from ksbb_publisher.testing import NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served
+
+from .support import NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +149,7 @@ async def test_no_public_output_contains_planted_contact_data(kit_env: dict[str,
                 ),
             ],
         )
-        db = app.state.parts.projector.db
+        db = app.state.parts.db
 
         async def settled() -> bool:
             return (
@@ -157,10 +158,7 @@ async def test_no_public_output_contains_planted_contact_data(kit_env: dict[str,
                 and (await db.needs.find_one({"_id": "need_p", "ledger_version": 2})) is not None
             )
 
-        deadline = asyncio.get_running_loop().time() + 40
-        while not await settled():
-            assert asyncio.get_running_loop().time() < deadline, "scenario not projected"
-            await asyncio.sleep(0.2)
+        await eventually(settled, within=40, interval=0.2, what="scenario projected")
         await app.state.parts.snapshots.take(app.state.parts.clock.now().replace(year=2030))
 
         # Positive control: the scanner finds the planted data where it really is (the confidential topics).
@@ -257,7 +255,7 @@ async def test_registry_flow_with_contacts_leaks_nothing_and_the_registry_admin_
                 pledge("plg_r", need_id, rid, org_id, "donor_r", KEL, quantity=5, at=NOW + minutes(1)),
             ],
         )
-        db = publisher.state.parts.projector.db
+        db = publisher.state.parts.db
 
         async def settled() -> bool:
             return (
@@ -266,10 +264,7 @@ async def test_registry_flow_with_contacts_leaks_nothing_and_the_registry_admin_
                 and await db.needs.count_documents({"version": {"$exists": True}}) == 1
             )
 
-        deadline = asyncio.get_running_loop().time() + 40
-        while not await settled():
-            assert asyncio.get_running_loop().time() < deadline, "registry events not projected"
-            await asyncio.sleep(0.2)
+        await eventually(settled, within=40, interval=0.2, what="registry events projected")
         await publisher.state.parts.snapshots.take(publisher.state.parts.clock.now().replace(year=2030))
 
         # Positive control: the registry's admin API returns the contact data; the scanner finds it there.

@@ -27,12 +27,13 @@ from ksbb_kit.clock import ManualClock
 from ksbb_kit.mongo import connect
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.kafka import publish_events
-from ksbb_publisher.adapters.projections import FEED_SEQUENCE, READ_MODELS, VOLATILE_FIELDS, Projector
-from ksbb_publisher.bootstrap import create_app
-from ksbb_publisher.components import Components
-from ksbb_publisher.rebuild import rebuild
+from ksbb_kit.testing.waiting import eventually
+from ksbb_publisher.adapters.projection_store import FEED_SEQUENCE, MongoProjectionStore
+from ksbb_publisher.bootstrap import Publisher, create_app, rebuild
+from ksbb_publisher.domain.projection import READ_MODELS, VOLATILE_FIELDS
 from ksbb_publisher.settings import PublisherSettings
-from ksbb_publisher.testing import NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served
+
+from .support import NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served
 
 pytestmark = pytest.mark.integration
 
@@ -53,21 +54,9 @@ class Env:
     settings: PublisherSettings
     base: str
     client: httpx.AsyncClient
-    parts: Components
+    parts: Publisher
     clock: ManualClock
     ids: dict[str, str]
-
-
-async def wait_until(check: Any, what: str, limit: float = 40.0) -> Any:
-    """Poll an async check until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {limit}s: {what}")
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +214,7 @@ async def env(infra: Infra, dev_issuer: DevIssuer) -> AsyncIterator[Env]:
             ],
             event_ids=[p1_created_id],
         )
-        db = app.state.parts.projector.db
+        db = app.state.parts.db
 
         async def settled() -> bool:
             offer = await db.offers.find_one({"_id": "off_1"})
@@ -240,7 +229,7 @@ async def env(infra: Infra, dev_issuer: DevIssuer) -> AsyncIterator[Env]:
                 and await db.organisations.count_documents({"version": 2}) == 1
             )
 
-        await wait_until(settled, "scenario projected")
+        await eventually(settled, within=40, interval=0.2, what="scenario projected")
         yield Env(settings, base, client, app.state.parts, clock, {"p1_created": p1_created_id})
 
 
@@ -503,9 +492,9 @@ async def test_sse_resume_delivers_a_late_entry_with_an_older_event_time_exactly
     )
 
     async def projected() -> bool:
-        return await env.parts.projector.db.feed.count_documents({"pledge_id": "plg_late"}) == 1
+        return await env.parts.db.feed.count_documents({"pledge_id": "plg_late"}) == 1
 
-    await wait_until(projected, "late entry projected")
+    await eventually(projected, within=40, interval=0.2, what="late entry projected")
     resumed = await read_stream_until_quiet(str(last_seen["seq"]), env.base)
     assert [e["pledge_id"] for e in resumed] == ["plg_late"]  # exactly once, nothing seen before again
     late = resumed[0]
@@ -519,10 +508,9 @@ async def test_feed_seq_has_no_gaps_or_repeats_across_replicas_and_redeliveries(
     client = connect(infra.mongodb_url)
     db = client[f"t{uuid.uuid4().hex[:10]}_feed_seq"]
     try:
-        clock = ManualClock(NOW)
         # Entries written before `seq` existed are numbered at startup, in cursor order.
         await db.feed.insert_many([{"_id": f"old{n}", "cursor": f"2026-01-0{3 - n}"} for n in range(3)])
-        replica_a, replica_b = Projector(db, clock), Projector(db, clock)
+        replica_a, replica_b = MongoProjectionStore(db), MongoProjectionStore(db)
         await replica_a.ensure_indexes()
         old = {d["_id"]: d["seq"] async for d in db.feed.find({})}
         assert old == {"old2": 1, "old1": 2, "old0": 3}
@@ -543,7 +531,7 @@ async def test_feed_seq_has_no_gaps_or_repeats_across_replicas_and_redeliveries(
         # After a rebuild the numbers continue above every seq handed out before.
         await db[FEED_SEQUENCE].update_one({"_id": "feed"}, {"$max": {"floor": 53}}, upsert=True)
         await db.drop_collection("feed")
-        rebuilt = Projector(db, clock)
+        rebuilt = MongoProjectionStore(db)
         await rebuilt.ensure_indexes()
         again = await rebuilt.insert_feed_entry(entry(1))
         assert again is not None and again["seq"] == 54
@@ -563,14 +551,14 @@ async def test_donor_opt_out_applies_to_past_entries(env: Env) -> None:
         items = (await env.client.get("/v1/public/feed")).json()["items"]
         return all(e["donor_name"] == "Kolaborator anonim" for e in items)
 
-    await wait_until(anonymous, "donor_1 shown anonymously")
+    await eventually(anonymous, within=40, interval=0.2, what="donor_1 shown anonymously")
     assert "PT Sumber Berkah" not in (await env.client.get("/")).text
-    stored = await env.parts.projector.db.donors.find_one({"_id": "donor_1"})
+    stored = await env.parts.db.donors.find_one({"_id": "donor_1"})
     assert stored is not None and stored["display_name"] is None
 
 
 async def test_rebuild_from_the_topics_gives_identical_read_models(env: Env) -> None:
-    source = env.parts.projector.db
+    source = env.parts.db
     target_name = f"{env.settings.database_name}_rebuilt"
     counts = await rebuild(env.settings, database=target_name)
     assert counts["applied"] >= 20

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from ksbb_publisher.adapters.queries import progress_of
-from ksbb_publisher.adapters.stream import FeedBroadcaster
+from ksbb_publisher.app.stream import FeedBroadcaster
 from ksbb_publisher.domain.areas import area_fields
 from ksbb_publisher.domain.feed import donor_label, feed_cursor
 from ksbb_publisher.domain.opendata import COLUMNS, csv_lines, header_rows
+from ksbb_publisher.domain.views import progress_of
 from ksbb_publisher.handlers import public_event_types
 
 pytestmark = pytest.mark.unit

@@ -1,74 +1,95 @@
-"""Composition root of the publisher service: wires settings, runtime, projections, stream and routes."""
+"""The composition root of the publisher: wires runtime, stores, use cases, event routes, HTTP routes and jobs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
-from ksbb_contracts import CloudEvent, Event
 from ksbb_kit.clock import Clock, SystemClock
+from ksbb_kit.mongo import connect
 from ksbb_kit.runtime import ServiceRuntime
+from pymongo.asynchronous.database import AsyncDatabase
 
-from ksbb_publisher.adapters.projections import Projector
-from ksbb_publisher.adapters.queries import ReadQueries
-from ksbb_publisher.adapters.snapshots import SnapshotStore
-from ksbb_publisher.adapters.stream import FeedBroadcaster, FeedPoller
-from ksbb_publisher.api.routes import build_api
-from ksbb_publisher.components import Components
+from ksbb_publisher.adapters.feed_poller import FeedPoller
+from ksbb_publisher.adapters.projection_store import MongoProjectionStore
+from ksbb_publisher.adapters.read_models import MongoReadModels
+from ksbb_publisher.adapters.snapshot_files import MongoSnapshotFiles
+from ksbb_publisher.adapters.topic_replay import KafkaTopicReplay
+from ksbb_publisher.api import atom, exports, feed, needs, organisations, pages, recipients, snapshots, stats
+from ksbb_publisher.api.deps import PublicApi
+from ksbb_publisher.api.errors import install_error_mapping
+from ksbb_publisher.app.exports import OpenData
+from ksbb_publisher.app.projection import Projection
+from ksbb_publisher.app.queries import PublicQueries
+from ksbb_publisher.app.rebuild import rebuild_read_models
+from ksbb_publisher.app.snapshots import Snapshots
+from ksbb_publisher.app.stream import FeedBroadcaster, FeedStream
 from ksbb_publisher.handlers import build_router
 from ksbb_publisher.settings import PublisherSettings
-from ksbb_publisher.web.pages import STATIC_DIR, build_web
 
 TITLE = "KSBB Publisher"
 DESCRIPTION = (
     "Public read models, activity feed, live stream (SSE), open data with HXL and the public web page. "
     "No login; no personal data: contact persons, phone numbers, e-mails and notes never reach this service."
 )
+#: HTTP routers in the order their routes are matched (and listed in the OpenAPI document).
+ROUTERS = (recipients, needs, organisations, feed, atom, stats, snapshots, exports, pages)
 
 
-def build_components(runtime: ServiceRuntime, settings: PublisherSettings) -> Components:
-    """The publisher's collaborators on top of a runtime's database and clock."""
-    queries = ReadQueries(runtime.db)
+@dataclass(frozen=True)
+class Publisher:
+    """The wired publisher service; tests and operators reach its parts through `app.state.parts`."""
+
+    settings: PublisherSettings
+    clock: Clock
+    db: AsyncDatabase[dict[str, Any]]
+    store: MongoProjectionStore
+    snapshot_files: MongoSnapshotFiles
+    projection: Projection
+    queries: PublicQueries
+    open_data: OpenData
+    snapshots: Snapshots
+    broadcaster: FeedBroadcaster
+    feed_stream: FeedStream
+    poller: FeedPoller
+
+
+def build_publisher(settings: PublisherSettings, db: AsyncDatabase[dict[str, Any]], clock: Clock) -> Publisher:
+    """The publisher's stores and use cases on one database, in dependency order."""
+    store = MongoProjectionStore(db)
+    read_models = MongoReadModels(db)
+    queries = PublicQueries(read_models)
     broadcaster = FeedBroadcaster(queries.render_feed, queue_size=settings.sse_queue_size)
-
-    async def announce(entry: dict[str, Any]) -> None:
-        await broadcaster.announce([entry])
-
-    projector = Projector(runtime.db, runtime.clock, on_feed_entry=announce)
-    return Components(
+    open_data = OpenData(read_models)
+    snapshot_files = MongoSnapshotFiles(db)
+    return Publisher(
         settings=settings,
-        clock=runtime.clock,
-        projector=projector,
+        clock=clock,
+        db=db,
+        store=store,
+        snapshot_files=snapshot_files,
+        projection=Projection(store, clock, on_feed_entry=broadcaster.announce_one),
         queries=queries,
+        open_data=open_data,
+        snapshots=Snapshots(snapshot_files, open_data, settings.snapshot_chunk_bytes),
         broadcaster=broadcaster,
-        poller=FeedPoller(runtime.db, broadcaster),
-        snapshots=SnapshotStore(runtime.db, queries, settings.snapshot_chunk_bytes),
+        feed_stream=FeedStream(read_models, queries.render_feed, broadcaster, settings.sse_heartbeat_seconds),
+        poller=FeedPoller(db, broadcaster.announce),
     )
 
 
-def build_runtime(
-    settings: PublisherSettings, *, clock: Clock | None = None
-) -> tuple[ServiceRuntime, Components]:
-    """The service's runtime (Mongo, Kafka, consumers) and its components."""
-    holder: dict[str, Components] = {}
-
-    async def apply(event: Event, envelope: CloudEvent) -> None:
-        await holder["parts"].projector.apply(event, envelope)
-
-    runtime = ServiceRuntime(
-        settings,
-        title=TITLE,
-        description=DESCRIPTION,
-        router=build_router(apply),
-        clock=clock or SystemClock(),
-    )
-    parts = holder["parts"] = build_components(runtime, settings)
+def create_app(settings: PublisherSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """The service's FastAPI application, with its consumer, start-up hooks and background jobs."""
+    settings = settings or PublisherSettings()
+    runtime = ServiceRuntime(settings, title=TITLE, description=DESCRIPTION, clock=clock or SystemClock())
+    parts = build_publisher(settings, runtime.db, runtime.clock)
+    runtime.subscribe(build_router(parts.projection))
 
     @runtime.on_startup
     async def indexes(_: ServiceRuntime) -> None:
-        await parts.projector.ensure_indexes()
-        await runtime.db.snapshot_chunks.create_index([("snapshot", 1), ("file", 1), ("n", 1)])
+        await parts.store.ensure_indexes()
+        await parts.snapshot_files.ensure_indexes()
 
     @runtime.every(settings.feed_poll_seconds, "feed-poll")
     async def poll(_: ServiceRuntime) -> None:
@@ -78,13 +99,32 @@ def build_runtime(
     async def snapshot(_: ServiceRuntime) -> None:
         await parts.snapshots.take(runtime.clock.now())
 
-    return runtime, parts
-
-
-def create_app(settings: PublisherSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """The service's FastAPI application."""
-    runtime, parts = build_runtime(settings or PublisherSettings(), clock=clock)
-    app = runtime.create_app([build_api(parts), build_web(parts)])
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app = runtime.create_app([module.router for module in ROUTERS])
+    pages.mount_static(app)
+    install_error_mapping(app)
+    PublicApi(
+        settings=settings,
+        clock=runtime.clock,
+        queries=parts.queries,
+        open_data=parts.open_data,
+        snapshots=parts.snapshots,
+        feed_stream=parts.feed_stream,
+    ).install(app)
     app.state.parts = parts
     return app
+
+
+async def rebuild(settings: PublisherSettings, *, database: str | None = None, concurrency: int = 32) -> dict[str, int]:
+    """Rebuild the read models in `database` (default: the service's) from the topics' beginning.
+
+    Events go through the live consumer's own handlers; see `app.rebuild.rebuild_read_models`.
+    """
+    client = connect(settings.mongodb_url)
+    try:
+        store = MongoProjectionStore(client[database or settings.database_name])
+        router = build_router(Projection(store, SystemClock()))
+        topics = [settings.topic(t.name) for t in router.topics()]
+        replay = KafkaTopicReplay(settings.kafka_bootstrap)
+        return await rebuild_read_models(store, replay, topics, router.handlers, concurrency=concurrency)
+    finally:
+        await client.close()

@@ -1,14 +1,46 @@
-"""Event handlers of the publisher service: every public event feeds the read models."""
+"""Events in: one handler per public event type, registered on the publisher's event router."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from ksbb_contracts import EVENT_TYPES, CloudEvent, Event
+from ksbb_contracts.events import (
+    DonorProfileUpdated,
+    MatchAccepted,
+    MatchDeclined,
+    MatchProposed,
+    NeedCancelled,
+    NeedChanged,
+    NeedClosed,
+    NeedFulfilled,
+    NeedLedgerChanged,
+    NeedOpened,
+    OfferCreated,
+    OrganisationRegistered,
+    OrganisationReinstated,
+    OrganisationSuspended,
+    OrganisationUpdated,
+    PledgeCancelled,
+    PledgeConfirmed,
+    PledgeCreated,
+    PledgeDelivered,
+    PledgeDispatched,
+    PledgeExpired,
+    PledgeExpiring,
+    PledgeRejected,
+    RecipientActivated,
+    RecipientArchived,
+    RecipientRegistered,
+    RecipientReinstated,
+    RecipientSuspended,
+    RecipientUpdated,
+    RecipientVerified,
+)
+from ksbb_contracts.events.pledges import _PledgeEvent
+from ksbb_contracts.events.registry import _NeedEvent, _OrganisationEvent, _RecipientEvent
 from ksbb_contracts.topics import topics_consumed_by
 from ksbb_kit.consumer import EventRouter
 
-Apply = Callable[[Event, CloudEvent], Awaitable[None]]
+from ksbb_publisher.app.projection import Projection
 
 
 def public_event_types() -> list[type[Event]]:
@@ -20,12 +52,59 @@ def public_event_types() -> list[type[Event]]:
     return [cls for cls in EVENT_TYPES.values() if cls.topic.name in names]
 
 
-def build_router(apply: Apply) -> EventRouter:
-    """The publisher service's event routes: one projection entry point for all public events."""
+def build_router(projection: Projection) -> EventRouter:
+    """The publisher's event routes: every public event type goes straight to its projection."""
     router = EventRouter("publisher")
 
-    @router.on(*public_event_types())
-    async def project(event: Event, envelope: CloudEvent) -> None:
-        await apply(event, envelope)
+    @router.on(OrganisationRegistered, OrganisationUpdated, OrganisationSuspended, OrganisationReinstated)
+    async def organisation_changed(event: _OrganisationEvent, _: CloudEvent) -> None:
+        await projection.organisation(event)
 
+    @router.on(
+        RecipientRegistered,
+        RecipientVerified,
+        RecipientActivated,
+        RecipientUpdated,
+        RecipientSuspended,
+        RecipientReinstated,
+        RecipientArchived,
+    )
+    async def recipient_changed(event: _RecipientEvent, _: CloudEvent) -> None:
+        await projection.recipient(event)
+
+    @router.on(NeedOpened, NeedChanged, NeedClosed, NeedCancelled, NeedFulfilled)
+    async def need_changed(event: _NeedEvent, _: CloudEvent) -> None:
+        await projection.need(event)
+
+    @router.on(NeedLedgerChanged)
+    async def ledger_changed(event: NeedLedgerChanged, _: CloudEvent) -> None:
+        await projection.ledger(event)
+
+    @router.on(DonorProfileUpdated)
+    async def donor_profile_updated(event: DonorProfileUpdated, _: CloudEvent) -> None:
+        await projection.donor(event)
+
+    @router.on(
+        PledgeCreated,
+        PledgeConfirmed,
+        PledgeDispatched,
+        PledgeDelivered,
+        PledgeCancelled,
+        PledgeRejected,
+        PledgeExpired,
+        PledgeExpiring,
+    )
+    async def pledge_changed(event: _PledgeEvent, envelope: CloudEvent) -> None:
+        await projection.pledge(event, envelope.id)
+
+    @router.on(OfferCreated)
+    async def offer_created(event: OfferCreated, envelope: CloudEvent) -> None:
+        await projection.offer_created(event, envelope.id)
+
+    @router.on(MatchProposed, MatchAccepted, MatchDeclined)
+    async def match_changed(event: MatchProposed | MatchAccepted | MatchDeclined, envelope: CloudEvent) -> None:
+        await projection.match(event, envelope.id)
+
+    if any(topic.confidential for topic in router.topics()):
+        raise RuntimeError("the publisher must never consume a confidential topic")
     return router

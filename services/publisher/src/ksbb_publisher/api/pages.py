@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ksbb_contracts.areas import areas
 from ksbb_contracts.vocab import RecipientKind
 
 from ksbb_publisher.api.caching import cached
-from ksbb_publisher.components import Components
+from ksbb_publisher.api.deps import ClockDep, QueriesDep, SettingsDep
+from ksbb_publisher.domain.areas import is_area_of_level
 from ksbb_publisher.domain.feed import VERBS
 from ksbb_publisher.domain.opendata import ATTRIBUTION
 
@@ -147,68 +149,65 @@ def render_snapshots(request: Request, listing: dict[str, Any]) -> str:
     return ENV.get_template("snapshots.html").render(t=TEXT[lang], lang=lang, listing=listing)
 
 
-def build_web(parts: Components) -> APIRouter:
-    """The dashboard route `/`."""
-    router = APIRouter(tags=["web"])
-    queries = parts.queries
+router = APIRouter(tags=["web"])
 
-    @router.get("/", response_class=HTMLResponse, summary="Public dashboard (HTML)")
-    async def dashboard(
-        request: Request,
-        lang: Annotated[str | None, Query(pattern="^(id|en)$")] = None,
-        kota: str | None = None,
-        kecamatan: str | None = None,
-        kind: str | None = None,
-        open: str | None = None,
-    ) -> Response:
-        language = _lang(lang)
-        directory = areas()
-        kota = kota if kota and directory.get(kota) and directory.require(kota).level == "kota" else None
-        kecamatan = (
-            kecamatan
-            if kecamatan and directory.get(kecamatan) and directory.require(kecamatan).level == "kecamatan"
-            else None
-        )
-        kind = kind if kind in {k.value for k in RecipientKind} else None
-        only_open = open in ("1", "true", "on")
-        stats = await queries.stats()
-        recipients, _ = await queries.recipients(
-            kota=kota, kecamatan=kecamatan, kind=kind, has_open_needs=True if only_open else None, limit=30
-        )
-        needs_of: dict[str, list[dict[str, Any]]] = {}
-        for recipient in recipients:
-            if recipient["open_needs"]:
-                items, _ = await queries.needs(
-                    recipient_id=recipient["recipient_id"], status="open", limit=10
-                )
-                needs_of[recipient["recipient_id"]] = items
-        newest_seq = await queries.latest_feed_seq()  # read first: the stream replays anything newer
-        feed, _ = await queries.feed(limit=20)
-        gaps = await queries.coverage_gaps(parts.clock.now(), parts.settings.coverage_gap_days)
-        kecamatan_rows = [r for r in stats["by_kecamatan"] if not kota or r["code"].startswith(kota + ".")]
-        html = ENV.get_template("dashboard.html").render(
-            t=TEXT[language],
-            lang=language,
-            kinds=KIND_LABELS[language],
-            verbs=VERBS,
-            items=ITEM_LABELS[language],
-            stats=stats,
-            kecamatan_rows=kecamatan_rows,
-            recipients=recipients,
-            needs_of=needs_of,
-            feed=feed,
-            gaps=gaps["areas"]["kecamatan"][:10],
-            gap_days=parts.settings.coverage_gap_days,
-            kotas=directory.level("kota"),
-            kecamatans=[a for a in directory.level("kecamatan") if not kota or a.parent == kota],
-            selected={"kota": kota, "kecamatan": kecamatan, "kind": kind, "open": only_open},
-            max_kota=max([r["households_targeted"] for r in stats["by_kota"]] or [1]) or 1,
-            max_kecamatan=max([r["households_targeted"] for r in kecamatan_rows] or [1]) or 1,
-            newest=newest_seq,
-            attribution=ATTRIBUTION,
-        )
-        return cached(
-            request, html.encode(), "text/html; charset=utf-8", parts.settings.cache_max_age_seconds
-        )
 
-    return router
+def mount_static(app: FastAPI) -> None:
+    """Serve the pages' style sheet and script under /static."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+@router.get("/", response_class=HTMLResponse, summary="Public dashboard (HTML)")
+async def dashboard(
+    request: Request,
+    queries: QueriesDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    lang: Annotated[str | None, Query(pattern="^(id|en)$")] = None,
+    kota: str | None = None,
+    kecamatan: str | None = None,
+    kind: str | None = None,
+    open: str | None = None,
+) -> Response:
+    language = _lang(lang)
+    directory = areas()
+    # Unknown filter values are ignored rather than refused: the page is reached by links and forms.
+    kota = kota if is_area_of_level(kota, "kota") else None
+    kecamatan = kecamatan if is_area_of_level(kecamatan, "kecamatan") else None
+    kind = kind if kind in {k.value for k in RecipientKind} else None
+    only_open = open in ("1", "true", "on")
+    stats = await queries.stats()
+    recipients, _ = await queries.recipients(
+        kota=kota, kecamatan=kecamatan, kind=kind, has_open_needs=True if only_open else None, limit=30
+    )
+    needs_of: dict[str, list[dict[str, Any]]] = {}
+    for recipient in recipients:
+        if recipient["open_needs"]:
+            items, _ = await queries.needs(recipient_id=recipient["recipient_id"], status="open", limit=10)
+            needs_of[recipient["recipient_id"]] = items
+    newest_seq = await queries.latest_feed_seq()  # read first: the stream replays anything newer
+    feed, _ = await queries.feed(limit=20)
+    gaps = await queries.coverage_gaps(clock.now(), settings.coverage_gap_days)
+    kecamatan_rows = [r for r in stats["by_kecamatan"] if not kota or r["code"].startswith(kota + ".")]
+    html = ENV.get_template("dashboard.html").render(
+        t=TEXT[language],
+        lang=language,
+        kinds=KIND_LABELS[language],
+        verbs=VERBS,
+        items=ITEM_LABELS[language],
+        stats=stats,
+        kecamatan_rows=kecamatan_rows,
+        recipients=recipients,
+        needs_of=needs_of,
+        feed=feed,
+        gaps=gaps["areas"]["kecamatan"][:10],
+        gap_days=settings.coverage_gap_days,
+        kotas=directory.level("kota"),
+        kecamatans=[a for a in directory.level("kecamatan") if not kota or a.parent == kota],
+        selected={"kota": kota, "kecamatan": kecamatan, "kind": kind, "open": only_open},
+        max_kota=max([r["households_targeted"] for r in stats["by_kota"]] or [1]) or 1,
+        max_kecamatan=max([r["households_targeted"] for r in kecamatan_rows] or [1]) or 1,
+        newest=newest_seq,
+        attribution=ATTRIBUTION,
+    )
+    return cached(request, html.encode(), "text/html; charset=utf-8", settings.cache_max_age_seconds)

@@ -1,1 +1,1 @@
-"""Pure logic of the publisher: area attribution, feed entries, open-data columns (no I/O)."""
+"""Pure rules of the publisher: projection merging, public views, feed, areas, statistics, open data (no I/O)."""

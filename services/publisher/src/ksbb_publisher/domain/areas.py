@@ -1,10 +1,25 @@
-"""Area attribution of read-model documents from a Kemendagri kelurahan code."""
+"""Area attribution of read-model documents from a Kemendagri kelurahan code, and area filters."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ksbb_contracts.areas import UnknownArea, areas
+
+from ksbb_publisher.domain.errors import UnknownAreaCode
+
+#: The area fields every recipient, need and feed document carries.
+AREA_KEYS = (
+    "provinsi_code",
+    "provinsi_name",
+    "kota_code",
+    "kota_name",
+    "kecamatan_code",
+    "kecamatan_name",
+    "kelurahan_code",
+    "kelurahan_name",
+)
 
 
 def area_fields(kelurahan_code: str) -> dict[str, Any]:
@@ -35,7 +50,27 @@ def area_fields(kelurahan_code: str) -> dict[str, Any]:
     }
 
 
+def area_of(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The area fields of a read-model document (missing ones as None)."""
+    return {k: doc.get(k) for k in AREA_KEYS}
+
+
 def area_name(code: str) -> str | None:
     """The name of any area code, or None."""
     area = areas().get(code)
     return area.name if area else None
+
+
+def is_area_of_level(code: str | None, level: str) -> bool:
+    """Whether `code` is a known area code of this level (kota, kecamatan, kelurahan)."""
+    area = areas().get(code) if code else None
+    return area is not None and area.level == level
+
+
+def checked_area_code(value: str | None, level: str, field: str) -> str | None:
+    """An area filter: None when absent or empty; UnknownAreaCode when not a known code of the level."""
+    if value is None or value == "":
+        return None
+    if not is_area_of_level(value, level):
+        raise UnknownAreaCode(value, level, field)
+    return value

@@ -1,13 +1,16 @@
-"""Open-data tables: columns with their HXL hashtags, and CSV / HXL-JSON encoding of rows."""
+"""Open-data tables: columns with their HXL hashtags, the flat record of each row, CSV / HXL-JSON encoding."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+
+from ksbb_publisher.domain.areas import area_of
 
 Dataset = Literal["recipients", "needs", "deliveries"]
 Format = Literal["csv", "json"]
@@ -89,6 +92,48 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("status", "Status", "#status"),
     ),
 }
+
+
+def iso(value: Any) -> Any:
+    """A datetime as ISO 8601 text; anything else unchanged."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def recipient_record(public: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of the recipients table from a public recipient view."""
+    return {
+        **public,
+        **public["area"],
+        "households": public["beneficiaries"].get("households"),
+        "people": public["beneficiaries"].get("people"),
+        "updated_at": iso(public.get("updated_at")),
+    }
+
+
+def need_record(public: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of the needs table from a public need view (progress figures as columns)."""
+    return {**public, **public["area"], **public["progress"], "updated_at": iso(public.get("updated_at"))}
+
+
+def delivery_record(
+    entry: Mapping[str, Any], recipient: Mapping[str, Any], organisation_name: str | None
+) -> dict[str, Any]:
+    """The row of the deliveries table from a `delivered` feed entry and its (public) recipient."""
+    return {
+        **area_of(entry),
+        "pledge_id": entry["pledge_id"],
+        "delivered_at": iso(entry["occurred_at"]),
+        "need_id": entry["need_id"],
+        "recipient_id": entry["recipient_id"],
+        "recipient_name": recipient.get("name"),
+        "rw": recipient.get("rw"),
+        "organisation_id": entry["organisation_id"],
+        "organisation_name": organisation_name,
+        "item": entry["item"],
+        "quantity": entry.get("delivered_quantity"),
+        "households": (recipient.get("beneficiaries") or {}).get("households"),
+        "status": "delivered",
+    }
 
 
 def _cell(value: Any) -> str:

@@ -1,0 +1,48 @@
+"""Reading topics from offset 0 up to their current end with a group-less Kafka consumer (for rebuilds)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ksbb_publisher.app.ports import ReplayedRecord
+
+
+class KafkaTopicReplay:
+    """Replays topics without a consumer group: nothing is committed, the service's group is untouched."""
+
+    def __init__(self, bootstrap: str, *, max_records: int = 2000) -> None:
+        self._bootstrap = bootstrap
+        self._max_records = max_records
+
+    async def batches(self, topics: Sequence[str]) -> AsyncIterator[list[ReplayedRecord]]:
+        """Every record up to the end offsets seen at the start, in batches (offset order per partition)."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            # Metadata for topics we do not subscribe to (aiokafka has no public call that refreshes it).
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
+            ]
+            if not partitions:
+                return
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            remaining = {tp for tp in partitions if ends[tp] > 0}
+            while remaining:
+                fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=self._max_records)
+                batch: list[ReplayedRecord] = []
+                for tp, records in fetched.items():
+                    for record in records:
+                        if record.offset >= ends[tp]:
+                            break
+                        batch.append(ReplayedRecord(tp.topic, record.key, record.value))
+                yield batch
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+        finally:
+            await consumer.stop()

@@ -1,0 +1,246 @@
+"""How each public event changes the read models — pure merge rules, the same for live consumption and rebuild.
+
+Every document part is owned by one topic and guarded by that topic's version of the aggregate: a part is
+applied only when its version is newer than the one stored, so redelivered and stale events change nothing.
+Events arrive out of order across topics (a need's ledger before the need opened): each topic writes its
+own fields of a shared document with its own version field, so the parts merge whichever comes first.
+Offers carry no version; they are ordered per offer (Kafka key) and applied once by event id.
+
+`merge` and `fold` define the result; the Mongo store applies the same rule atomically per document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from ksbb_contracts import Event
+from ksbb_contracts.events import (
+    DonorProfileUpdated,
+    MatchAccepted,
+    MatchDeclined,
+    MatchProposed,
+    NeedLedgerChanged,
+    OfferCreated,
+)
+from ksbb_contracts.events.pledges import _PledgeEvent
+from ksbb_contracts.events.registry import _NeedEvent, _OrganisationEvent, _RecipientEvent
+
+from ksbb_publisher.domain.areas import area_fields
+
+#: Collections rebuilt from the topics; `snapshots` and `snapshot_chunks` are not read models.
+READ_MODELS: tuple[str, ...] = ("recipients", "needs", "organisations", "donors", "pledges", "feed", "offers")
+#: Fields that record when (`projected_at`) and in which order (`seq`) this database projected something:
+#: they differ between two builds (a rebuild applies aggregates concurrently, in another order).
+VOLATILE_FIELDS: frozenset[str] = frozenset({"projected_at", "seq"})
+
+OfferEvent: TypeAlias = OfferCreated | MatchProposed | MatchAccepted | MatchDeclined
+#: Offer event type -> the offer's public status after it.
+OFFER_STATUS: dict[type[Event], str] = {
+    OfferCreated: "open",
+    MatchProposed: "proposed",
+    MatchAccepted: "accepted",
+    MatchDeclined: "declined",
+}
+
+DocKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class VersionedPart:
+    """The fields one topic owns in one read-model document, with that topic's version of the aggregate."""
+
+    model: str
+    doc_id: str
+    version_field: str
+    version: int
+    fields: Mapping[str, Any]
+
+    @property
+    def key(self) -> DocKey:
+        """Read model and document id."""
+        return self.model, self.doc_id
+
+    def is_newer_than(self, doc: Mapping[str, Any] | None) -> bool:
+        """Whether this part would change `doc`: no document, no version of this part yet, or an older one."""
+        stored = doc.get(self.version_field) if doc is not None else None
+        return stored is None or stored < self.version
+
+
+@dataclass(frozen=True)
+class OfferChange:
+    """An offer's new status (and, when created, its terms); applied once per event id, in offer order."""
+
+    offer_id: str
+    event_id: str
+    fields: Mapping[str, Any]
+
+
+def merge(doc: Mapping[str, Any] | None, part: VersionedPart) -> dict[str, Any] | None:
+    """The document with `part` applied, or None when the document already has this version or a newer one."""
+    if not part.is_newer_than(doc):
+        return None
+    base = dict(doc) if doc is not None else {"_id": part.doc_id}
+    return {**base, **part.fields, part.version_field: part.version}
+
+
+def fold(
+    parts: Iterable[VersionedPart], current: Mapping[DocKey, Mapping[str, Any]] | None = None
+) -> dict[DocKey, dict[str, Any]]:
+    """The documents after applying `parts` to `current`; the result does not depend on the parts' order."""
+    state: dict[DocKey, dict[str, Any]] = {key: dict(doc) for key, doc in (current or {}).items()}
+    for part in parts:
+        merged = merge(state.get(part.key), part)
+        if merged is not None:
+            state[part.key] = merged
+    return state
+
+
+def organisation_part(event: _OrganisationEvent) -> VersionedPart:
+    """Public facts of a facilitator organisation."""
+    org = event.organisation
+    return VersionedPart(
+        "organisations",
+        org.organisation_id,
+        "version",
+        org.version,
+        {
+            "organisation_id": org.organisation_id,
+            "name": org.name,
+            "kind": org.kind.value,
+            "area_codes": list(org.area_codes),
+            "status": org.status.value,
+        },
+    )
+
+
+def recipient_part(event: _RecipientEvent, now: datetime) -> VersionedPart:
+    """A recipient's public facts with area names; RT numbers and anything not public are never kept."""
+    rec = event.recipient
+    return VersionedPart(
+        "recipients",
+        rec.recipient_id,
+        "version",
+        rec.version,
+        {
+            "recipient_id": rec.recipient_id,
+            "name": rec.name,
+            "kind": rec.kind.value,
+            "kind_description": rec.kind_description,
+            "organisation_id": rec.organisation_id,
+            **area_fields(rec.kelurahan_code),
+            "rw": rec.rw,
+            "beneficiaries": rec.beneficiaries.model_dump(mode="json"),
+            "status": rec.status.value,
+            "updated_at": event.occurred_at,
+            "projected_at": now,
+        },
+    )
+
+
+def need_part(event: _NeedEvent, now: datetime) -> VersionedPart:
+    """The registry's part of a need document (the need's terms), guarded by the need's `version`."""
+    need = event.need
+    data = need.model_dump(mode="json")
+    return VersionedPart(
+        "needs",
+        need.need_id,
+        "version",
+        need.version,
+        {
+            "need_id": need.need_id,
+            "recipient_id": need.recipient_id,
+            "organisation_id": need.organisation_id,
+            **area_fields(need.kelurahan_code),
+            "rw": need.rw,
+            "item": data["item"],
+            "item_description": need.item_description,
+            "quantity": need.quantity,
+            "unit": need.unit,
+            "priority": data["priority"],
+            "needed_by": data["needed_by"],
+            "recurrence": data["recurrence"],
+            "series_id": need.series_id,
+            "period_start": data["period_start"],
+            "status": data["status"],
+            "updated_at": event.occurred_at,
+            "projected_at": now,
+        },
+    )
+
+
+def ledger_part(event: NeedLedgerChanged, now: datetime) -> VersionedPart:
+    """The pledges service's part of a need document (its progress), guarded by `ledger_version`."""
+    return VersionedPart(
+        "needs",
+        event.need_id,
+        "ledger_version",
+        event.ledger_version,
+        {
+            "recipient_id": event.recipient_id,
+            "progress": {
+                "requested": event.requested,
+                "committed": event.committed,
+                "in_transit": event.in_transit,
+                "delivered": event.delivered,
+            },
+            "ledger_status": event.need_status.value,
+            "ledger_at": event.occurred_at,
+            "projected_at": now,
+        },
+    )
+
+
+def donor_part(event: DonorProfileUpdated) -> VersionedPart:
+    """A donor's public profile: the name is kept only when the donor opted in, otherwise never stored."""
+    shown = event.display_name if event.show_name and event.display_name else None
+    return VersionedPart(
+        "donors",
+        event.donor_id,
+        "version",
+        event.version,
+        {"donor_id": event.donor_id, "kind": event.kind.value, "display_name": shown},
+    )
+
+
+def pledge_part(event: _PledgeEvent) -> VersionedPart:
+    """A pledge's current state (statistics count donors of live pledges)."""
+    pledge = event.pledge
+    return VersionedPart(
+        "pledges",
+        pledge.pledge_id,
+        "version",
+        pledge.version,
+        {
+            "pledge_id": pledge.pledge_id,
+            "need_id": pledge.need_id,
+            "recipient_id": pledge.recipient_id,
+            "donor_id": pledge.donor_id,
+            "item": pledge.item.value,
+            "quantity": pledge.quantity,
+            "status": pledge.status.value,
+            "updated_at": event.occurred_at,
+        },
+    )
+
+
+def offer_change(event: OfferEvent, event_id: str) -> OfferChange:
+    """An offer's status after an offer or match event; only statistics use offers."""
+    data = event.model_dump(mode="json")
+    fields = {
+        "offer_id": data["offer_id"],
+        "donor_id": data["donor_id"],
+        "status": OFFER_STATUS[type(event)],
+        "status_at": data["occurred_at"],
+    }
+    return OfferChange(data["offer_id"], event_id, fields)
+
+
+def offer_created_change(event: OfferCreated, event_id: str) -> OfferChange:
+    """A new offer: its status and its terms."""
+    data = event.model_dump(mode="json")
+    change = offer_change(event, event_id)
+    terms = {k: data[k] for k in ("item", "quantity", "area_codes", "available_until")}
+    return OfferChange(change.offer_id, event_id, {**change.fields, **terms})
