@@ -49,6 +49,7 @@ def test_production_refuses_placeholder_secrets() -> None:
     ok = DemoSettings(
         env="production", secret_key=SecretStr("s3cr3t-x"), smtp_password=SecretStr("pw-123"),
         kafka_bootstrap="kafka:9092", mongodb_url="mongodb://db/", jwks_url="https://id/jwks", jwt_issuer="https://id/",
+        dev_issuer_enabled=False,  # the test plugin trusts the development issuer through the environment
     )
     assert ok.env == "production"
 

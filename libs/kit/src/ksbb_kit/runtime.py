@@ -70,7 +70,7 @@ class ServiceRuntime:
         )
         self.router: EventRouter | None = None
         self.dispatcher: EventDispatcher | None = None
-        self.verifier = TokenVerifier(settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        self.verifier = TokenVerifier.from_settings(settings)
         self.idempotency = IdempotencyStore(
             self.db, self.clock, timedelta(hours=settings.idempotency_retention_hours)
         )

@@ -40,9 +40,38 @@ class KitSettings(BaseSettings):
     topic_partitions: int | None = Field(
         default=None, ge=1, description="Override the contracts' partition counts (tests keep the broker small)."
     )
-    jwks_url: str = Field(default=".ksbb/dev-issuer/jwks.json", description="JWKS URL or file path.")
-    jwt_issuer: str = "ksbb-dev-issuer"
-    jwt_audience: str = "ksbb"
+    # -- bearer tokens (see ksbb_kit.auth and docs/identity.md) ------------------------------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer URL of the OpenID Connect provider whose tokens are accepted, e.g. Keycloak's "
+        "http://127.0.0.1:8180/realms/ksbb; its discovery document names the JWKS (cached, refetched on rotation).",
+    )
+    jwt_audience: str = Field(default="ksbb", description="Audience accepted tokens must name (aud string or list).")
+    jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        description="Signature algorithms accepted (asymmetric only; a token with another alg is refused).",
+    )
+    jwks_url: str = Field(
+        default=".ksbb/dev-issuer/jwks.json",
+        description="JWKS of the fixed issuer jwt_issuer: the development issuer's file (needs dev_issuer_enabled), "
+        "or the http(s) URL of a provider without a discovery document.",
+    )
+    jwt_issuer: str = Field(default="ksbb-dev-issuer", description="The issuer whose keys are at jwks_url.")
+    dev_issuer_enabled: bool = Field(
+        default=False,
+        description="Trust the local development issuer (a JWKS file at jwks_url): set by the test plugin and "
+        "`make run`'s demo seed only; refused in production.",
+    )
+    jwks_cache_seconds: float = Field(default=300.0, gt=0, description="How long fetched signing keys are reused.")
+    jwks_min_refetch_seconds: float = Field(
+        default=10.0, ge=0, description="At most one JWKS refetch per this many seconds for unknown key ids."
+    )
+    identity_admin_client_id: str = Field(
+        default="ksbb-registry-admin", description="Keycloak client whose service account may manage users."
+    )
+    identity_admin_client_secret: SecretStr | None = Field(
+        default=None, description="Secret of identity_admin_client_id (the realm file's value is development-only)."
+    )
     log_level: str = "INFO"
     outbox_sweep_seconds: float = Field(default=5.0, gt=0)
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
@@ -80,7 +109,7 @@ class KitSettings(BaseSettings):
     )
 
     # Settings whose development default points at a developer's machine: production must set them.
-    production_required: ClassVar[tuple[str, ...]] = ("kafka_bootstrap", "mongodb_url", "jwks_url", "jwt_issuer")
+    production_required: ClassVar[tuple[str, ...]] = ("kafka_bootstrap", "mongodb_url")
 
     @classmethod
     def load(cls) -> Self:
@@ -114,6 +143,38 @@ class KitSettings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
 
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _asymmetric_algorithms(cls, value: list[str]) -> list[str]:
+        from ksbb_kit.auth import SUPPORTED_ALGORITHMS
+
+        wrong = sorted(set(value) - SUPPORTED_ALGORITHMS)
+        if wrong or not value:
+            raise ValueError(f"{wrong or 'an empty list'} not allowed; choose from {sorted(SUPPORTED_ALGORITHMS)}")
+        return value
+
+    @property
+    def static_issuer_trusted(self) -> bool:
+        """Whether tokens of jwt_issuer (keys at jwks_url) are accepted: the enabled development issuer, or a
+        provider's JWKS URL configured without discovery. A JWKS file alone is never enough."""
+        return self.dev_issuer_enabled or self.jwks_url.startswith(("https://", "http://"))
+
+    def _token_issuer_problems(self) -> list[str]:
+        problems = []
+        if self.dev_issuer_enabled:
+            problems.append(f"dev_issuer_enabled must be false in production ({self.env_names('dev_issuer_enabled')})")
+        fixed = {"jwks_url", "jwt_issuer"} <= self.model_fields_set
+        if not self.oidc_issuer and not fixed:
+            problems.append(
+                f"no token issuer: set oidc_issuer ({self.env_names('oidc_issuer')}) to the identity provider's "
+                f"issuer URL, or both {self.env_names('jwt_issuer')} and {self.env_names('jwks_url')} "
+                "for a provider without discovery"
+            )
+        if "jwks_url" in self.model_fields_set and not self.jwks_url.startswith(("https://", "http://")):
+            problems.append(f"jwks_url must be an http(s) URL in production; a JWKS file is the development issuer's "
+                            f"({self.env_names('jwks_url')})")
+        return problems
+
     def trusted_proxies(self) -> list[str]:
         """The proxy addresses/networks from `forwarded_allow_ips` (empty: trust no forwarding header)."""
         return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
@@ -133,6 +194,7 @@ class KitSettings(BaseSettings):
                     )
             problems += [f"{name} must be set in production ({self.env_names(name)})"
                          for name in self.production_required if name not in self.model_fields_set]
+            problems += self._token_issuer_problems()
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_username and self.kafka_sasl_password
         ):

@@ -90,6 +90,11 @@ async def drop_namespace(infra: Infra, namespace: str) -> None:
             await admin.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests sign tokens with the development issuer; services trust it only when told so explicitly."""
+    os.environ.setdefault("KSBB_DEV_ISSUER_ENABLED", "true")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests without a marker are unit tests; async tests share the session loop."""
     for item in items:
