@@ -13,21 +13,11 @@ from ksbb_contracts.topics import DONORS, all_topics_with_dlqs
 from ksbb_kit.cli import read_dead_letters, replay_dead_letters
 from ksbb_kit.kafka import KafkaRecordPublisher, ensure_topics
 from ksbb_kit.testing.kafka import TopicReader, publish_events
+from ksbb_kit.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 TYPE = DonorProfileUpdated.event_type
-
-
-async def wait_until(check, timeout: float = 60.0, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
-        await asyncio.sleep(interval)
-
+COLD_START = 60.0  # seconds: the relay and consumers run in child processes that start cold
 
 async def effects(procs) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return {d["_id"]: d["applied"] async for d in procs.db["effects"].find()}
@@ -59,7 +49,7 @@ async def test_producer_killed_between_write_and_publish_loses_nothing_and_appli
 
     consumer = procs.start("consume")
     await procs.wait_line(consumer, "consuming")
-    counts = await wait_until(lambda: _when_complete(procs, 40))
+    counts = await eventually(lambda: _when_complete(procs, 40), within=COLD_START, what="all 40 effects")
     assert set(counts.values()) == {1}, "each event id applied exactly once despite duplicates on the topic"
     consumer.send_signal(signal.SIGTERM)
     await procs.wait_exit(consumer)
@@ -82,8 +72,9 @@ async def test_consumer_killed_between_effect_and_commit_changes_nothing_on_rest
 
     survivor = procs.start("consume")
     await procs.wait_line(survivor, "consuming")
-    await wait_until(lambda: _invoked_again(procs, envelopes[10].id))  # the uncommitted event came back
-    counts = await wait_until(lambda: _when_complete(procs, 20))
+    await eventually(lambda: _invoked_again(procs, envelopes[10].id), within=COLD_START,
+                     what="redelivery of the uncommitted event")
+    counts = await eventually(lambda: _when_complete(procs, 20), within=COLD_START, what="all 20 effects")
     assert counts == {e.donor_id: 1 for e in events}, "the redelivery changed nothing"
     survivor.send_signal(signal.SIGTERM)
     await procs.wait_exit(survivor)
@@ -110,9 +101,10 @@ async def test_poison_and_failing_messages_go_to_dlq_and_the_partition_moves_on(
     ])
     consumer = procs.start("consume", ALWAYS_FAIL="don_fail")
     await procs.wait_line(consumer, "consuming")
-    await wait_until(lambda: _when_complete(procs, 1))
+    await eventually(lambda: _when_complete(procs, 1), within=COLD_START, what="the good record's effect")
     dlq = f"{topic}.publisher.dlq"
-    letters = await wait_until(lambda: _at_least(read_dead_letters(bootstrap, dlq), 3))
+    letters = await eventually(lambda: _at_least(read_dead_letters(bootstrap, dlq), 3), within=COLD_START,
+                               what="three dead letters")
     reasons = sorted(r["headers"]["ksbb-dlq-reason"] for r in letters)
     assert reasons == ["handler", "malformed", "schema"]
     failing = next(r for r in letters if r["headers"]["ksbb-dlq-reason"] == "handler")
@@ -128,7 +120,8 @@ async def test_poison_and_failing_messages_go_to_dlq_and_the_partition_moves_on(
     assert replayed == 1
     fixed = procs.start("consume")
     await procs.wait_line(fixed, "consuming")
-    assert await wait_until(lambda: _when_complete(procs, 2)) == {"don_same": 1, "don_fail": 1}
+    replayed_effects = await eventually(lambda: _when_complete(procs, 2), within=COLD_START, what="the replayed effect")
+    assert replayed_effects == {"don_same": 1, "don_fail": 1}
     fixed.send_signal(signal.SIGTERM)
     await procs.wait_exit(fixed)
 
@@ -151,7 +144,7 @@ async def test_restarted_consumer_resumes_from_committed_offsets(kit_processes) 
     await publish_events(bootstrap, procs.namespace, first)
     consumer = procs.start("consume")
     await procs.wait_line(consumer, "consuming")
-    await wait_until(lambda: _when_complete(procs, 30))
+    await eventually(lambda: _when_complete(procs, 30), within=COLD_START, what="all 30 effects")
     consumer.send_signal(signal.SIGTERM)
     assert await procs.wait_exit(consumer) == 0
 
@@ -159,7 +152,7 @@ async def test_restarted_consumer_resumes_from_committed_offsets(kit_processes) 
     await publish_events(bootstrap, procs.namespace, second)
     restarted = procs.start("consume")
     await procs.wait_line(restarted, "consuming")
-    counts = await wait_until(lambda: _when_complete(procs, 60))
+    counts = await eventually(lambda: _when_complete(procs, 60), within=COLD_START, what="all 60 effects")
     assert set(counts.values()) == {1} and len(counts) == 60
     invocations = [d["n"] async for d in procs.db["invocations"].find()]
     assert len(invocations) == 60 and set(invocations) == {1}, "nothing before the committed offset was re-read"

@@ -10,8 +10,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from ksbb_contracts import CONTENT_TYPE, CloudEvent, Event
 
-from ksbb_kit.ids import new_id
 from ksbb_kit.kafka import KafkaRecordPublisher
+from ksbb_kit.testing.factories import envelope
+from ksbb_kit.testing.waiting import eventually
 
 
 class TopicReader:
@@ -49,16 +50,17 @@ class TopicReader:
         return [e for e in result if event_type is None or e.type == event_type]
 
     async def wait_for(self, predicate: Callable[[list[CloudEvent]], bool], timeout: float = 30.0) -> list[CloudEvent]:
-        """Wait until the envelopes read satisfy a predicate; AssertionError on timeout."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+        """Wait until the envelopes read satisfy a predicate; AssertionError (naming what was seen) on timeout."""
+
+        def matching() -> tuple[list[CloudEvent]] | None:
             envelopes = self.envelopes()
-            if predicate(envelopes):
-                return envelopes
-            if asyncio.get_running_loop().time() > deadline:
-                types = [e.type for e in envelopes]
-                raise AssertionError(f"condition not met within {timeout}s; saw {types}")
-            await asyncio.sleep(0.1)
+            return (envelopes,) if predicate(envelopes) else None  # a tuple: truthy even for no envelopes
+
+        try:
+            (envelopes,) = await eventually(matching, within=timeout, what="records on the topics")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; saw {[e.type for e in self.envelopes()]}") from None
+        return list(envelopes)
 
 
 async def publish_events(
@@ -68,16 +70,14 @@ async def publish_events(
     """Publish events to their topics (as their owning service would) and return the envelopes."""
     publisher = KafkaRecordPublisher(bootstrap, client_id="ksbb-test")
     await publisher.start()
-    envelopes = []
+    sent = []
     try:
         for index, event in enumerate(events):
-            envelope = CloudEvent(
-                id=event_ids[index] if event_ids else new_id("evt"), source=source, type=event.event_type,
-                subject=event.subject, time=datetime.now(UTC), data=event.model_dump(mode="json"),
-            )
-            await publisher.send(prefix + event.topic.name, envelope.subject, envelope.to_bytes(),
+            wrapped = envelope(event, event_id=event_ids[index] if event_ids else None, source=source,
+                               time=datetime.now(UTC))
+            await publisher.send(prefix + event.topic.name, wrapped.subject, wrapped.to_bytes(),
                                  {"content-type": CONTENT_TYPE})
-            envelopes.append(envelope)
+            sent.append(wrapped)
     finally:
         await publisher.stop()
-    return envelopes
+    return sent

@@ -1,11 +1,9 @@
-"""pytest plugin: one broker and one database server per run, a fresh namespace per test."""
+"""pytest plugin: one broker and one database server per run, a fresh namespace per test (or per module)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,9 @@ import pytest
 
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.testing.infra import Infra, resolve_infra
+from ksbb_kit.testing.service import new_namespace, running, service_env
+
+__all__ = ["drop_namespace", "running"]  # `running` moved to ksbb_kit.testing.service; kept importable here
 
 
 @pytest.fixture(scope="session")
@@ -37,10 +38,18 @@ async def namespace(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
     Deleting them keeps the broker and the in-memory database server small during a long run.
     """
-    prefix = f"t{uuid.uuid4().hex[:10]}."
+    prefix = new_namespace()
     yield prefix
     if "infra" in request.fixturenames:
         await drop_namespace(request.getfixturevalue("infra"), prefix)
+
+
+@pytest.fixture(scope="module")
+async def module_namespace(infra: Infra) -> AsyncIterator[str]:
+    """One namespace shared by every test of a module (a service started once per module), deleted afterwards."""
+    prefix = new_namespace()
+    yield prefix
+    await drop_namespace(infra, prefix)
 
 
 @pytest.fixture(scope="session")
@@ -52,18 +61,13 @@ def dev_issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
 @pytest.fixture
 async def kit_env(infra: Infra, namespace: str, dev_issuer: DevIssuer) -> AsyncIterator[dict[str, Any]]:
     """Settings values every service under test shares (pass as keyword arguments to a settings class)."""
-    yield {
-        "env": "test",
-        "kafka_bootstrap": infra.kafka_bootstrap,
-        "mongodb_url": infra.mongodb_url,
-        "topic_prefix": namespace,
-        "jwks_url": str(dev_issuer.jwks_path),
-        "jwt_issuer": dev_issuer.issuer,
-        "jwt_audience": dev_issuer.audience,
-        "outbox_sweep_seconds": 0.5,
-        "handler_backoff_seconds": 0.05,
-        "topic_partitions": 2,
-    }
+    yield service_env(infra, namespace, dev_issuer)
+
+
+@pytest.fixture(scope="module")
+def module_kit_env(infra: Infra, module_namespace: str, dev_issuer: DevIssuer) -> dict[str, Any]:
+    """`kit_env` for a service shared by a module's tests; sweeps only run when a test calls them."""
+    return service_env(infra, module_namespace, dev_issuer, sweep_interval_seconds=3600)
 
 
 async def drop_namespace(infra: Infra, namespace: str) -> None:
@@ -101,21 +105,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not any(item.get_closest_marker(m) for m in ("unit", "integration", "e2e")):
             item.add_marker(pytest.mark.unit)
 
-
-@contextlib.asynccontextmanager
-async def running(app: Any, *, ready_timeout: float = 60.0) -> AsyncIterator[Any]:
-    """Run an ASGI app's lifespan and yield an httpx client bound to it, once /readyz says ready."""
-    import httpx
-
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-            deadline = asyncio.get_running_loop().time() + ready_timeout
-            while True:
-                response = await client.get("/readyz")
-                if response.status_code == 200:
-                    break
-                if asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError(f"service not ready: {response.text}")
-                await asyncio.sleep(0.2)
-            yield client
