@@ -167,3 +167,21 @@ def test_dispatcher_retries_with_backoff_then_dead_letters() -> None:
     unknown = ConsumedRecord("p.ksbb.pledges.donors", 0, 8, "d1", envelope.model_copy(
         update={"type": "ksbb.donor.renamed.v9"}).to_bytes(), {})
     assert asyncio.run(dispatcher.handle(unknown)) == "ignored"
+
+
+def test_record_publisher_refuses_to_send_unstarted_and_can_start_again_after_a_failed_start() -> None:
+    from aiokafka.errors import KafkaConnectionError
+    from ksbb_kit.kafka import KafkaRecordPublisher, PublisherNotStarted
+    from ksbb_kit.testing.service import free_port
+
+    async def scenario() -> None:
+        publisher = KafkaRecordPublisher(f"127.0.0.1:{free_port()}", client_id="nobody-listens")
+        with pytest.raises(PublisherNotStarted, match=r"ksbb\.pledges\.donors"):
+            await publisher.send("ksbb.pledges.donors", "d1", b"{}", {})
+        for _ in range(2):  # the same object tries again, as the runtime does while Kafka is down
+            with pytest.raises(KafkaConnectionError):
+                await publisher.start()
+            assert not publisher.started
+        await publisher.stop()  # stopping a publisher that never connected is harmless
+
+    asyncio.run(scenario())

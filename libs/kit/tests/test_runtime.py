@@ -1,22 +1,27 @@
-"""The runtime on the real broker and database: readiness, trace context, metrics, topic creation."""
+"""The runtime on the real broker and database: readiness, reconnection, trace context, metrics, topics."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 from fastapi import APIRouter, Request
-from ksbb_contracts.events import DonorProfileUpdated
-from ksbb_contracts.topics import DONORS, TOPICS
+from ksbb_contracts import CONTENT_TYPE, CloudEvent
+from ksbb_contracts.events import DonorProfileUpdated, NeedOpened
+from ksbb_contracts.topics import DONORS, NEEDS, TOPICS
 from ksbb_kit.auth import CurrentPrincipal, Role
+from ksbb_kit.cli import read_dead_letters
+from ksbb_kit.consumer import EventRouter
+from ksbb_kit.kafka import KafkaRecordPublisher
 from ksbb_kit.outbox import new_document
 from ksbb_kit.runtime import ServiceRuntime
 from ksbb_kit.settings import KitSettings
 from ksbb_kit.testing.kafka import TopicReader
-from ksbb_kit.testing.plugin import running
+from ksbb_kit.testing.service import free_port, running
+from ksbb_kit.testing.waiting import eventually
 from ksbb_kit.tracing import new_traceparent, trace_id
 
 pytestmark = pytest.mark.integration
@@ -28,8 +33,10 @@ class ProbeSettings(KitSettings):
     service_name: ClassVar[str] = "pledges"
 
 
-def probe_app(settings: ProbeSettings) -> Any:
+def probe_app(settings: ProbeSettings, router: EventRouter | None = None) -> Any:
     runtime = ServiceRuntime(settings, title="probe", description="runtime probe", outbox_collections=["donors"])
+    if router is not None:
+        runtime.subscribe(router)
     api = APIRouter()
 
     @api.post("/donors/{donor_id}")
@@ -47,7 +54,7 @@ class TcpProxy:
 
     def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
         self.target = (target_host, target_port)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -80,21 +87,13 @@ class TcpProxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _wait_ready(client: Any, expected: int, timeout: float = 40) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+async def _wait_ready(client: Any, expected: int) -> dict[str, Any]:
+    async def readiness() -> dict[str, Any] | None:
         response = await client.get("/readyz")
-        if response.status_code == expected:
-            return response.json()
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"/readyz stayed {response.status_code}: {response.text}")
-        await asyncio.sleep(0.3)
+        return response.json() if response.status_code == expected else None
+
+    body: dict[str, Any] = await eventually(readiness, within=40, interval=0.3, what=f"/readyz {expected}")
+    return body
 
 
 async def test_readyz_reports_mongodb_outage_and_recovery(kit_env: dict[str, Any]) -> None:
@@ -114,7 +113,7 @@ async def test_readyz_reports_mongodb_outage_and_recovery(kit_env: dict[str, Any
 
 
 async def test_readyz_is_503_while_kafka_is_unreachable(kit_env: dict[str, Any]) -> None:
-    settings = ProbeSettings(**{**kit_env, "kafka_bootstrap": f"127.0.0.1:{_free_port()}"})
+    settings = ProbeSettings(**{**kit_env, "kafka_bootstrap": f"127.0.0.1:{free_port()}"})
     app = probe_app(settings)
     import httpx
 
@@ -125,6 +124,51 @@ async def test_readyz_is_503_while_kafka_is_unreachable(kit_env: dict[str, Any])
             assert response.status_code == 503
             assert response.json()["checks"] == {"mongodb": True, "kafka": False}
             assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_started_before_kafka_it_publishes_and_dead_letters_once_kafka_is_reachable(
+    kit_env: dict[str, Any], dev_issuer: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publisher that failed to connect restarts in place: the relay and the dead-letter path share it."""
+    host, port = kit_env["kafka_bootstrap"].rsplit(":", 1)
+    kafka_door = TcpProxy(host, int(port))  # not open yet: Kafka is unreachable at this address
+    settings = ProbeSettings(**{**kit_env, "kafka_bootstrap": f"127.0.0.1:{kafka_door.port}"})
+    router = EventRouter("pledges")
+
+    @router.on(NeedOpened)
+    async def never_called(event: NeedOpened, envelope: CloudEvent) -> None:
+        raise AssertionError("only a malformed record is sent")
+
+    app = probe_app(settings, router)
+    caplog.set_level("WARNING", logger="ksbb_kit.runtime")
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://probe") as client:
+            token = dev_issuer.token(Role.DONOR, subject="d-late")
+            accepted = await client.post("/donors/don_late", headers={"authorization": f"Bearer {token}"})
+            assert accepted.status_code == 200, "a write is accepted while Kafka is down; its event waits"
+            await eventually(
+                lambda: len([r for r in caplog.records if "Kafka not reachable" in r.getMessage()]) >= 2,
+                what="two failed connection attempts",
+            )
+            assert (await client.get("/readyz")).status_code == 503
+            await kafka_door.start()
+            await _wait_ready(client, 200)
+
+            async with TopicReader(kit_env["kafka_bootstrap"], [settings.topic(DONORS.name)]) as reader:
+                published = await reader.wait_for(lambda es: any(e.subject == "don_late" for e in es))
+            assert [e.type for e in published] == [DonorProfileUpdated.event_type]
+
+            poison = KafkaRecordPublisher(kit_env["kafka_bootstrap"], client_id="poison")
+            await poison.start()
+            try:
+                await poison.send(settings.topic(NEEDS.name), "ned_x", b"{not json", {"content-type": CONTENT_TYPE})
+            finally:
+                await poison.stop()
+            dlq = settings.topic(f"{NEEDS.name}.pledges.dlq")
+            letters = await eventually(lambda: read_dead_letters(kit_env["kafka_bootstrap"], dlq),
+                                       what="the malformed record in the dead-letter topic")
+            assert [r["headers"]["ksbb-dlq-reason"] for r in letters] == ["malformed"]
+    await kafka_door.stop()
 
 
 async def test_write_publishes_with_trace_context_topics_and_metrics(kit_env: dict[str, Any], dev_issuer: Any) -> None:

@@ -11,11 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from ksbb_contracts.topics import all_topics_with_dlqs
 
 from ksbb_kit.auth import DevIssuer, Role
-from ksbb_kit.kafka import KafkaConnection, KafkaRecordPublisher, ensure_topics, kafka_connection
+from ksbb_kit.kafka import KafkaConnection, KafkaRecordPublisher, ensure_topics, kafka_connection, topic_partitions
 from ksbb_kit.settings import KitSettings
 
 DEFAULT_ISSUER_DIR = Path(os.environ.get("KSBB_DEV_ISSUER_DIR", ".ksbb/dev-issuer"))
@@ -68,16 +69,18 @@ async def read_dead_letters(
     bootstrap: str | KafkaConnection, dlq: str, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """Every record of a dead-letter topic, oldest first."""
-    consumer = AIOKafkaConsumer(**kafka_connection(bootstrap).client_options(), enable_auto_commit=False)
+    options = kafka_connection(bootstrap).client_options()
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        tps = (await topic_partitions(admin, [dlq]))[dlq]
+    finally:
+        await admin.close()
+    if not tps:
+        return []
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(dlq)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(dlq) or set()
-        tps = [TopicPartition(dlq, p) for p in partitions]
-        if not tps:
-            return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

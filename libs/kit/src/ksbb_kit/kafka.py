@@ -6,6 +6,7 @@ a plain bootstrap string still works and means an unauthenticated PLAINTEXT conn
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -87,25 +88,52 @@ def make_broker(bootstrap: str | KafkaConnection, *, client_id: str) -> KafkaBro
     )
 
 
+class PublisherNotStarted(RuntimeError):
+    """A record was sent while the publisher is not connected (before start, after stop or a failed start)."""
+
+
 class KafkaRecordPublisher:
-    """The outbox's and dead-letter queue's producer: idempotent, acks=all, raw records (tombstones too)."""
+    """The outbox's and dead-letter queue's producer: idempotent, acks=all, raw records (tombstones too).
+
+    It can be started again after a failed start or a stop: each start opens a fresh aiokafka producer
+    (a stopped one cannot be reused), so everyone holding this object keeps a working publisher.
+    """
 
     def __init__(self, bootstrap: str | KafkaConnection, *, client_id: str) -> None:
-        self._producer = AIOKafkaProducer(
-            **kafka_connection(bootstrap).client_options(), client_id=client_id, enable_idempotence=True,
-            acks="all", linger_ms=2,
-        )
+        self._options = {
+            **kafka_connection(bootstrap).client_options(), "client_id": client_id, "enable_idempotence": True,
+            "acks": "all", "linger_ms": 2,
+        }
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether the publisher is connected and accepts records."""
+        return self._producer is not None
 
     async def start(self) -> None:
-        """Connect to the cluster."""
-        await self._producer.start()
+        """Connect to the cluster (nothing to do when already connected); a failed start leaves it stopped."""
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(**self._options)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
-        """Flush and disconnect."""
-        await self._producer.stop()
+        """Flush and disconnect; `start` may be called again afterwards."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
 
     async def send(self, topic: str, key: str | None, value: bytes | None, headers: dict[str, str]) -> None:
         """Publish one record and wait for the broker's acknowledgement."""
+        if self._producer is None:
+            raise PublisherNotStarted(f"cannot publish to {topic}: the Kafka publisher is not started")
         await self._producer.send_and_wait(
             topic, value=value, key=key.encode() if key is not None else None,
             headers=[(k, v.encode()) for k, v in headers.items()],
@@ -146,10 +174,7 @@ async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Ite
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        partitions = []
-        for topic in topics:
-            for partition in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic):
-                partitions.append(TopicPartition(topic, partition))
+        partitions = [tp for tps in (await topic_partitions(admin, topics)).values() for tp in tps]
         ends = await consumer.end_offsets(partitions) if partitions else {}
         lag: dict[str, int] = {}
         for tp, end in ends.items():
@@ -164,6 +189,15 @@ async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Ite
         await admin.close()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # metadata for a topic we have not subscribed to
-    return consumer.partitions_for_topic(topic) or set()
+async def topic_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[str, list[TopicPartition]]:
+    """The partitions of each topic, asked of the cluster (a topic that does not exist has none)."""
+    wanted = list(topics)
+    if not wanted:
+        return {}
+    found: dict[str, list[TopicPartition]] = {t: [] for t in wanted}
+    for described in await admin.describe_topics(wanted):
+        if described["topic"] in found and described["error_code"] == 0:
+            found[described["topic"]] = sorted(
+                TopicPartition(described["topic"], p["partition"]) for p in described["partitions"]
+            )
+    return found

@@ -168,14 +168,9 @@ class ServiceRuntime:
                 raise
             except Exception as exc:
                 log.warning("Kafka not reachable yet (%s); retrying in %.1fs", exc, delay)
+                # The relay and the dispatcher hold this same publisher; it starts afresh on the next round.
                 with contextlib.suppress(Exception):
                     await self.publisher.stop()
-                self.publisher = KafkaRecordPublisher(
-                    self.settings.kafka_connection, client_id=f"ksbb-{self.settings.service_name}"
-                )
-                self.relay._publisher = self.publisher
-                if self.dispatcher is not None:
-                    self.dispatcher._dead_letters = self.publisher
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
         self.kafka_connected.set()

@@ -13,12 +13,12 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ksbb_contracts import CloudEvent
 from ksbb_contracts.events import DonorProfileUpdated
 from ksbb_kit.consumer import EventRouter, apply_once
-from ksbb_kit.outbox import new_document
+from ksbb_kit.outbox import OutboxRelay, RecordPublisher, new_document
 from ksbb_kit.runtime import ServiceRuntime
 from ksbb_kit.settings import KitSettings
 
@@ -32,7 +32,7 @@ class ProcSettings(KitSettings):
 class KillingPublisher:
     """Wraps the real publisher and dies right after the k-th successful publish."""
 
-    def __init__(self, inner: Any, kill_after: int) -> None:
+    def __init__(self, inner: RecordPublisher, kill_after: int) -> None:
         self._inner = inner
         self._left = kill_after
 
@@ -57,21 +57,25 @@ async def produce(runtime: ServiceRuntime, count: int) -> None:
 async def relay(runtime: ServiceRuntime) -> None:
     await runtime.publisher.start()
     kill_after = int(os.environ.get("KILL_AFTER_SENDS", "0"))
+    outbox = runtime.relay
     if kill_after:
-        runtime.relay._publisher = KillingPublisher(runtime.publisher, kill_after)  # type: ignore[assignment]
-    sent = await runtime.relay.drain()
+        # The same relay as the runtime's, publishing through a producer that dies after k records.
+        settings = runtime.settings
+        outbox = OutboxRelay(runtime.db, ["aggregates"], KillingPublisher(runtime.publisher, kill_after),
+                             topic_prefix=settings.topic_prefix, lease_seconds=settings.outbox_lease_seconds)
+    sent = await outbox.drain()
     await runtime.publisher.stop()
     print(f"relayed {sent}", flush=True)
 
 
-def counting_router(runtime_ref: list[ServiceRuntime]) -> EventRouter:
+def counting_router(runtime: ServiceRuntime) -> EventRouter:
     router = EventRouter("publisher")
     kill_on = os.environ.get("KILL_AFTER_EFFECT")
     fail_on = os.environ.get("ALWAYS_FAIL", "")
 
     @router.on(DonorProfileUpdated)
     async def count(event: DonorProfileUpdated, envelope: CloudEvent) -> None:
-        db = runtime_ref[0].db
+        db = runtime.db
         await db["invocations"].update_one({"_id": envelope.id}, {"$inc": {"n": 1}}, upsert=True)
         if event.donor_id == fail_on:
             raise RuntimeError("this handler always fails for " + fail_on)
@@ -83,10 +87,8 @@ def counting_router(runtime_ref: list[ServiceRuntime]) -> EventRouter:
 
 
 async def consume(settings: ProcSettings) -> None:
-    holder: list[ServiceRuntime] = []
-    runtime = ServiceRuntime(settings, title="kit-test", description="kit test consumer",
-                             router=counting_router(holder))
-    holder.append(runtime)
+    runtime = ServiceRuntime(settings, title="kit-test", description="kit test consumer")
+    runtime.subscribe(counting_router(runtime))
     await runtime.start()
     await runtime.kafka_connected.wait()
     print("consuming", flush=True)
