@@ -77,7 +77,6 @@ class KitSettings(BaseSettings):
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     handler_max_attempts: int = Field(default=5, ge=1)
     handler_backoff_seconds: float = Field(default=0.2, ge=0)
-    processed_ids_kept: int = Field(default=500, ge=10, description="Event ids remembered per document.")
     idempotency_retention_hours: float = Field(default=48.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     secret_key: SecretStr = SecretStr("changeme-dev-secret")
