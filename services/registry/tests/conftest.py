@@ -16,6 +16,7 @@ from ksbb_kit.auth import DevIssuer
 from ksbb_kit.clock import ManualClock
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.plugin import running
+from ksbb_registry.api.deps import Services
 from ksbb_registry.bootstrap import create_app
 from ksbb_registry.settings import RegistrySettings
 
@@ -59,6 +60,24 @@ async def service_app(
     app = create_app(RegistrySettings(**module_env, report_limit_per_hour=3), clock=clock)
     async with running(app) as client:
         yield app, client
+
+
+@pytest.fixture
+def services(service_app: tuple[Any, httpx.AsyncClient]) -> Services:
+    """The use cases of the module's service (to run its sweeps directly)."""
+    return services_of_app(service_app[0])
+
+
+@pytest.fixture
+def registry_db(service_app: tuple[Any, httpx.AsyncClient]) -> Any:
+    """The module service's MongoDB database (to inspect or simulate stored state)."""
+    return service_app[0].state.runtime.db
+
+
+def services_of_app(app: Any) -> Services:
+    """The use cases the composition root installed on an app."""
+    services: Services = app.state.registry
+    return services
 
 
 class Caller:

@@ -12,7 +12,9 @@ import httpx
 import pytest
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.clock import ManualClock
-from ksbb_registry.adapters.claims import BACKFILL_MARKER
+from ksbb_registry.adapters.claims import BACKFILL_MARKER, ClaimStore
+from ksbb_registry.api.deps import Services
+from ksbb_registry.settings import RegistrySettings
 
 from .conftest import Caller, organisation_payload, recipient_payload
 
@@ -28,9 +30,9 @@ def admin(service_app: tuple[Any, httpx.AsyncClient], dev_issuer: DevIssuer) -> 
 
 
 @pytest.fixture
-def claims(service_app: tuple[Any, httpx.AsyncClient]) -> Any:
+def claims(registry_db: Any) -> Any:
     """The service's `recipient_claims` collection."""
-    return service_app[0].state.registry.claims.claims
+    return registry_db["recipient_claims"]
 
 
 async def new_org(admin: Caller) -> str:
@@ -106,10 +108,9 @@ async def test_concurrent_registrations_with_the_same_name_and_address_let_exact
 
 
 async def test_a_claim_left_by_a_crashed_create_is_taken_over(
-    admin: Caller, claims: Any, clock: ManualClock, service_app: tuple[Any, httpx.AsyncClient]
+    admin: Caller, claims: Any, clock: ManualClock, services: Services
 ) -> None:
     org_id = await new_org(admin)
-    service = service_app[0].state.registry
     # Crashed long ago between its claim and its insert: the next registration takes the claim over.
     await claims.insert_one(
         {
@@ -133,7 +134,7 @@ async def test_a_claim_left_by_a_crashed_create_is_taken_over(
     pending = await admin.post("/v1/recipients", json=body)
     assert pending.status_code == 409 and pending.json()["details"]["existing_recipient_id"] == "rcp_in_flight"
     clock.advance(timedelta(minutes=5))
-    assert await service.sweep_recipient_claims() == 1
+    assert await services.recipients.sweep_claims() == 1
     assert await claims.find_one({"_id": "rw:31.74.02.1001/4"}) is None
     assert (await admin.post("/v1/recipients", json=body)).status_code == 201
 
@@ -173,14 +174,14 @@ async def test_updates_move_claims_and_archive_frees_them(admin: Caller, claims:
 
 
 async def test_recipients_registered_before_claims_existed_get_them_at_startup(
-    admin: Caller, claims: Any, service_app: tuple[Any, httpx.AsyncClient]
+    admin: Caller, claims: Any, registry_db: Any, clock: ManualClock
 ) -> None:
     org_id = await new_org(admin)
     body = recipient_payload(org_id, kelurahan="31.74.04.1001", rw=5)
     rid = (await admin.post("/v1/recipients", json=body)).json()["recipient_id"]
     # Simulate data written by the old read-then-insert code: no claims, no backfill marker.
     await claims.delete_many({"$or": [{"recipient_id": rid}, {"_id": BACKFILL_MARKER}]})
-    store = service_app[0].state.registry.claims
+    store = ClaimStore(registry_db, clock, timedelta(seconds=RegistrySettings().claim_grace_seconds))
     assert await store.backfill() >= 2
     assert await store.backfill() == 0  # once per database
     again = await admin.post("/v1/recipients", json=recipient_payload(org_id, kelurahan="31.74.04.1001", rw=5))

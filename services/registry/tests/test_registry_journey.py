@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from ksbb_kit.auth import DevIssuer
 from ksbb_kit.clock import ManualClock
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.kafka import TopicReader, publish_events
+from ksbb_kit.testing.waiting import eventually
+from ksbb_registry.api.deps import Services
 
 from .conftest import Caller, need_payload, organisation_payload, recipient_payload
 
@@ -105,14 +108,14 @@ async def test_recipient_lifecycle_emits_each_event_once_and_valid(
     await asyncio.sleep(1.0)  # a duplicate would arrive right behind the originals
     mine = [e for e in of_subject(reader.envelopes(), rid) if e.type.startswith("ksbb.recipient.")]
     assert [e.type for e in mine] == expected
-    versions = [parse_event(e).recipient.version for e in mine]  # type: ignore[attr-defined]
+    versions = [parse_event(e).recipient.version for e in mine]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
     for envelope in mine:
         event = parse_event(envelope)
         assert "contact" not in envelope.data["recipient"] and "Ibu Sari" not in envelope.model_dump_json()
         assert event.subject == rid
     contact = [e for e in of_subject(envelopes, rid) if e.type == "ksbb.recipient_contact.recorded.v1"]
-    assert len(contact) == 1 and parse_event(contact[0]).phone == "+6281234567890"  # type: ignore[attr-defined]
+    assert len(contact) == 1 and parse_event(contact[0]).phone == "+6281234567890"
     audit = (await facilitator.get(f"/v1/recipients/{rid}/audit")).json()
     assert [(a["action"], a["from_status"], a["to_status"]) for a in audit] == [
         ("register", None, "registered"),
@@ -234,9 +237,9 @@ async def test_if_match_guards_updates_and_updates_emit_the_right_events(
     mine = of_subject(envelopes, rid)
     updates = [parse_event(e) for e in mine if e.type == "ksbb.recipient.updated.v1"]
     # Notes are private: only the beneficiary change produced a public update.
-    assert len(updates) == 1 and updates[0].recipient.beneficiaries.households == 41  # type: ignore[attr-defined]
+    assert len(updates) == 1 and updates[0].recipient.beneficiaries.households == 41
     latest_contact = [e for e in mine if e.type == "ksbb.recipient_contact.recorded.v1"][-1]
-    assert parse_event(latest_contact).contact_name == "Pak Budi"  # type: ignore[attr-defined]
+    assert parse_event(latest_contact).contact_name == "Pak Budi"
 
 
 async def test_needs_ledger_and_fulfilment(
@@ -270,13 +273,13 @@ async def test_needs_ledger_and_fulfilment(
         )
 
     await publish_events(infra.kafka_bootstrap, module_namespace, [ledger(1, 6, 0)])
-    await wait_until(lambda: own.get(f"/v1/needs/{nid}"), lambda n: n["ledger"]["committed"] == 6)
+    await need_reaches(own, nid, lambda n: n["ledger"]["committed"] == 6)
     below = await own.patch(f"/v1/needs/{nid}", json={"quantity": 5})
     assert (below.status_code, below.json()["code"]) == (409, "below_committed")
     assert (await own.patch(f"/v1/needs/{nid}", json={"quantity": 12})).status_code == 200
     # A stale ledger event (older version) arriving late changes nothing.
     await publish_events(infra.kafka_bootstrap, module_namespace, [ledger(3, 10, 10), ledger(2, 6, 6)])
-    await wait_until(lambda: own.get(f"/v1/needs/{nid}"), lambda n: n["status"] == "fulfilled")
+    await need_reaches(own, nid, lambda n: n["status"] == "fulfilled")
     await asyncio.sleep(1.0)  # let the stale version-2 event be consumed too
     final = (await own.get(f"/v1/needs/{nid}")).json()
     assert final["ledger"]["ledger_version"] == 3 and final["ledger"]["delivered"] == 10
@@ -288,7 +291,7 @@ async def test_needs_ledger_and_fulfilment(
 async def test_suspension_closes_open_needs_and_archive_erases_the_contact(
     admin: Caller,
     reader: TopicReader,
-    service_app: tuple[Any, httpx.AsyncClient],
+    services: Services,
 ) -> None:
     org_id = await new_org(admin)
     rid = (await active_recipient(admin, org_id))["recipient_id"]
@@ -309,7 +312,7 @@ async def test_suspension_closes_open_needs_and_archive_erases_the_contact(
     closed = parse_event(
         next(e for e in of_subject(reader.envelopes(), needs[0]) if e.type.endswith("closed.v1"))
     )
-    assert closed.reason == "recipient_suspended"  # type: ignore[attr-defined]
+    assert closed.reason == "recipient_suspended"
     listed = (
         await admin.get("/v1/recipients", params={"organisation_id": org_id, "has_open_needs": True})
     ).json()
@@ -325,36 +328,35 @@ async def test_suspension_closes_open_needs_and_archive_erases_the_contact(
         )
 
     await reader.wait_for(lambda _: tombstoned())
-    service = service_app[0].state.registry
-    assert await service.sweep_need_closures() == 0  # nothing left to repair
+    assert await services.needs.close_pending() == 0  # nothing left to repair
 
 
-async def test_sweep_repairs_needs_left_open_by_a_crash(admin: Caller, service_app: Any) -> None:
+async def test_sweep_repairs_needs_left_open_by_a_crash(
+    admin: Caller, services: Services, registry_db: Any
+) -> None:
     org_id = await new_org(admin)
     rid = (await active_recipient(admin, org_id))["recipient_id"]
     nid = (await admin.post(f"/v1/recipients/{rid}/needs", json=need_payload())).json()["need_id"]
-    service = service_app[0].state.registry
     # Simulate a crash right after the suspension write: status changed, needs not yet closed.
-    await service.recipients.update_one(
+    await registry_db["recipients"].update_one(
         {"_id": rid}, {"$set": {"status": "suspended", "pending_need_closure": True}, "$inc": {"version": 1}}
     )
     assert (await admin.get(f"/v1/needs/{nid}")).json()["status"] == "open"
-    assert await service.sweep_need_closures() == 1
+    assert await services.needs.close_pending() == 1
     assert (await admin.get(f"/v1/needs/{nid}")).json()["status"] == "closed"
-    assert await service.sweep_need_closures() == 0
+    assert await services.needs.close_pending() == 0
 
 
-async def test_recurring_needs_open_each_period(admin: Caller, clock: ManualClock, service_app: Any) -> None:
+async def test_recurring_needs_open_each_period(admin: Caller, clock: ManualClock, services: Services) -> None:
     org_id = await new_org(admin)
     rid = (await active_recipient(admin, org_id))["recipient_id"]
     first = (
         await admin.post(f"/v1/recipients/{rid}/needs", json=need_payload(recurrence="weekly", days=3))
     ).json()
-    service = service_app[0].state.registry
-    assert await service.open_due_periods() == 0
+    assert await services.needs.open_due_periods() == 0
     clock.advance(timedelta(days=7))
-    assert await service.open_due_periods() == 1
-    assert await service.open_due_periods() == 0  # idempotent
+    assert await services.needs.open_due_periods() == 1
+    assert await services.needs.open_due_periods() == 0  # idempotent
     series = (await admin.get("/v1/needs", params={"series_id": first["series_id"]})).json()["items"]
     assert len(series) == 2
     second = next(n for n in series if n["need_id"] != first["need_id"])
@@ -362,7 +364,7 @@ async def test_recurring_needs_open_each_period(admin: Caller, clock: ManualCloc
     assert second["period_start"] > first["period_start"] and second["needed_by"] > first["needed_by"]
     await admin.post(f"/v1/needs/{second['need_id']}/cancel", json={"reason": "seri dihentikan"})
     clock.advance(timedelta(days=7))
-    assert await service.open_due_periods() == 0
+    assert await services.needs.open_due_periods() == 0
 
 
 async def test_lists_filter_and_paginate_stably(admin: Caller) -> None:
@@ -471,16 +473,15 @@ async def test_organisation_events_keep_the_contact_confidential(admin: Caller, 
             assert "kontak@lembaga.example" not in envelope.model_dump_json()
 
 
-async def wait_until(fetch: Any, predicate: Any, within: float = 30.0) -> dict[str, Any]:
-    """Poll a GET until its JSON satisfies a predicate."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        body = (await fetch()).json()
-        if predicate(body):
-            return body
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met: {body}")
-        await asyncio.sleep(0.1)
+async def need_reaches(caller: Caller, need_id: str, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Read a need until its JSON satisfies a predicate (ledger events arrive asynchronously)."""
+
+    async def check() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await caller.get(f"/v1/needs/{need_id}")).json()
+        return body if predicate(body) else None
+
+    found: dict[str, Any] = await eventually(check, what=f"need {need_id} reaching the expected state")
+    return found
 
 
 def published_schemas() -> dict[str, Any]:

@@ -1,17 +1,38 @@
-"""Composition root of the registry service: wires settings, runtime, service, handlers, sweeps and routes."""
+"""The composition root of the registry: settings -> runtime -> stores -> use cases -> handlers, jobs, routes.
+
+Everything is built here, once, in this order; tests replace parts through the keyword overrides.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import FastAPI
 from ksbb_kit.clock import Clock
-from ksbb_kit.errors import ErrorBody
 from ksbb_kit.runtime import ServiceRuntime
 
-from ksbb_registry.api.routes import build_api
-from ksbb_registry.domain.rules import RuleViolation
+from ksbb_registry.adapters.claims import ClaimStore
+from ksbb_registry.adapters.needs import NEED_DOCUMENTS, NeedCollection
+from ksbb_registry.adapters.organisations import ORGANISATION_DOCUMENTS, OrganisationCollection
+from ksbb_registry.adapters.recipients import RECIPIENT_DOCUMENTS, RecipientCollection
+from ksbb_registry.adapters.reports import RateCounters, ReportCollection
+from ksbb_registry.adapters.store import ensure_indexes
+from ksbb_registry.api import build_api
+from ksbb_registry.api.deps import Services, install
+from ksbb_registry.app.needs import NeedService
+from ksbb_registry.app.organisations import OrganisationService
+from ksbb_registry.app.ports import (
+    DuplicateClaims,
+    NeedStore,
+    OrganisationStore,
+    RateCounter,
+    RecipientStore,
+    ReportStore,
+)
+from ksbb_registry.app.recipients import RecipientService
+from ksbb_registry.app.reports import ReportService
 from ksbb_registry.handlers import build_router
-from ksbb_registry.service import RegistryService
 from ksbb_registry.settings import RegistrySettings
 
 TITLE = "KSBB Registry"
@@ -19,49 +40,91 @@ DESCRIPTION = "Recipients, facilitator organisations, verification and needs."
 OUTBOX_COLLECTIONS = ["organisations", "recipients", "needs"]
 
 
-def build_runtime(
-    settings: RegistrySettings, *, clock: Clock | None = None
-) -> tuple[ServiceRuntime, RegistryService]:
-    """The service's runtime (Mongo, Kafka, outbox relay, consumers) and its use-case object."""
-    holder: list[RegistryService] = []
-    runtime = ServiceRuntime(
-        settings,
-        title=TITLE,
-        description=DESCRIPTION,
-        router=build_router(lambda: holder[0]),
-        outbox_collections=OUTBOX_COLLECTIONS,
-        clock=clock,
-    )
-    service = RegistryService(
-        runtime,
-        report_limit_per_hour=settings.report_limit_per_hour,
-        claim_grace_seconds=settings.claim_grace_seconds,
-    )
-    holder.append(service)
+@dataclass(frozen=True)
+class Stores:
+    """The registry's persistence, one store per port."""
 
-    @runtime.on_startup
-    async def create_indexes(_: ServiceRuntime) -> None:
-        await service.setup()
+    organisations: OrganisationStore
+    recipients: RecipientStore
+    needs: NeedStore
+    reports: ReportStore
+    report_rate: RateCounter
+    claims: DuplicateClaims
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Everything the composition root built; the app's routes get `services` (as `app.state.registry`)."""
+
+    runtime: ServiceRuntime
+    stores: Stores
+    services: Services
+
+
+def mongo_stores(runtime: ServiceRuntime, settings: RegistrySettings) -> tuple[Stores, ClaimStore]:
+    """The MongoDB stores, given only the database, the clock and the outbox callbacks they use."""
+    db, clock = runtime.db, runtime.clock
+    writes = {"clock": clock, "outbox": runtime.events, "wake": runtime.relay.wake}
+    claims = ClaimStore(db, clock, timedelta(seconds=settings.claim_grace_seconds))
+    stores = Stores(
+        organisations=OrganisationCollection(db["organisations"], ORGANISATION_DOCUMENTS, **writes),
+        recipients=RecipientCollection(db["recipients"], RECIPIENT_DOCUMENTS, **writes),
+        needs=NeedCollection(db["needs"], NEED_DOCUMENTS, **writes),
+        reports=ReportCollection(db["reports"]),
+        report_rate=RateCounters(db["report_rate"]),
+        claims=claims,
+    )
+    return stores, claims
+
+
+def build(
+    settings: RegistrySettings, *, clock: Clock | None = None, stores: Stores | None = None
+) -> Registry:
+    """Wire the registry: runtime, stores (or `stores` given by a test), use cases, event handlers, jobs."""
+    runtime = ServiceRuntime(
+        settings, title=TITLE, description=DESCRIPTION, outbox_collections=OUTBOX_COLLECTIONS, clock=clock
+    )
+    if stores is None:
+        stores, claim_store = mongo_stores(runtime, settings)
+
+        @runtime.on_startup
+        async def create_indexes(_: ServiceRuntime) -> None:
+            await ensure_indexes(runtime.db)
+            await claim_store.setup()
+
+    needs = NeedService(stores.needs, stores.recipients, runtime.clock)
+    services = Services(
+        organisations=OrganisationService(stores.organisations, runtime.clock),
+        recipients=RecipientService(
+            stores.recipients, stores.organisations, stores.claims, needs, runtime.clock
+        ),
+        needs=needs,
+        reports=ReportService(
+            stores.reports,
+            stores.recipients,
+            stores.report_rate,
+            runtime.clock,
+            limit_per_hour=settings.report_limit_per_hour,
+        ),
+        idempotency=runtime.idempotency,
+    )
+    runtime.subscribe(build_router(needs))
 
     @runtime.every(settings.sweep_interval_seconds, "registry-sweeps")
     async def sweeps(_: ServiceRuntime) -> None:
-        await service.sweep_need_closures()
-        await service.sweep_recipient_claims()
-        await service.open_due_periods()
-        await service.sweep_rate_counters()
+        await services.needs.close_pending()
+        await services.recipients.sweep_claims()
+        await services.needs.open_due_periods()
+        await services.reports.forget_ended_windows()
 
-    return runtime, service
+    return Registry(runtime=runtime, stores=stores, services=services)
 
 
-def create_app(settings: RegistrySettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: RegistrySettings | None = None, *, clock: Clock | None = None, stores: Stores | None = None
+) -> FastAPI:
     """The service's FastAPI application."""
-    runtime, service = build_runtime(settings or RegistrySettings(), clock=clock)
-    app = runtime.create_app([build_api()])
-    app.state.registry = service
-
-    @app.exception_handler(RuleViolation)
-    async def _rule_violation(_: Request, exc: RuleViolation) -> JSONResponse:
-        body = ErrorBody(code=exc.code, message=exc.message, field=exc.field, details=exc.details)
-        return JSONResponse(body.model_dump(exclude_none=True), status_code=exc.status)
-
+    registry = build(settings or RegistrySettings(), clock=clock, stores=stores)
+    app = registry.runtime.create_app([build_api()])
+    install(app, registry.services)
     return app

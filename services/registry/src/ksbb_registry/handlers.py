@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ksbb_contracts import CloudEvent
 from ksbb_contracts.events.pledges import NeedLedgerChanged
 from ksbb_kit.consumer import EventRouter
 
-from ksbb_registry.service import RegistryService
+from ksbb_registry.app.needs import NeedService
+from ksbb_registry.domain.needs import Ledger
 
 
-def build_router(service: Callable[[], RegistryService]) -> EventRouter:
-    """The registry service's event routes; `service` resolves the wired service object."""
-    router = EventRouter("registry")
+class RegistryHandlers:
+    """One handler per consumed event type, each calling one use case."""
 
-    @router.on(NeedLedgerChanged)
-    async def on_ledger_changed(event: NeedLedgerChanged, envelope: CloudEvent) -> None:
+    def __init__(self, needs: NeedService) -> None:
+        self.needs = needs
+
+    async def on_ledger_changed(self, event: NeedLedgerChanged, envelope: CloudEvent) -> None:
+        """The pledges service's quantities of a need changed."""
         # Idempotent: the need stores the last ledger_version and ignores older or repeated ones.
-        await service().apply_ledger(event)
+        ledger = Ledger(
+            requested=event.requested,
+            committed=event.committed,
+            in_transit=event.in_transit,
+            delivered=event.delivered,
+            ledger_version=event.ledger_version,
+        )
+        await self.needs.apply_ledger(event.need_id, ledger)
 
+
+def build_router(needs: NeedService) -> EventRouter:
+    """The registry's event routes."""
+    handlers = RegistryHandlers(needs)
+    router = EventRouter("registry")
+    router.on(NeedLedgerChanged)(handlers.on_ledger_changed)
     return router

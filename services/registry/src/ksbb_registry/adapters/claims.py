@@ -9,48 +9,39 @@ than the grace period, or removed by `sweep`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from ksbb_contracts.vocab import RecipientStatus
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ksbb_registry.adapters.store import Doc
-from ksbb_registry.domain import rules
+from ksbb_registry.app.ports import ClaimResult, Clock
+from ksbb_registry.domain.duplicates import NAME_CLAIM, RW_CLAIM, claim_keys, is_rw_claim
 
-CLAIM_INDEXES = [IndexModel([("confirmed", ASCENDING), ("claimed_at", ASCENDING)], name="confirmed_claimed_at")]
+CLAIM_INDEXES = [
+    IndexModel([("confirmed", ASCENDING), ("claimed_at", ASCENDING)], name="confirmed_claimed_at")
+]
 _ARCHIVED = RecipientStatus.ARCHIVED.value
 #: Marks a database whose pre-existing recipients have had their keys claimed (never a duplicate key).
 BACKFILL_MARKER = "meta:backfill-v1"
 
 
-@dataclass(frozen=True)
-class ClaimResult:
-    """Outcome of claiming one key: held by us (`new` if this call inserted it) or by `holder`."""
-
-    key: str
-    held: bool
-    new: bool = False
-    holder: str | None = None
+def claim_query(claim_id: str) -> Doc:
+    """Recipient filter matching the recipients whose fields carry this claim id."""
+    if is_rw_claim(claim_id):
+        return {"rw_key": claim_id.removeprefix(RW_CLAIM)}
+    return {"identity_key": claim_id.removeprefix(NAME_CLAIM)}
 
 
 class ClaimStore:
     """Claims of duplicate keys by recipients (see the module docstring)."""
 
-    def __init__(
-        self,
-        claims: AsyncCollection[Doc],
-        recipients: AsyncCollection[Doc],
-        now: Callable[[], datetime],
-        grace: timedelta,
-        attempts: int = 8,
-    ) -> None:
-        self.claims = claims
-        self.recipients = recipients
-        self.now = now
+    def __init__(self, db: AsyncDatabase[Doc], clock: Clock, grace: timedelta, attempts: int = 8) -> None:
+        self.claims = db["recipient_claims"]
+        self.recipients = db["recipients"]
+        self.now = clock.now
         self.grace = grace
         self.attempts = attempts
 
@@ -70,7 +61,7 @@ class ClaimStore:
             sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
         )
         async for doc in live:
-            for key in rules.claim_keys(doc.get("identity_key"), doc.get("rw_key")):
+            for key in claim_keys(doc.get("identity_key"), doc.get("rw_key")):
                 try:
                     await self.claims.insert_one(
                         {"_id": key, "recipient_id": doc["_id"], "claimed_at": self.now(), "confirmed": True}
@@ -79,7 +70,9 @@ class ClaimStore:
                 except DuplicateKeyError:
                     pass  # an older recipient (or a newer registration) holds it already
         try:
-            await self.claims.insert_one({"_id": BACKFILL_MARKER, "claimed_at": self.now(), "confirmed": True})
+            await self.claims.insert_one(
+                {"_id": BACKFILL_MARKER, "claimed_at": self.now(), "confirmed": True}
+            )
         except DuplicateKeyError:
             pass  # another instance finished the backfill at the same time
         return claimed
@@ -108,7 +101,13 @@ class ClaimStore:
             new_holder = heir or recipient_id
             taken = await self.claims.find_one_and_update(
                 {"_id": key, "recipient_id": holder},
-                {"$set": {"recipient_id": new_holder, "claimed_at": self.now(), "confirmed": heir is not None}},
+                {
+                    "$set": {
+                        "recipient_id": new_holder,
+                        "claimed_at": self.now(),
+                        "confirmed": heir is not None,
+                    }
+                },
             )
             if taken is None:
                 continue  # somebody else changed the claim first: look again
@@ -149,7 +148,8 @@ class ClaimStore:
             if not await self._is_stale(claim):
                 # The holder exists and carries the key: the confirm step was lost; confirm it now.
                 await self.claims.update_one(
-                    {"_id": claim["_id"], "recipient_id": claim["recipient_id"]}, {"$set": {"confirmed": True}}
+                    {"_id": claim["_id"], "recipient_id": claim["recipient_id"]},
+                    {"$set": {"confirmed": True}},
                 )
                 continue
             await self._hand_over_or_drop(claim["_id"], claim["recipient_id"])
@@ -174,13 +174,15 @@ class ClaimStore:
         )
         if holder is not None and holder["status"] == _ARCHIVED:
             return True  # archived units free their keys (archive is final)
-        if holder is not None and claim["_id"] in rules.claim_keys(holder.get("identity_key"), holder.get("rw_key")):
+        if holder is not None and claim["_id"] in claim_keys(
+            holder.get("identity_key"), holder.get("rw_key")
+        ):
             return False
         # Missing holder or holder without this key: a create/update may be between its claim and its write.
         return bool(claim["claimed_at"] < self.now() - self.grace)
 
     async def _live_carrier(self, key: str, exclude: list[str]) -> str | None:
         """A non-archived recipient (e.g. registered by admin override) whose fields carry `key`."""
-        query: Doc = {**rules.claim_query(key), "status": {"$ne": _ARCHIVED}, "_id": {"$nin": exclude}}
+        query: Doc = {**claim_query(key), "status": {"$ne": _ARCHIVED}, "_id": {"$nin": exclude}}
         found = await self.recipients.find_one(query, projection={"_id": 1}, sort=[("_id", ASCENDING)])
         return found["_id"] if found else None

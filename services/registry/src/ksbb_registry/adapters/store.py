@@ -1,18 +1,30 @@
-"""MongoDB collections of the registry, their indexes, and the optimistic single-document write helper."""
+"""MongoDB side of the registry: collections and their indexes, documents <-> aggregates, and the guarded
+single-document write that carries a change's events in the same write (outbox without transactions)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ksbb_kit.errors import ApiError
-from ksbb_kit.outbox import OUTBOX, PENDING, with_outbox
+from ksbb_kit.http import decode_cursor, encode_cursor
+from ksbb_kit.outbox import OUTBOX, PENDING, new_document, tombstone_entry, with_outbox
+from pydantic import BaseModel
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ksbb_registry.app.ports import Clock, Decide, ListQuery, Page
+from ksbb_registry.domain.change import Change
+from ksbb_registry.domain.errors import ConcurrentChange, InvalidCursor
 
 Doc = dict[str, Any]
+A = TypeVar("A", bound=BaseModel)
+#: Turns events into outbox entries (the runtime's `events`), to embed in the same write.
+OutboxEntries = Callable[..., list[Doc]]
 #: Bookkeeping fields never returned to callers.
 HIDDEN = {OUTBOX: 0, PENDING: 0, "_outbox_lease": 0, "_applied": 0}
 
@@ -57,56 +69,168 @@ async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
         await db[name].create_indexes(models)
 
 
-@dataclass
-class Change:
-    """What one optimistic write does: fields to set/unset, array pushes, and the events to emit."""
+def encode(value: Any) -> Any:
+    """A domain value as stored: enums by value, calendar dates as ISO strings, models as sub-documents."""
+    if isinstance(value, BaseModel):
+        return encode(value.model_dump())
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(item) for item in value]
+    return value
 
-    set: Doc = field(default_factory=dict)
-    unset: list[str] = field(default_factory=list)
-    push: Doc = field(default_factory=dict)
-    entries: list[Doc] = field(default_factory=list)
+
+class Documents(Generic[A]):
+    """How one aggregate type maps to documents: its id field is stored as `_id`."""
+
+    def __init__(self, model: type[A], id_field: str) -> None:
+        self.model = model
+        self.id_field = id_field
+
+    def load(self, document: Doc) -> A:
+        """The aggregate of a stored document."""
+        return self.model.model_validate({**document, self.id_field: document["_id"]})
+
+    def dump(self, aggregate: A) -> Doc:
+        """The document of an aggregate."""
+        fields = aggregate.model_dump(exclude={self.id_field})
+        return {"_id": getattr(aggregate, self.id_field), **encode(fields)}
+
+    def query(self, query: ListQuery) -> Doc:
+        """The MongoDB filter of a list query."""
+        found: Doc = {
+            "_id" if name == self.id_field else name: encode(value) for name, value in query.equals.items()
+        }
+        if query.ids_in is not None:
+            found["_id"] = {"$in": query.ids_in}
+        if query.ids_not_in is not None:
+            found["_id"] = {"$nin": query.ids_not_in}
+        return found
 
 
-Decide = Callable[[Doc, int], Change | None]
+async def page_of(
+    collection: AsyncCollection[Doc], query: Doc, page: Page, projection: Doc
+) -> tuple[list[Doc], str | None]:
+    """One page of documents sorted by `_id`, and the cursor of the next page."""
+    if page.cursor:
+        try:
+            values = decode_cursor(page.cursor)
+        except ApiError as exc:
+            raise InvalidCursor() from exc
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise InvalidCursor()
+        id_filter = {"$gt": values[0]}
+        query = {"$and": [query, {"_id": id_filter}]} if "_id" in query else {**query, "_id": id_filter}
+    docs = (
+        await collection.find(query, projection=projection)
+        .sort("_id", ASCENDING)
+        .limit(page.limit + 1)
+        .to_list()
+    )
+    next_cursor = encode_cursor([docs[page.limit - 1]["_id"]]) if len(docs) > page.limit else None
+    return docs[: page.limit], next_cursor
 
 
-async def mutate(
-    collection: AsyncCollection[Doc],
-    doc_id: str,
-    decide: Decide,
-    *,
-    now: Any,
-    wake: Callable[[], None],
-    not_found: str = "not_found",
-    attempts: int = 8,
-) -> tuple[Doc, bool]:
-    """Read, decide, and write guarded by the version read (retrying on a concurrent change).
+class AggregateCollection(Generic[A]):
+    """A collection of one aggregate type whose changes and events are written together."""
 
-    `decide(doc, next_version)` returns the change (state + events, one document write) or None for
-    no-op; it raises ApiError to refuse (e.g. 412 when If-Match names an older version). Returns the
-    resulting document and whether a write happened.
-    """
-    for _ in range(attempts):
-        doc = await collection.find_one({"_id": doc_id}, projection=HIDDEN)
-        if doc is None:
-            raise ApiError(404, not_found, f"{doc_id} does not exist", field="id")
-        version = int(doc["version"])
-        change = decide(doc, version + 1)
-        if change is None:
-            return doc, False
-        update: Doc = {"$set": {**change.set, "version": version + 1, "updated_at": now}}
-        if change.unset:
-            update["$unset"] = {name: "" for name in change.unset}
-        if change.push:
-            update["$push"] = dict(change.push)
-        written = await collection.find_one_and_update(
-            {"_id": doc_id, "version": version},
-            with_outbox(update, change.entries),
-            projection=HIDDEN,
-            return_document=ReturnDocument.AFTER,
+    #: Projection of list pages (subclasses leave out what lists never show).
+    list_projection: ClassVar[Doc] = HIDDEN
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Doc],
+        documents: Documents[A],
+        *,
+        clock: Clock,
+        outbox: OutboxEntries,
+        wake: Callable[[], None],
+        attempts: int = 8,
+    ) -> None:
+        self.collection = collection
+        self.documents = documents
+        self.clock = clock
+        self.outbox = outbox
+        self.wake = wake
+        self.attempts = attempts
+
+    def _entries(self, change: Change[A]) -> list[Doc]:
+        """Outbox entries of a change: its events, then its tombstones."""
+        entries = self.outbox(*change.events)
+        entries += [tombstone_entry(erasure.topic.name, erasure.key) for erasure in change.erasures]
+        return entries
+
+    async def get(self, aggregate_id: str) -> A | None:
+        """The aggregate, or None."""
+        document = await self.collection.find_one({"_id": aggregate_id}, projection=HIDDEN)
+        return None if document is None else self.documents.load(document)
+
+    async def insert(self, change: Change[A]) -> tuple[A, bool]:
+        """Insert a new aggregate with its first events; an existing id (retried create) returns it."""
+        document = self.documents.dump(change.after)
+        entries = self._entries(change)
+        try:
+            await self.collection.insert_one(new_document(document, entries))
+        except DuplicateKeyError:
+            existing = await self.get(document["_id"])
+            if existing is None:
+                raise
+            return existing, False
+        if entries:
+            self.wake()
+        return change.after, True
+
+    async def update(self, aggregate_id: str, decide: Decide[A]) -> tuple[A, bool] | None:
+        """Read, decide, and write guarded by the version read (retrying on a concurrent change).
+
+        `decide(aggregate, next_version)` returns the change (state + events, one document write) or None
+        for no change; it raises to refuse. Returns the aggregate after and whether a write happened, or
+        None if the aggregate does not exist.
+        """
+        now = self.clock.now()
+        for _ in range(self.attempts):
+            document = await self.collection.find_one({"_id": aggregate_id}, projection=HIDDEN)
+            if document is None:
+                return None
+            version = int(document["version"])
+            current = self.documents.load(document)
+            change = decide(current, version + 1)
+            if change is None:
+                return current, False
+            values = encode(change.after.model_dump(include=set(change.fields)))
+            update: Doc = {
+                "$set": {
+                    **{name: values[name] for name in change.fields},
+                    "version": version + 1,
+                    "updated_at": now,
+                }
+            }
+            if change.cleared:
+                update["$unset"] = {name: "" for name in change.cleared}
+            if change.appended:
+                update["$push"] = {name: encode(entry) for name, entry in change.appended}
+            entries = self._entries(change)
+            written = await self.collection.find_one_and_update(
+                {"_id": aggregate_id, "version": version},
+                with_outbox(update, entries),
+                projection=HIDDEN,
+                return_document=ReturnDocument.AFTER,
+            )
+            if written is not None:
+                if entries:
+                    self.wake()
+                return self.documents.load(written), True
+        raise ConcurrentChange("the resource is changing too often; try again")
+
+    async def find(self, query: ListQuery, page: Page) -> tuple[list[A], str | None]:
+        """One page sorted by id, and the cursor of the next page."""
+        docs, next_cursor = await page_of(
+            self.collection, self.documents.query(query), page, self.list_projection
         )
-        if written is not None:
-            if change.entries:
-                wake()
-            return written, True
-    raise ApiError(409, "concurrent_update", "the resource is changing too often; try again")
+        return [self.documents.load(document) for document in docs], next_cursor

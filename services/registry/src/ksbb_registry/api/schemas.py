@@ -17,9 +17,10 @@ from ksbb_contracts.vocab import (
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ksbb_registry.domain.rules import normalise_phone
+from ksbb_registry.domain import limits as L
+from ksbb_registry.domain.recipients import normalise_phone
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+EMAIL_PATTERN = L.EMAIL_PATTERN
 T = TypeVar("T")
 
 
@@ -37,9 +38,9 @@ class Coordinates(_In):
 class ContactPerson(_In):
     """PRIVATE contact person of a recipient unit."""
 
-    name: str = Field(min_length=1, max_length=120)
+    name: str = Field(min_length=1, max_length=L.PERSON_NAME_MAX)
     phone: str = Field(description="Indonesian number, e.g. 0812-3456-7890; stored as +62…")
-    email: str | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=200)
+    email: str | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=L.EMAIL_MAX)
 
     @field_validator("phone")
     @classmethod
@@ -50,8 +51,8 @@ class ContactPerson(_In):
 class BeneficiaryCounts(_In):
     """Households (KK), people and vulnerable groups served."""
 
-    households: int = Field(ge=0, le=100_000)
-    people: int = Field(ge=0, le=500_000)
+    households: int = Field(ge=0, le=L.HOUSEHOLDS_MAX)
+    people: int = Field(ge=0, le=L.PEOPLE_MAX)
     children: int = Field(default=0, ge=0)
     elderly: int = Field(default=0, ge=0)
     disabled: int = Field(default=0, ge=0)
@@ -71,46 +72,50 @@ class BeneficiaryCounts(_In):
 class RecipientCreate(_In):
     """Register a recipient unit."""
 
-    name: str = Field(min_length=3, max_length=200)
+    name: str = Field(min_length=L.RECIPIENT_NAME[0], max_length=L.RECIPIENT_NAME[1])
     kind: RecipientKind
-    kind_description: str | None = Field(default=None, max_length=200)
+    kind_description: str | None = Field(default=None, max_length=L.DESCRIPTION_MAX)
     organisation_id: str = Field(min_length=1, description="Responsible facilitator organisation.")
     kelurahan_code: str = Field(description="Kemendagri kelurahan code, e.g. 31.71.01.1001.")
     kecamatan_code: str | None = Field(default=None, description="Optional; checked against the kelurahan.")
     kota_code: str | None = Field(default=None, description="Optional; checked against the kelurahan.")
-    rw: int | None = Field(default=None, ge=1, le=99)
-    rt: int | None = Field(default=None, ge=1, le=99)
-    street_address: str = Field(min_length=3, max_length=300)
+    rw: int | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
+    rt: int | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
+    street_address: str = Field(min_length=L.STREET_ADDRESS[0], max_length=L.STREET_ADDRESS[1])
     coordinates: Coordinates | None = None
     beneficiaries: BeneficiaryCounts
     contact: ContactPerson
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: str | None = Field(default=None, max_length=L.NOTES_MAX)
     duplicate_override_reason: str | None = Field(
-        default=None, max_length=500, description="Admins only: register despite a suspected duplicate."
+        default=None,
+        max_length=L.DUPLICATE_OVERRIDE_REASON_MAX,
+        description="Admins only: register despite a suspected duplicate.",
     )
 
 
 class RecipientUpdate(_In):
     """Change a recipient; every field optional. A recipient's own account may change only `contact`."""
 
-    name: str | None = Field(default=None, min_length=3, max_length=200)
-    kind_description: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, min_length=L.RECIPIENT_NAME[0], max_length=L.RECIPIENT_NAME[1])
+    kind_description: str | None = Field(default=None, max_length=L.DESCRIPTION_MAX)
     organisation_id: str | None = Field(default=None, description="Admins only.")
     kelurahan_code: str | None = None
-    rw: int | None = Field(default=None, ge=1, le=99)
-    rt: int | None = Field(default=None, ge=1, le=99)
-    street_address: str | None = Field(default=None, min_length=3, max_length=300)
+    rw: int | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
+    rt: int | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
+    street_address: str | None = Field(
+        default=None, min_length=L.STREET_ADDRESS[0], max_length=L.STREET_ADDRESS[1]
+    )
     coordinates: Coordinates | None = None
     beneficiaries: BeneficiaryCounts | None = None
     contact: ContactPerson | None = None
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: str | None = Field(default=None, max_length=L.NOTES_MAX)
 
 
 class TransitionRequest(_In):
     """A lifecycle step with its note/reason and optional document references."""
 
-    reason: str | None = Field(default=None, max_length=2000)
-    document_refs: list[str] = Field(default_factory=list, max_length=20)
+    reason: str | None = Field(default=None, max_length=L.TRANSITION_REASON_MAX)
+    document_refs: list[str] = Field(default_factory=list, max_length=L.DOCUMENT_REFS_MAX)
 
 
 class AuditEntry(BaseModel):
@@ -154,30 +159,32 @@ class NeedCreate(_In):
     """Post a need for an active recipient."""
 
     item: Item
-    item_description: str | None = Field(default=None, max_length=200)
-    quantity: int = Field(ge=1, le=1_000_000)
-    unit: str | None = Field(default=None, max_length=40, description="Defaults to the catalogue unit.")
+    item_description: str | None = Field(default=None, max_length=L.DESCRIPTION_MAX)
+    quantity: int = Field(ge=L.NEED_QUANTITY[0], le=L.NEED_QUANTITY[1])
+    unit: str | None = Field(
+        default=None, max_length=L.UNIT_MAX, description="Defaults to the catalogue unit."
+    )
     priority: Priority = Priority.MEDIUM
     needed_by: date
     recurrence: Recurrence = Recurrence.NONE
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: str | None = Field(default=None, max_length=L.NOTES_MAX)
 
 
 class NeedUpdate(_In):
     """Change an open need."""
 
-    quantity: int | None = Field(default=None, ge=1, le=1_000_000)
-    unit: str | None = Field(default=None, max_length=40)
+    quantity: int | None = Field(default=None, ge=L.NEED_QUANTITY[0], le=L.NEED_QUANTITY[1])
+    unit: str | None = Field(default=None, max_length=L.UNIT_MAX)
     priority: Priority | None = None
     needed_by: date | None = None
-    item_description: str | None = Field(default=None, max_length=200)
-    notes: str | None = Field(default=None, max_length=2000)
+    item_description: str | None = Field(default=None, max_length=L.DESCRIPTION_MAX)
+    notes: str | None = Field(default=None, max_length=L.NOTES_MAX)
 
 
 class CancelRequest(_In):
     """Why a need is cancelled."""
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=L.CANCEL_REASON[0], max_length=L.CANCEL_REASON[1])
 
 
 class LedgerOut(BaseModel):
@@ -221,8 +228,8 @@ class NeedOut(BaseModel):
 class OrganisationContact(_In):
     """Confidential contact of an organisation (goes to the notifier only)."""
 
-    name: str | None = Field(default=None, max_length=120)
-    email: str = Field(pattern=EMAIL_PATTERN, max_length=200)
+    name: str | None = Field(default=None, max_length=L.PERSON_NAME_MAX)
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=L.EMAIL_MAX)
     phone: str | None = None
 
     @field_validator("phone")
@@ -234,25 +241,29 @@ class OrganisationContact(_In):
 class OrganisationCreate(_In):
     """Register a facilitator organisation."""
 
-    name: str = Field(min_length=2, max_length=200)
+    name: str = Field(min_length=L.ORGANISATION_NAME[0], max_length=L.ORGANISATION_NAME[1])
     kind: OrganisationKind
     contact: OrganisationContact
-    area_codes: list[str] = Field(default_factory=list, max_length=400)
+    area_codes: list[str] = Field(default_factory=list, max_length=L.AREA_CODES_MAX)
 
 
 class OrganisationUpdate(_In):
     """Change an organisation; every field optional."""
 
-    name: str | None = Field(default=None, min_length=2, max_length=200)
+    name: str | None = Field(
+        default=None, min_length=L.ORGANISATION_NAME[0], max_length=L.ORGANISATION_NAME[1]
+    )
     kind: OrganisationKind | None = None
     contact: OrganisationContact | None = None
-    area_codes: list[str] | None = Field(default=None, max_length=400)
+    area_codes: list[str] | None = Field(default=None, max_length=L.AREA_CODES_MAX)
 
 
 class OrganisationStatusChange(_In):
     """Why an organisation is suspended or reinstated."""
 
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(
+        min_length=L.ORGANISATION_STATUS_REASON[0], max_length=L.ORGANISATION_STATUS_REASON[1]
+    )
 
 
 class OrganisationOut(BaseModel):
@@ -272,9 +283,9 @@ class OrganisationOut(BaseModel):
 class ReportCreate(_In):
     """A concern about a recipient from the public (no login)."""
 
-    text: str = Field(min_length=10, max_length=2000)
+    text: str = Field(min_length=L.REPORT_TEXT[0], max_length=L.REPORT_TEXT[1])
     contact: str | None = Field(
-        default=None, max_length=200, description="Optional way to reach the reporter."
+        default=None, max_length=L.REPORT_CONTACT_MAX, description="Optional way to reach the reporter."
     )
 
 
@@ -282,7 +293,7 @@ class ReportResolve(_In):
     """How a report was resolved."""
 
     outcome: Literal["dismissed", "corrected", "recipient_suspended", "recipient_archived"]
-    note: str = Field(min_length=1, max_length=2000)
+    note: str = Field(min_length=L.RESOLUTION_NOTE[0], max_length=L.RESOLUTION_NOTE[1])
 
 
 class ReportReceipt(BaseModel):

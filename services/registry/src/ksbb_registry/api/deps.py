@@ -1,0 +1,96 @@
+"""Annotated dependencies of the registry's routes: the use cases, callers, request headers and paging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from ksbb_kit.auth import Principal, Role, require_roles
+from ksbb_kit.http import IdempotencyStore, check_if_match
+
+from ksbb_registry.api import errors
+from ksbb_registry.app.needs import NeedService
+from ksbb_registry.app.organisations import OrganisationService
+from ksbb_registry.app.ports import Page, Precondition
+from ksbb_registry.app.recipients import RecipientService
+from ksbb_registry.app.reports import ReportService
+from ksbb_registry.domain import limits
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes call, handed over once by the composition root."""
+
+    organisations: OrganisationService
+    recipients: RecipientService
+    needs: NeedService
+    reports: ReportService
+    idempotency: IdempotencyStore
+
+
+def install(app: FastAPI, services: Services) -> None:
+    """Give the app's routes their services and map the registry's rule errors to error responses."""
+    app.state.registry = services
+    errors.install(app)
+
+
+def services_of(request: Request) -> Services:
+    """The services the composition root installed."""
+    services: Services = request.app.state.registry
+    return services
+
+
+def _organisations(request: Request) -> OrganisationService:
+    return services_of(request).organisations
+
+
+def _recipients(request: Request) -> RecipientService:
+    return services_of(request).recipients
+
+
+def _needs(request: Request) -> NeedService:
+    return services_of(request).needs
+
+
+def _reports(request: Request) -> ReportService:
+    return services_of(request).reports
+
+
+def _idempotency(request: Request) -> IdempotencyStore:
+    return services_of(request).idempotency
+
+
+Organisations = Annotated[OrganisationService, Depends(_organisations)]
+Recipients = Annotated[RecipientService, Depends(_recipients)]
+Needs = Annotated[NeedService, Depends(_needs)]
+Reports = Annotated[ReportService, Depends(_reports)]
+Idempotency = Annotated[IdempotencyStore, Depends(_idempotency)]
+
+AdminOnly = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+Staff = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.FACILITATOR))]
+
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description="ETag from a previous read; 412 if stale.")
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=limits.IDEMPOTENCY_KEY_MAX,
+        description="Retried creates with the same key return the first result.",
+    ),
+]
+Limit = Annotated[int, Query(ge=limits.PAGE_SIZE[0], le=limits.PAGE_SIZE[1])]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+
+def precondition(if_match: str | None) -> Precondition:
+    """The If-Match header as a check on the version read (412 when it names another version)."""
+    return partial(check_if_match, if_match)
+
+
+def page(limit: int, cursor: str | None) -> Page:
+    """The requested list page."""
+    return Page(limit=limit, cursor=cursor)

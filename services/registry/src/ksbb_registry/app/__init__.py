@@ -1,0 +1,1 @@
+"""Application layer: the registry's use cases, the only thing routes and event handlers call."""

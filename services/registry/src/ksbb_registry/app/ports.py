@@ -1,0 +1,176 @@
+"""What the use cases need from the outside world, as Protocols (adapters implement them)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from ksbb_registry.domain.change import Change
+from ksbb_registry.domain.needs import Need
+from ksbb_registry.domain.organisations import Organisation
+from ksbb_registry.domain.recipients import Recipient
+from ksbb_registry.domain.reports import Report
+
+A = TypeVar("A", bound=BaseModel)
+
+#: Decides a change from the aggregate as read and the version the write will give it; None = no change.
+Decide = Callable[[A, int], Change[A] | None]
+#: The caller's expectation about the version it read (the API builds it from If-Match); raises if unmet.
+Precondition = Callable[[str, int], None]
+
+
+class Clock(Protocol):
+    """The current time (injectable, so time-based rules are tested by moving a clock)."""
+
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Which aggregates a list shows: fields equal to values (the id field included), optionally limited
+    to or excluding given ids."""
+
+    equals: Mapping[str, object] = field(default_factory=dict)
+    ids_in: list[str] | None = None
+    ids_not_in: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a list page starts and how long it is (`cursor` is the previous page's `next_cursor`)."""
+
+    limit: int
+    cursor: str | None = None
+
+
+class AggregateStore(Protocol[A]):
+    """A collection of one aggregate type, changed by guarded single-document writes carrying their events."""
+
+    async def get(self, aggregate_id: str) -> A | None:
+        """The aggregate, or None."""
+        ...
+
+    async def insert(self, change: Change[A]) -> tuple[A, bool]:
+        """Store a new aggregate with its first events; an existing id (a retried create) returns the stored
+        one and False."""
+        ...
+
+    async def update(self, aggregate_id: str, decide: Decide[A]) -> tuple[A, bool] | None:
+        """Read, decide, write guarded by the version read (re-deciding after a concurrent change).
+
+        Returns the aggregate after and whether it was written, or None if it does not exist.
+        """
+        ...
+
+    async def find(self, query: ListQuery, page: Page) -> tuple[list[A], str | None]:
+        """One page sorted by id, and the cursor of the next page (None at the end)."""
+        ...
+
+
+class OrganisationStore(AggregateStore[Organisation], Protocol):
+    """Facilitator organisations."""
+
+
+class RecipientStore(AggregateStore[Recipient], Protocol):
+    """Recipient units."""
+
+    def awaiting_need_closure(self) -> AsyncIterator[Recipient]:
+        """Recipients whose suspension or archive has not finished closing their needs."""
+        ...
+
+    async def need_closure_done(self, recipient_id: str, *, version: int | None = None) -> None:
+        """Clear the pending-closure mark (only while the recipient still has `version`, if given)."""
+        ...
+
+
+class NeedStore(AggregateStore[Need], Protocol):
+    """Needs of recipient units."""
+
+    async def open_need_ids(self, recipient_id: str) -> list[str]:
+        """Ids of a recipient's open needs."""
+        ...
+
+    async def recipients_with_open_needs(self, organisation_id: str | None) -> list[str]:
+        """Ids of recipients (of one organisation, if given) that have an open need."""
+        ...
+
+    def series_due(self, now: datetime) -> AsyncIterator[Need]:
+        """Needs whose series' next period has started by `now`."""
+        ...
+
+    async def end_series_link(self, need_id: str) -> None:
+        """The need no longer leads its series (a later period's need does)."""
+        ...
+
+
+class ReportStore(Protocol):
+    """Concern reports (internal: no events)."""
+
+    async def get(self, report_id: str) -> Report | None:
+        """The report, or None."""
+        ...
+
+    async def insert(self, report: Report) -> Report:
+        """Store a new report; an existing id (a retried submission) returns the stored one."""
+        ...
+
+    async def resolve_if_open(self, resolved: Report) -> Report | None:
+        """Write a resolution if the report is still open; None if it was resolved already."""
+        ...
+
+    async def find(self, query: ListQuery, page: Page) -> tuple[list[Report], str | None]:
+        """One page sorted by id, and the next page's cursor."""
+        ...
+
+
+class RateCounter(Protocol):
+    """Counters of a rate limit, one per key and window."""
+
+    async def hit(self, key: str, window_end: datetime) -> int:
+        """Count one more hit on `key` (atomically); returns the count including it."""
+        ...
+
+    async def forget_ended(self, now: datetime) -> int:
+        """Drop the counters of windows that ended before `now`; returns how many."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Outcome of claiming one duplicate key: held by the claimant (`new` if this call took it) or by
+    `holder` (None when the key kept changing hands)."""
+
+    key: str
+    held: bool
+    new: bool = False
+    holder: str | None = None
+
+
+class DuplicateClaims(Protocol):
+    """Race-free ownership of duplicate keys: at most one live recipient holds each key."""
+
+    async def claim(self, key: str, recipient_id: str) -> ClaimResult:
+        """Claim `key` for `recipient_id`, taking over a stale claim; otherwise report its live holder."""
+        ...
+
+    async def confirm(self, keys: list[str], recipient_id: str) -> list[str]:
+        """Mark claims as backed by a written recipient; returns keys no longer held."""
+        ...
+
+    async def release(self, keys: list[str], recipient_id: str) -> None:
+        """Drop these claims if `recipient_id` still holds them."""
+        ...
+
+    async def release_all(self, recipient_id: str) -> int:
+        """Free every claim of an archived recipient."""
+        ...
+
+    async def sweep(self) -> int:
+        """Repair claims left behind by a crash between claiming and writing the recipient."""
+        ...
