@@ -37,11 +37,12 @@ stop:
 schemas:
 	$(UV) run --no-sync ksbb-export-schemas
 
-lint:
+lint: setup  # style, types and the layering contracts in .importlinter
 	$(UV) run --no-sync ruff check libs services tests bench deploy
 	$(UV) run --no-sync mypy libs/kit/src libs/contracts/src services/*/src
+	$(UV) run --no-sync lint-imports
 
-test: setup browser-deps
+test: setup lint browser-deps  # a layering breach fails the run before any test starts
 	@started=0; \
 	if [ -z "$$KSBB_KAFKA_BOOTSTRAP" ] && ! deploy/local/infra status >/dev/null 2>&1; then started=1; fi; \
 	deploy/local/infra up || exit 1; \
