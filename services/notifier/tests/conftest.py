@@ -1,18 +1,20 @@
-"""Shared fixtures of the notifier tests: a scripted HTTP receiver, a real SMTP server, app factories."""
+"""Shared fixtures of the notifier tests: a scripted HTTP receiver, a real SMTP server, the started notifier.
+
+Event factories, namespaces, ports and polling come from the kit's testing toolbox; the helpers below
+only fill in what these tests vary (ids, organisation, kelurahan, kind).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import sys
 import threading
 import time
-import uuid
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import Message
@@ -22,30 +24,17 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from ksbb_contracts.events.pledges import PledgeCreated, PledgePublic
-from ksbb_contracts.events.registry import (
-    Beneficiaries,
-    NeedOpened,
-    NeedPublic,
-    RecipientPublic,
-    RecipientRegistered,
-)
-from ksbb_contracts.vocab import (
-    DeliveryMode,
-    Item,
-    NeedStatus,
-    PledgeStatus,
-    Priority,
-    RecipientKind,
-    RecipientStatus,
-)
+from ksbb_contracts.events.registry import NeedOpened, RecipientRegistered
+from ksbb_contracts.vocab import PledgeStatus, RecipientKind
 from ksbb_kit.auth import DevIssuer
+from ksbb_kit.testing import factories
 from ksbb_kit.testing.infra import Infra
-from ksbb_kit.testing.plugin import running
+from ksbb_kit.testing.service import free_port, new_namespace, running, service_env
 from ksbb_kit.testing.waiting import eventually
 from ksbb_notifier.bootstrap import Notifier, build_notifier, create_app_for
 from ksbb_notifier.settings import NotifierSettings
 
-__all__ = ["eventually"]  # test modules reach it as `h.eventually`
+__all__ = ["RecipientKind", "eventually", "new_namespace"]  # test modules reach these as `h.<name>`
 
 
 @dataclass
@@ -139,13 +128,6 @@ class SmtpSink:
         return [m for m in self.messages if address in m["X-Envelope-To"]]
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[tuple[SmtpSink, int]]:
     """A real SMTP server on a free local port."""
@@ -160,28 +142,14 @@ def smtp() -> Iterator[tuple[SmtpSink, int]]:
 def base_settings(infra: Infra, issuer: DevIssuer, namespace: str, **overrides: Any) -> NotifierSettings:
     """Test settings: isolated namespace, local receivers allow-listed, loops driven by hand."""
     values: dict[str, Any] = {
-        "env": "test",
-        "kafka_bootstrap": infra.kafka_bootstrap,
-        "mongodb_url": infra.mongodb_url,
-        "topic_prefix": namespace,
-        "jwks_url": str(issuer.jwks_path),
-        "jwt_issuer": issuer.issuer,
-        "jwt_audience": issuer.audience,
-        "outbox_sweep_seconds": 0.5,
-        "handler_backoff_seconds": 0.05,
         "insecure_http_hosts": ["127.0.0.1", "localhost"],
         "ssrf_allow_hosts": ["127.0.0.1"],
         "dispatcher_autostart": False,
         "mailer_autostart": False,
         "delivery_timeout_seconds": 5.0,
+        **overrides,
     }
-    values.update(overrides)
-    return NotifierSettings(**values)
-
-
-def new_namespace() -> str:
-    """A unique topic/database prefix for a module-scoped app."""
-    return f"t{uuid.uuid4().hex[:10]}."
+    return NotifierSettings(**service_env(infra, namespace, issuer, **values))
 
 
 @dataclass
@@ -214,7 +182,7 @@ def auth(issuer: DevIssuer, role: str, **claims: Any) -> dict[str, str]:
     return {"authorization": f"Bearer {issuer.token(role, **claims)}"}
 
 
-# -- event factories ---------------------------------------------------------------------------------
+# -- events ----------------------------------------------------------------------------------------
 
 KELURAHAN_PUSAT = "31.71.01.1001"  # Gambir, Jakarta Pusat
 
@@ -229,46 +197,30 @@ def pledge_public(
     kelurahan: str = KELURAHAN_PUSAT,
     version: int = 1,
 ) -> PledgePublic:
-    """A public pledge snapshot."""
-    return PledgePublic(
+    """A public pledge snapshot of one organisation's recipient."""
+    return factories.pledge_public(
         pledge_id=pledge_id,
         need_id=f"need_{pledge_id}",
         recipient_id=recipient,
         organisation_id=org,
         donor_id=donor,
         kelurahan_code=kelurahan,
-        item=Item.SEMBAKO,
-        quantity=10,
-        mode=DeliveryMode.OWN_DELIVERY,
-        planned_date=date(2026, 1, 10),
         status=PledgeStatus(status),
         version=version,
     )
 
 
 def pledge_created(pledge_id: str, org: str, recipient: str, **kwargs: Any) -> PledgeCreated:
-    """A PledgeCreated event."""
-    return PledgeCreated(pledge=pledge_public(pledge_id, org, recipient, **kwargs), occurred_at=datetime.now(UTC))
+    """A PledgeCreated event, now."""
+    return factories.make_event(
+        PledgeCreated, pledge=pledge_public(pledge_id, org, recipient, **kwargs), occurred_at=datetime.now(UTC)
+    )
 
 
 def need_opened(need_id: str, org: str, recipient: str, kelurahan: str = KELURAHAN_PUSAT) -> NeedOpened:
-    """A NeedOpened event (programme-wide)."""
-    return NeedOpened(
-        need=NeedPublic(
-            need_id=need_id,
-            recipient_id=recipient,
-            organisation_id=org,
-            kelurahan_code=kelurahan,
-            item=Item.SEMBAKO,
-            quantity=20,
-            unit="paket",
-            priority=Priority.HIGH,
-            needed_by=date(2026, 2, 1),
-            status=NeedStatus.OPEN,
-            version=1,
-        ),
-        occurred_at=datetime.now(UTC),
-    )
+    """A NeedOpened event (programme-wide), now."""
+    need = {"need_id": need_id, "recipient_id": recipient, "organisation_id": org, "kelurahan_code": kelurahan}
+    return factories.make_event(NeedOpened, need=need, occurred_at=datetime.now(UTC))
 
 
 def recipient_registered(
@@ -278,20 +230,15 @@ def recipient_registered(
     kind: RecipientKind = RecipientKind.PANTI_ASUHAN,
     kelurahan: str = KELURAHAN_PUSAT,
 ) -> RecipientRegistered:
-    """A RecipientRegistered event."""
-    return RecipientRegistered(
-        recipient=RecipientPublic(
-            recipient_id=recipient_id,
-            name=name,
-            kind=kind,
-            organisation_id=org,
-            kelurahan_code=kelurahan,
-            beneficiaries=Beneficiaries(households=5, people=40),
-            status=RecipientStatus.REGISTERED,
-            version=1,
-        ),
-        occurred_at=datetime.now(UTC),
-    )
+    """A RecipientRegistered event, now."""
+    recipient = {
+        "recipient_id": recipient_id,
+        "name": name,
+        "kind": kind,
+        "organisation_id": org,
+        "kelurahan_code": kelurahan,
+    }
+    return factories.make_event(RecipientRegistered, recipient=recipient, occurred_at=datetime.now(UTC))
 
 
 @pytest.fixture(scope="session")
