@@ -185,3 +185,17 @@ def test_record_publisher_refuses_to_send_unstarted_and_can_start_again_after_a_
         await publisher.stop()  # stopping a publisher that never connected is harmless
 
     asyncio.run(scenario())
+
+
+def test_demo_waits_end_in_a_time_out_naming_what_was_awaited(tmp_path: Path) -> None:
+    from ksbb_kit.demo import DemoContext
+
+    context = DemoContext(urls={}, issuer=DevIssuer(tmp_path))
+    answers = iter([None, {"needs": 3}])
+
+    async def caught_up() -> dict[str, int] | None:
+        return next(answers, None)
+
+    assert asyncio.run(context.eventually(caught_up, timeout=5)) == {"needs": 3}
+    with pytest.raises(TimeoutError, match="demo: the seeded needs"):
+        asyncio.run(context.eventually(caught_up, timeout=0.05, what="the seeded needs"))
