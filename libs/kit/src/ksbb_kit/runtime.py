@@ -50,7 +50,6 @@ class ServiceRuntime:
         *,
         title: str,
         description: str,
-        router: EventRouter | None = None,
         outbox_collections: Sequence[str] = (),
         clock: Clock | None = None,
         create_topics: bool | None = None,
@@ -80,8 +79,6 @@ class ServiceRuntime:
         self._jobs: list[tuple[str, BackgroundJob]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.kafka_connected = asyncio.Event()
-        if router is not None:
-            self.subscribe(router)
         self.every(settings.sweep_interval_seconds, "idempotency-sweep")(_sweep_idempotency_keys)
 
     # -- composition -----------------------------------------------------------------------------
