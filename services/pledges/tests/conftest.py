@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,7 +19,8 @@ from ksbb_kit.clock import ManualClock
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.kafka import publish_events
 from ksbb_kit.testing.plugin import running
-from ksbb_pledges.bootstrap import create_app
+from ksbb_kit.testing.waiting import eventually
+from ksbb_pledges.bootstrap import PledgesService, compose
 from ksbb_pledges.settings import PledgesSettings
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -81,7 +81,7 @@ class Service:
     """One running pledges service in its own namespace, with helpers to drive it."""
 
     client: httpx.AsyncClient
-    app: Any
+    parts: PledgesService
     settings: PledgesSettings
     clock: ManualClock
     issuer: DevIssuer
@@ -103,7 +103,7 @@ class Service:
         """Open a need through a registry event and wait until the ledger knows it."""
         need_id = need_id or f"ned_{uuid.uuid4().hex[:10]}"
         await self.publish(NeedOpened(need=need_snapshot(need_id, **kwargs), occurred_at=self.clock.now()))
-        await self.eventually(lambda: self.ledger_or_none(need_id), what=f"ledger of {need_id}")
+        await eventually(lambda: self.ledger_or_none(need_id), what=f"ledger of {need_id}")
         return need_id
 
     async def ledger_or_none(self, need_id: str) -> dict[str, Any] | None:
@@ -133,17 +133,10 @@ class Service:
         }
         return await self.client.post("/v1/pledges", json=body, headers=headers)
 
-    @staticmethod
-    async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 30.0, what: str = "it") -> Any:
-        """Poll until `check` returns something truthy."""
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
-            value = await check()
-            if value:
-                return value
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{what} did not happen within {within}s")
-            await asyncio.sleep(0.1)
+    @property
+    def app(self) -> Any:
+        """The service's FastAPI application."""
+        return self.parts.app
 
 
 def settings_for(infra: Infra, issuer: DevIssuer, namespace: str) -> PledgesSettings:
@@ -173,11 +166,11 @@ async def service(infra: Infra, dev_issuer: DevIssuer, module_namespace: str) ->
     """A running pledges service shared by a module's tests (a ManualClock drives time)."""
     clock = ManualClock(START)
     settings = settings_for(infra, dev_issuer, module_namespace)
-    app = create_app(settings, clock=clock)
-    async with running(app) as client:
+    parts = compose(settings, clock=clock)
+    async with running(parts.app) as client:
         yield Service(
             client=client,
-            app=app,
+            parts=parts,
             settings=settings,
             clock=clock,
             issuer=dev_issuer,

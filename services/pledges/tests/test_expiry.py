@@ -11,7 +11,8 @@ from ksbb_kit.auth import DevIssuer
 from ksbb_kit.clock import ManualClock
 from ksbb_kit.testing.kafka import TopicReader, publish_events
 from ksbb_kit.testing.plugin import running
-from ksbb_pledges.bootstrap import create_app
+from ksbb_kit.testing.waiting import eventually
+from ksbb_pledges.bootstrap import compose, create_app
 from ksbb_pledges.settings import PledgesSettings
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ async def test_pledges_expire_after_restart(kit_env: dict[str, Any], dev_issuer:
         async def known() -> bool:
             return (await client.get("/v1/needs/ned_exp/ledger")).status_code == 200
 
-        await service.eventually(known, what="ledger")
+        await eventually(known, what="ledger")
         body = {"need_id": "ned_exp", "quantity": 3, "planned_date": planned.isoformat()}
         unconfirmed = (await client.post("/v1/pledges", json=body, headers=donor)).json()["pledge_id"]
         undispatched = (await client.post("/v1/pledges", json=body, headers=donor)).json()["pledge_id"]
@@ -43,12 +44,12 @@ async def test_pledges_expire_after_restart(kit_env: dict[str, Any], dev_issuer:
         assert confirmed.json()["status"] == "confirmed"
 
     # A new process: nothing in memory survives; the deadlines come from the stored pledges.
-    app = create_app(settings, clock=clock)
+    restarted = compose(settings, clock=clock)
     async with (
-        running(app) as client,
+        running(restarted.app) as client,
         TopicReader(kit_env["kafka_bootstrap"], [kit_env["topic_prefix"] + "ksbb.pledges.pledges"]) as reader,
     ):
-        ledgers = app.state.ledgers
+        ledgers = restarted.ledger
         clock.advance(timedelta(hours=35))
         assert await ledgers.sweep_expiry() == {"expired": 0, "reminded": 0}
         clock.advance(timedelta(hours=2))  # 37 h: within 12 h of the 48 h confirmation window

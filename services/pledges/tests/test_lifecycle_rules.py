@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from ksbb_contracts.vocab import PledgeStatus
+from ksbb_pledges.domain.errors import IllegalTransition
 from ksbb_pledges.domain.lifecycle import (
     TRANSITIONS,
     Actor,
     ExpiryPolicy,
-    TransitionRefused,
     check_transition,
     expiry_decision,
     may,
@@ -28,7 +28,7 @@ def test_every_state_outside_the_sources_is_refused(action: str) -> None:
         if status in transition.sources:
             assert check_transition(action, status) is transition.target
         else:
-            with pytest.raises(TransitionRefused):
+            with pytest.raises(IllegalTransition):
                 check_transition(action, status)
 
 

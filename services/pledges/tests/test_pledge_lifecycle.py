@@ -16,6 +16,7 @@ from ksbb_contracts.events.registry import (
 from ksbb_contracts.vocab import NeedStatus, RecipientStatus
 from ksbb_kit.kafka import KafkaRecordPublisher
 from ksbb_kit.testing.kafka import TopicReader
+from ksbb_kit.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -157,10 +158,10 @@ async def test_registry_events_update_ledger_and_cancel_live_pledges(service: An
     async with reader:
         changed = service.need(need_id, recipient_id="rcp_close", quantity=12, version=2)
         await service.publish(NeedChanged(need=changed, occurred_at=service.clock.now()))
-        await service.eventually(lambda: _requested_is(service, need_id, 12), what="requested 12")
+        await eventually(lambda: _requested_is(service, need_id, 12), what="requested 12")
         closed = service.need(need_id, recipient_id="rcp_close", quantity=12, version=3, status=NeedStatus.CLOSED)
         await service.publish(NeedClosed(need=closed, occurred_at=service.clock.now(), reason="recipient_moved"))
-        ledger = await service.eventually(lambda: _status_is(service, need_id, "closed"), what="closed")
+        ledger = await eventually(lambda: _status_is(service, need_id, "closed"), what="closed")
         assert (ledger["committed"], ledger["in_transit"]) == (4, 4)
         await reader.wait_for(
             lambda es: {e.subject for e in es if e.type == "ksbb.pledge.cancelled.v1"} >= {pledged, confirmed}
@@ -189,7 +190,7 @@ async def test_need_cancelled_releases_pledges(service: Any) -> None:
     pledge_id = (await service.pledge(need_id, 5)).json()["pledge_id"]
     cancelled = service.need(need_id, quantity=5, version=2, status=NeedStatus.CANCELLED)
     await service.publish(NeedCancelled(need=cancelled, occurred_at=service.clock.now(), reason="need_cancelled"))
-    ledger = await service.eventually(lambda: _status_is(service, need_id, "cancelled"), what="cancelled")
+    ledger = await eventually(lambda: _status_is(service, need_id, "cancelled"), what="cancelled")
     assert ledger["committed"] == 0
     got = await service.client.get(f"/v1/pledges/{pledge_id}", headers=service.auth("donor", subject="donor-1"))
     assert got.json()["status"] == "cancelled" and got.json()["reason"] == "need_cancelled"
@@ -206,7 +207,7 @@ async def test_recipient_suspension_cancels_and_blocks(service: Any) -> None:
         got = await service.client.get(f"/v1/pledges/{pledge_id}", headers=donor)
         return got.json()["status"] == "cancelled"
 
-    await service.eventually(cancelled, what="pledge cancelled on suspension")
+    await eventually(cancelled, what="pledge cancelled on suspension")
     got = (await service.client.get(f"/v1/pledges/{pledge_id}", headers=donor)).json()
     assert got["reason"] == "recipient_suspended"
     refused = await service.pledge(need_id, 1)
@@ -229,7 +230,7 @@ async def test_recipient_contact_only_for_the_pledging_donor(service: Any) -> No
         response = await service.client.get(url, headers=donor)
         return response.json() if response.status_code == 200 else None
 
-    found = await service.eventually(contact, what="contact replicated")
+    found = await eventually(contact, what="contact replicated")
     assert found["contact_name"] == "Bu Siti" and found["contact_within_hours"] == 48
     for other in (
         service.auth("donor", subject="donor-2"),
@@ -248,7 +249,7 @@ async def test_recipient_contact_only_for_the_pledging_donor(service: Any) -> No
     async def erased() -> bool:
         return (await service.client.get(url, headers=donor)).status_code == 404
 
-    await service.eventually(erased, what="contact erased")
+    await eventually(erased, what="contact erased")
 
 
 async def test_donor_profile_publishes_public_part_and_contact(service: Any) -> None:
@@ -304,7 +305,7 @@ async def test_need_of_an_already_suspended_recipient_takes_no_pledges(service: 
         response = await service.pledge(need_id, 1)
         return response.status_code == 409 and response.json()["code"] == "recipient_unavailable"
 
-    await service.eventually(refused, what="pledges refused for a suspended recipient")
+    await eventually(refused, what="pledges refused for a suspended recipient")
     # Whatever slipped in before the block arrived was released by it.
     assert (await service.ledger_or_none(need_id))["committed"] == 0
 
@@ -312,16 +313,17 @@ async def test_need_of_an_already_suspended_recipient_takes_no_pledges(service: 
 async def test_sweep_repairs_lost_pledge_copies(service: Any) -> None:
     need_id = await service.open_need(quantity=5)
     pledge_id = (await service.pledge(need_id, 2)).json()["pledge_id"]
-    ledgers = service.app.state.ledgers
+    ledgers = service.parts.ledger
+    copies = service.parts.runtime.db["pledges"]
     # Simulate a crash between the ledger write and the copy: the copy is missing, then stale.
-    await ledgers.copies.delete_one({"_id": pledge_id})
+    await copies.delete_one({"_id": pledge_id})
     donor = service.auth("donor", subject="donor-1")
     assert pledge_id not in {
         p["pledge_id"]
         for p in (await service.client.get("/v1/pledges", headers=donor, params={"limit": 200})).json()["items"]
     }
     assert await ledgers.sweep_copies() >= 1
-    await ledgers.copies.update_one({"_id": pledge_id}, {"$set": {"version": 0, "status": "stale"}})
+    await copies.update_one({"_id": pledge_id}, {"$set": {"version": 0, "status": "stale"}})
     assert await ledgers.sweep_copies(since=service.clock.now() - timedelta(minutes=1)) == 1
     listed = {
         p["pledge_id"]: p

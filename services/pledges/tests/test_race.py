@@ -17,6 +17,7 @@ from ksbb_contracts.events.registry import NeedOpened
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.kafka import publish_events
+from ksbb_kit.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +34,11 @@ def start_service(executable: str, env: dict[str, str]) -> subprocess.Popen[byte
 
 
 async def wait_ready(client: httpx.AsyncClient, url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = asyncio.get_running_loop().time() + 90
-    while True:
+    async def ready() -> bool:
         assert process.poll() is None, "service process exited"
-        try:
-            if (await client.get(f"{url}/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert asyncio.get_running_loop().time() < deadline, f"{url} not ready"
-        await asyncio.sleep(0.3)
+        return (await client.get(f"{url}/readyz")).status_code == 200  # a refused connection: not yet
+
+    await eventually(ready, within=90, interval=0.3, what=f"{url} ready")
 
 
 async def test_two_processes_never_over_commit(
@@ -80,7 +76,7 @@ async def test_two_processes_never_over_commit(
             async def known() -> bool:
                 return all([(await client.get(f"{url}/v1/needs/ned_race/ledger")).status_code == 200 for url in urls])
 
-            await service.eventually(known, within=60, what="ledger in both processes")
+            await eventually(known, within=60, what="ledger in both processes")
             planned = (date.today() + timedelta(days=2)).isoformat()
             tokens = [dev_issuer.token("donor", subject=f"racer-{i % 25}") for i in range(500)]
 

@@ -1,67 +1,122 @@
-"""Composition root of the pledges service: wires settings, runtime, stores, handlers, routes and sweeps."""
+"""The composition root of the pledges service: runtime, stores, use cases, event handlers, routes, sweeps.
+
+Everything is built here, once, in dependency order. Tests pass a clock or their own stores as keyword
+overrides and get every part back from `compose`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock
 from ksbb_kit.runtime import ServiceRuntime
 
-from ksbb_pledges.adapters.donors import DonorStore
-from ksbb_pledges.adapters.ledgers import LedgerStore
-from ksbb_pledges.adapters.offers import OfferStore
-from ksbb_pledges.api.routes import build_api
+from ksbb_pledges.adapters.copies import MongoPledgeCopies
+from ksbb_pledges.adapters.donors import MongoDonorStore
+from ksbb_pledges.adapters.ledgers import MongoLedgerStore
+from ksbb_pledges.adapters.offers import MongoOfferStore
+from ksbb_pledges.adapters.replicas import MongoReplicas
+from ksbb_pledges.api import donors as donor_routes
+from ksbb_pledges.api import errors as api_errors
+from ksbb_pledges.api import ledger as ledger_routes
+from ksbb_pledges.api import offers as offer_routes
+from ksbb_pledges.api import pledges as pledge_routes
+from ksbb_pledges.api.deps import UseCases, attach
+from ksbb_pledges.app.donors import DonorService
+from ksbb_pledges.app.ledger import LedgerService
+from ksbb_pledges.app.offers import OfferService
+from ksbb_pledges.app.pledges import PledgeService
+from ksbb_pledges.app.ports import DonorStore, LedgerStore, OfferStore, PledgeCopies, Replicas
+from ksbb_pledges.app.registry import RegistryFacts
 from ksbb_pledges.handlers import build_router
 from ksbb_pledges.settings import PledgesSettings
 
 TITLE = "KSBB Pledges"
 DESCRIPTION = "Donor pledges, need ledger, delivery lifecycle, offers and matching."
 OUTBOX_COLLECTIONS = ["ledgers", "donors", "offers"]
+#: Later copy-repair passes look back this many sweep intervals (a wide margin over one interval).
+COPY_LOOKBACK_INTERVALS = 10
 
 
-def build_runtime(settings: PledgesSettings, *, clock: Clock | None = None) -> tuple[ServiceRuntime, LedgerStore]:
-    """The service's runtime (Mongo, Kafka, outbox relay, consumers) and its ledger store."""
-    # The handlers need the store and the store needs the runtime, which needs the handlers' routes:
-    # the router resolves the store lazily, once it exists.
-    bound: list[LedgerStore] = []
+@dataclass(frozen=True)
+class PledgesService:
+    """Every part of one composed pledges service (tests reach the use cases and stores through it)."""
+
+    runtime: ServiceRuntime
+    ledger_store: LedgerStore
+    copies: PledgeCopies
+    replicas: Replicas
+    ledger: LedgerService
+    pledges: PledgeService
+    offers: OfferService
+    donors: DonorService
+    registry: RegistryFacts
+    app: FastAPI
+
+
+def compose(
+    settings: PledgesSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    ledger_store: LedgerStore | None = None,
+    copies: PledgeCopies | None = None,
+    replicas: Replicas | None = None,
+    donor_store: DonorStore | None = None,
+    offer_store: OfferStore | None = None,
+) -> PledgesService:
+    """Build the service; each keyword replaces the part it names (the MongoDB store by default)."""
+    settings = settings or PledgesSettings()
     runtime = ServiceRuntime(
-        settings,
-        title=TITLE,
-        description=DESCRIPTION,
-        router=build_router(lambda: bound[0]),
-        outbox_collections=OUTBOX_COLLECTIONS,
-        clock=clock,
+        settings, title=TITLE, description=DESCRIPTION, outbox_collections=OUTBOX_COLLECTIONS, clock=clock
     )
-    bound.append(LedgerStore(runtime, settings.expiry_policy))
-    return runtime, bound[0]
+    db, outbox, wake = runtime.db, runtime.events, runtime.relay.wake
+
+    # Stores.
+    copies = copies or MongoPledgeCopies(db)
+    ledger_store = ledger_store or MongoLedgerStore(db, outbox=outbox, wake=wake)
+    replicas = replicas or MongoReplicas(db)
+    donor_store = donor_store or MongoDonorStore(db, outbox=outbox, wake=wake)
+    offer_store = offer_store or MongoOfferStore(db, outbox=outbox, wake=wake)
+
+    # Use cases.
+    lookback = timedelta(seconds=settings.sweep_interval_seconds * COPY_LOOKBACK_INTERVALS)
+    ledger = LedgerService(ledger_store, copies, runtime.clock, settings.expiry_policy, copy_lookback=lookback)
+    pledges = PledgeService(ledger, ledger_store, copies, replicas, runtime.clock)
+    offers = OfferService(offer_store, ledger, ledger_store, replicas, runtime.clock)
+    donors = DonorService(donor_store, runtime.clock)
+    registry = RegistryFacts(ledger_store, replicas, runtime.clock)
+
+    # Events in, start-up, sweeps.
+    runtime.subscribe(build_router(registry))
+
+    @runtime.on_startup
+    async def indexes(_: ServiceRuntime) -> None:
+        await ledger_store.create_indexes()
+
+    @runtime.every(settings.sweep_interval_seconds, "pledge-sweeps")
+    async def sweeps(_: ServiceRuntime) -> None:
+        await ledger.sweep()
+
+    # Routes.
+    app = runtime.create_app([donor_routes.router, pledge_routes.router, ledger_routes.router, offer_routes.router])
+    attach(app, UseCases(ledger=ledger, pledges=pledges, offers=offers, donors=donors))
+    api_errors.install(app)
+    return PledgesService(
+        runtime=runtime,
+        ledger_store=ledger_store,
+        copies=copies,
+        replicas=replicas,
+        ledger=ledger,
+        pledges=pledges,
+        offers=offers,
+        donors=donors,
+        registry=registry,
+        app=app,
+    )
 
 
 def create_app(settings: PledgesSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     """The service's FastAPI application."""
-    settings = settings or PledgesSettings()
-    runtime, ledgers = build_runtime(settings, clock=clock)
-    donors = DonorStore(runtime)
-    offers = OfferStore(ledgers)
-
-    @runtime.on_startup
-    async def indexes(_: ServiceRuntime) -> None:
-        await ledgers.create_indexes()
-
-    full_scan_done: list[bool] = []
-
-    @runtime.every(settings.sweep_interval_seconds, "pledge-sweeps")
-    async def sweeps(_: ServiceRuntime) -> None:
-        await ledgers.sweep_expiry()
-        # The first pass after a start scans every ledger (covering any downtime); later passes only
-        # the recently changed ones, with a wide margin over the sweep interval.
-        lookback = timedelta(seconds=settings.sweep_interval_seconds * 10)
-        since = runtime.clock.now() - lookback if full_scan_done else None
-        await ledgers.sweep_copies(since=since)
-        full_scan_done.append(True)
-
-    app = runtime.create_app([build_api(ledgers, donors, offers)])
-    app.state.ledgers = ledgers
-    app.state.donors = donors
-    app.state.offers = offers
-    return app
+    return compose(settings, clock=clock).app

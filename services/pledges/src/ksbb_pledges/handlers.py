@@ -1,9 +1,8 @@
-"""Event handlers of the pledges service: how it reacts to the registry's events."""
+"""Events in: how the pledges service reacts to the registry's events (one handler per event type)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TypeAlias
 
 from ksbb_contracts import CloudEvent, topics
 from ksbb_contracts.events.registry import (
@@ -26,26 +25,36 @@ from ksbb_contracts.events.registry import (
     RecipientUpdated,
     RecipientVerified,
 )
-from ksbb_contracts.vocab import RecipientStatus
 from ksbb_kit.consumer import EventRouter
-from pymongo.errors import DuplicateKeyError
 
-from ksbb_pledges.adapters.ledgers import LedgerStore
+from ksbb_pledges.app.registry import RegistryFacts
 
-BLOCKING = {RecipientStatus.SUSPENDED: "recipient_suspended", RecipientStatus.ARCHIVED: "recipient_archived"}
+NeedSnapshot: TypeAlias = NeedOpened | NeedChanged | NeedFulfilled
+RecipientSnapshot: TypeAlias = (
+    RecipientRegistered
+    | RecipientVerified
+    | RecipientActivated
+    | RecipientUpdated
+    | RecipientSuspended
+    | RecipientReinstated
+    | RecipientArchived
+)
+OrganisationSnapshot: TypeAlias = (
+    OrganisationRegistered | OrganisationUpdated | OrganisationSuspended | OrganisationReinstated
+)
 
 
-def build_router(ledgers: Callable[[], LedgerStore]) -> EventRouter:
-    """The pledges service's event routes; `ledgers` returns the store the composition root built."""
+def build_router(registry: RegistryFacts) -> EventRouter:
+    """The pledges service's event routes, each handing its event to the registry-facts use cases."""
     router = EventRouter("pledges")
 
     @router.on(NeedOpened, NeedChanged, NeedFulfilled)
-    async def need_snapshot(event: Any, _: CloudEvent) -> None:
-        await ledgers().apply_need(event.need, None)
+    async def need_snapshot(event: NeedSnapshot, _: CloudEvent) -> None:
+        await registry.need(event.need)
 
     @router.on(NeedClosed, NeedCancelled)
     async def need_ended(event: NeedClosed | NeedCancelled, _: CloudEvent) -> None:
-        await ledgers().apply_need(event.need, event.reason)
+        await registry.need(event.need, event.reason)
 
     @router.on(
         RecipientRegistered,
@@ -56,69 +65,25 @@ def build_router(ledgers: Callable[[], LedgerStore]) -> EventRouter:
         RecipientReinstated,
         RecipientArchived,
     )
-    async def recipient_snapshot(event: Any, _: CloudEvent) -> None:
-        recipient = event.recipient
-        blocked = recipient.status in BLOCKING
-        # Ledgers first, replica last: a crash in between redelivers the event, and the replica's
-        # version check would otherwise drop it before the ledgers saw it.
-        reason = BLOCKING.get(recipient.status, "recipient_unblocked")
-        await ledgers().block_recipient(recipient.recipient_id, recipient.version, blocked, reason)
-        await _upsert_versioned(
-            ledgers().recipients,
-            recipient.recipient_id,
-            recipient.version,
-            {
-                "status": recipient.status.value,
-                "organisation_id": recipient.organisation_id,
-                "kelurahan_code": recipient.kelurahan_code,
-                "households": recipient.beneficiaries.households,
-                "name": recipient.name,
-            },
-        )
-        # A need opened concurrently may have created its ledger from the old replica after the first
-        # pass; a second (version-checked, so otherwise idempotent) pass catches it.
-        await ledgers().block_recipient(recipient.recipient_id, recipient.version, blocked, reason)
+    async def recipient_snapshot(event: RecipientSnapshot, _: CloudEvent) -> None:
+        await registry.recipient(event.recipient)
 
     @router.on(OrganisationRegistered, OrganisationUpdated, OrganisationSuspended, OrganisationReinstated)
-    async def organisation_snapshot(event: Any, _: CloudEvent) -> None:
-        organisation = event.organisation
-        await _upsert_versioned(
-            ledgers().organisations,
-            organisation.organisation_id,
-            organisation.version,
-            {"name": organisation.name, "status": organisation.status.value, "kind": organisation.kind.value},
-        )
+    async def organisation_snapshot(event: OrganisationSnapshot, _: CloudEvent) -> None:
+        await registry.organisation(event.organisation)
 
     @router.on(RecipientContactRecorded)
     async def recipient_contact(event: RecipientContactRecorded, _: CloudEvent) -> None:
         contact = event.model_dump(include={"contact_name", "phone", "email", "street_address"})
-        await ledgers().recipients.update_one({"_id": event.recipient_id}, {"$set": {"contact": contact}}, upsert=True)
+        await registry.recipient_contact(event.recipient_id, contact)
 
     @router.on(OrganisationContactRecorded)
     async def organisation_contact(event: OrganisationContactRecorded, _: CloudEvent) -> None:
         contact = event.model_dump(include={"contact_name", "email", "phone"})
-        await ledgers().organisations.update_one(
-            {"_id": event.organisation_id}, {"$set": {"contact": contact}}, upsert=True
-        )
+        await registry.organisation_contact(event.organisation_id, contact)
 
     @router.on_tombstone(topics.REGISTRY_CONTACTS)
     async def contact_erased(key: str) -> None:
-        # Keys are prefixed ids, so the key names either a recipient or an organisation.
-        await ledgers().recipients.update_one({"_id": key}, {"$unset": {"contact": ""}})
-        await ledgers().organisations.update_one({"_id": key}, {"$unset": {"contact": ""}})
+        await registry.contact_erased(key)
 
     return router
-
-
-async def _upsert_versioned(collection: Any, key: str, version: int, fields: dict[str, Any]) -> None:
-    """Set a replica's fields unless it holds this or a newer version (redeliveries change nothing)."""
-    older = {"$or": [{"version": {"$lt": version}}, {"version": {"$exists": False}}]}
-    while True:
-        result = await collection.update_one({"_id": key, **older}, {"$set": {**fields, "version": version}})
-        if result.matched_count or await collection.count_documents({"_id": key}):
-            return
-        try:
-            await collection.insert_one({"_id": key, **fields, "version": version})
-            return
-        except DuplicateKeyError:
-            continue  # a contact event created the replica meanwhile: set the fields on it

@@ -1,1 +1,1 @@
-"""adapters layer."""
+"""MongoDB stores implementing the use cases' ports."""

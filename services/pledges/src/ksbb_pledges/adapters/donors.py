@@ -1,69 +1,49 @@
-"""Donor profiles in MongoDB: public part on the donors topic, coordination contact on the confidential."""
+"""Donor profiles in MongoDB: each version written with its events in the same single-document write."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ksbb_contracts import Event
-from ksbb_contracts.events.pledges import DonorContactRecorded, DonorProfileUpdated
-from ksbb_kit.errors import ApiError
-from ksbb_kit.ids import derived_id
 from ksbb_kit.outbox import new_document, strip_outbox, with_outbox
-from ksbb_kit.runtime import ServiceRuntime
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-
-def donor_id_for(subject: str) -> str:
-    """The donor's stable public id, derived from the token subject (which may be personal data)."""
-    return derived_id("dnr", subject)
+from ksbb_pledges.adapters.outbox import OutboxEntries
+from ksbb_pledges.domain.donors import Donor, DonorUpdate
 
 
-class DonorStore:
-    """Creates and updates donor profiles with their events in the same write."""
+class MongoDonorStore:
+    """Creates and updates donor profiles, guarded by their version."""
 
-    def __init__(self, runtime: ServiceRuntime) -> None:
-        self.runtime = runtime
-        self.donors = runtime.db["donors"]
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, outbox: OutboxEntries, wake: Callable[[], None]) -> None:
+        self.donors = db["donors"]
+        self._outbox = outbox
+        self._wake = wake
 
-    async def get(self, donor_id: str) -> dict[str, Any] | None:
+    async def get(self, donor_id: str) -> Donor | None:
         """A donor profile without outbox bookkeeping."""
         return strip_outbox(await self.donors.find_one({"_id": donor_id}, projection={"_applied": 0}))
 
-    async def put(self, donor_id: str, profile: dict[str, Any]) -> dict[str, Any]:
-        """Create or replace a donor's profile; publishes the public part and the confidential contact."""
+    async def put(self, donor_id: str, decide: Callable[[Donor | None], DonorUpdate]) -> Donor:
+        """Write the next version `decide` makes of the current profile; a concurrent writer makes us re-decide."""
         while True:
             current = await self.get(donor_id)
-            version = (current or {}).get("version", 0) + 1
-            now = self.runtime.clock.now()
-            document = {**profile, "version": version, "updated_at": now}
-            events: list[Event] = [
-                DonorProfileUpdated(
-                    donor_id=donor_id,
-                    kind=profile["kind"],
-                    show_name=profile["show_name"],
-                    version=version,
-                    display_name=profile["display_name"] if profile["show_name"] else None,
-                )
-            ]
-            contact = profile.get("contact")
-            if contact:
-                events.append(DonorContactRecorded(donor_id=donor_id, **contact))
-            entries = self.runtime.events(*events)
+            update = decide(current)
+            entries = self._outbox(*update.events)
             if current is None:
+                document = {"_id": donor_id, **update.fields, "created_at": update.fields["updated_at"]}
                 try:
-                    await self.donors.insert_one(
-                        new_document({"_id": donor_id, **document, "created_at": now}, entries)
-                    )
+                    await self.donors.insert_one(new_document(document, entries))
                 except DuplicateKeyError:
                     continue
             else:
+                document = {**current, **update.fields}
                 result = await self.donors.update_one(
-                    {"_id": donor_id, "version": current["version"]}, with_outbox({"$set": document}, entries)
+                    {"_id": donor_id, "version": current["version"]}, with_outbox({"$set": update.fields}, entries)
                 )
                 if result.matched_count == 0:
                     continue  # a concurrent update won; apply ours on top of it
-            self.runtime.relay.wake()
-            stored = await self.get(donor_id)
-            if stored is None:
-                raise ApiError(500, "donor_lost", "the donor profile vanished after writing")
-            return stored
+            self._wake()
+            # Read back what is stored now (a later version may already be there); ours if it vanished.
+            return await self.get(donor_id) or document

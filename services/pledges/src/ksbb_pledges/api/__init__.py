@@ -1,1 +1,1 @@
-"""api layer."""
+"""HTTP routes: one router per resource, their dependencies, and the mapping of domain errors."""

@@ -1,1 +1,1 @@
-"""domain layer."""
+"""Pure rules and value objects of pledges, ledgers, offers and donors (no I/O)."""

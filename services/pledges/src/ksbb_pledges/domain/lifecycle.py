@@ -10,6 +10,8 @@ from typing import Any
 
 from ksbb_contracts.vocab import DeliveryMode, PledgeStatus
 
+from ksbb_pledges.domain.errors import IllegalTransition
+
 PLEDGED, CONFIRMED, DISPATCHED, DELIVERED = (
     PledgeStatus.PLEDGED,
     PledgeStatus.CONFIRMED,
@@ -72,15 +74,6 @@ TRANSITIONS: dict[str, Transition] = {
 }
 
 
-class TransitionRefused(Exception):
-    """A transition the pledge's state or the caller's relation does not allow."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def may(action: str, actors: Iterable[Actor], mode: DeliveryMode | str) -> bool:
     """Whether any of the caller's relations may perform an action (before looking at the state)."""
     transition = TRANSITIONS[action]
@@ -92,15 +85,11 @@ def may(action: str, actors: Iterable[Actor], mode: DeliveryMode | str) -> bool:
 
 
 def check_transition(action: str, status: PledgeStatus | str) -> PledgeStatus:
-    """The target state of an action from a state; TransitionRefused when illegal."""
+    """The target state of an action from a state; IllegalTransition when the state does not allow it."""
     transition = TRANSITIONS[action]
     current = PledgeStatus(status)
     if current not in transition.sources:
-        allowed = ", ".join(sorted(s.value for s in transition.sources))
-        raise TransitionRefused(
-            "illegal_transition",
-            f"cannot {action} a pledge that is {current.value} (allowed from: {allowed})",
-        )
+        raise IllegalTransition(action, current.value, tuple(sorted(s.value for s in transition.sources)))
     return transition.target
 
 

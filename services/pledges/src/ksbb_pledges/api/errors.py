@@ -1,0 +1,89 @@
+"""The one place where the domain's refusals become HTTP errors (status, code, message, field, details)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from fastapi import FastAPI, Request
+from ksbb_kit.errors import ApiError
+from starlette.responses import Response
+
+from ksbb_pledges.domain.errors import (
+    AvailableUntilPast,
+    ContactUnknown,
+    DonorNotFound,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    NeedNotFound,
+    NeedNotOpen,
+    NotPermitted,
+    OfferNotFound,
+    OfferNotOpen,
+    OverPledged,
+    PlannedDatePast,
+    PledgeNotFound,
+    PledgeNotLive,
+    PledgesError,
+    ReceivedExceedsPledged,
+    RecipientUnavailable,
+    UnknownNeed,
+)
+
+NOT_FOUND = (UnknownNeed, NeedNotFound, PledgeNotFound, OfferNotFound, DonorNotFound, ContactUnknown)
+CONFLICT = (OverPledged, NeedNotOpen, RecipientUnavailable, IllegalTransition, PledgeNotLive, OfferNotOpen)
+UNPROCESSABLE = (IdempotencyKeyReused, PlannedDatePast, AvailableUntilPast, ReceivedExceedsPledged)
+
+
+def api_error(error: PledgesError) -> ApiError:
+    """The HTTP error for a domain refusal: its rule is the body's `code`, its message the `message`."""
+    field, details = _field_and_details(error)
+    return ApiError(_status(error), error.rule, error.message, field=field, details=details)
+
+
+def _status(error: PledgesError) -> int:
+    if isinstance(error, NotPermitted):
+        return 403
+    if isinstance(error, NOT_FOUND):
+        return 404
+    if isinstance(error, CONFLICT):
+        return 409
+    if isinstance(error, UNPROCESSABLE):
+        return 422
+    return 400
+
+
+def _field_and_details(error: PledgesError) -> tuple[str | None, dict[str, Any] | None]:
+    """The request field a refusal points at, and the facts a client needs to react (e.g. what remains)."""
+    match error:
+        case OverPledged(available=available):
+            return "quantity", {"available": available}
+        case NeedNotOpen(need_status=status):
+            return None, {"available": 0, "need_status": status}
+        case RecipientUnavailable():
+            return None, {"available": 0}
+        case IllegalTransition(status=status) | OfferNotOpen(status=status):
+            return None, {"status": status}
+        case UnknownNeed():
+            return "need_id", None
+        case ReceivedExceedsPledged():
+            return "received_quantity", None
+        case IdempotencyKeyReused():
+            return "Idempotency-Key", None
+        case PlannedDatePast():
+            return "planned_date", None
+        case AvailableUntilPast():
+            return "available_until", None
+    return None, None
+
+
+def install(app: FastAPI) -> None:
+    """Answer every domain refusal raised by a route with the project's error body (via the kit's renderer)."""
+    render = app.exception_handlers[ApiError]
+
+    async def domain_refusal(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PledgesError)
+        response = render(request, api_error(exc))
+        return await response if inspect.isawaitable(response) else response
+
+    app.add_exception_handler(PledgesError, domain_refusal)

@@ -1,0 +1,89 @@
+"""A pledge as its need's ledger holds it (pure): first reservation, moves with their audit trail, public view."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from ksbb_contracts.events.pledges import PledgePublic
+from ksbb_contracts.vocab import PledgeStatus
+
+from ksbb_pledges.domain.errors import PlannedDatePast
+
+#: A ledger document (need facts, quantities, `rev`, embedded `pledges`) and one embedded pledge.
+Ledger = dict[str, Any]
+Pledge = dict[str, Any]
+
+
+def new_pledge(
+    *,
+    pledge_id: str,
+    donor_id: str,
+    quantity: int,
+    mode: str,
+    planned_date: date,
+    now: datetime,
+    request_hash: str,
+    offer_id: str | None = None,
+    note: str | None = None,
+) -> Pledge:
+    """A pledge as first reserved."""
+    return {
+        "pledge_id": pledge_id,
+        "donor_id": donor_id,
+        "quantity": quantity,
+        "delivered_quantity": None,
+        "mode": mode,
+        "planned_date": planned_date.isoformat(),
+        "status": PledgeStatus.PLEDGED.value,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "request_hash": request_hash,
+        "offer_id": offer_id,
+        "note": note,
+        "reason": None,
+        "proof_ref": None,
+        "reminded_stage": None,
+        "history": [{"status": PledgeStatus.PLEDGED.value, "at": now, "by": "donor"}],
+    }
+
+
+def advance(pledge: Pledge, status: PledgeStatus, now: datetime, by: str, **facts: Any) -> Pledge:
+    """A copy of a pledge moved to a new state, with its audit entry."""
+    entry = {"status": status.value, "at": now, "by": by}
+    entry.update({k: v for k, v in facts.items() if k in ("reason", "received_quantity", "proof_ref")})
+    return {
+        **pledge,
+        **facts,
+        "status": status.value,
+        "version": pledge["version"] + 1,
+        "updated_at": now,
+        f"{status.value}_at": now,
+        "history": [*pledge.get("history", []), entry],
+    }
+
+
+def pledge_public(ledger: Ledger, pledge: Pledge) -> PledgePublic:
+    """The public event view of a pledge."""
+    return PledgePublic(
+        pledge_id=pledge["pledge_id"],
+        need_id=ledger["_id"],
+        recipient_id=ledger["recipient_id"],
+        organisation_id=ledger["organisation_id"],
+        donor_id=pledge["donor_id"],
+        kelurahan_code=ledger["kelurahan_code"],
+        item=ledger["item"],
+        quantity=pledge["quantity"],
+        delivered_quantity=pledge.get("delivered_quantity"),
+        mode=pledge["mode"],
+        planned_date=date.fromisoformat(pledge["planned_date"]),
+        status=pledge["status"],
+        version=pledge["version"],
+    )
+
+
+def check_planned_date(planned_date: date, today: date) -> None:
+    """A delivery cannot be planned for a day already gone."""
+    if planned_date < today:
+        raise PlannedDatePast()
