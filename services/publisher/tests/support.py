@@ -1,15 +1,18 @@
-"""Test support of the publisher: serve the app on a real port, and build realistic public events."""
+"""Test support of the publisher: serve the app on a real port, build realistic public events and envelopes,
+and an in-memory projection store (the domain's merge rule, for fast unit tests of the use cases)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+from ksbb_contracts import CloudEvent, Event
 from ksbb_contracts.events import (
     Beneficiaries,
     DonorProfileUpdated,
@@ -36,6 +39,7 @@ from ksbb_contracts.vocab import (
     RecipientKind,
     RecipientStatus,
 )
+from ksbb_publisher.domain.projection import DocKey, OfferChange, VersionedPart, merge
 
 
 def free_port() -> int:
@@ -229,3 +233,65 @@ def pledge(
 def minutes(n: float) -> timedelta:
     """A timedelta of n minutes."""
     return timedelta(minutes=n)
+
+
+def envelope_of(event: Event, event_id: str | None = None) -> CloudEvent:
+    """The CloudEvents envelope of an event, as its owner would publish it."""
+    return CloudEvent(
+        id=event_id or f"evt_{uuid.uuid4().hex}",
+        source="/ksbb/test",
+        type=event.event_type,
+        subject="test",
+        time=NOW,
+        data=event.model_dump(mode="json"),
+    )
+
+
+class MemoryProjectionStore:
+    """The projection store port in memory: versioned parts merge by `domain.projection.merge`."""
+
+    def __init__(self) -> None:
+        self.docs: dict[DocKey, dict[str, Any]] = {}
+        self.offers: dict[str, dict[str, Any]] = {}
+        self.offer_events: set[str] = set()
+        self.feed: list[dict[str, Any]] = []
+        self._last_seq = 0
+
+    async def ensure_indexes(self) -> None:
+        """Nothing to index in memory."""
+
+    async def apply_part(self, part: VersionedPart) -> bool:
+        """Merge the part into its document."""
+        merged = merge(self.docs.get(part.key), part)
+        if merged is None:
+            return False
+        self.docs[part.key] = merged
+        return True
+
+    async def apply_offer(self, change: OfferChange) -> bool:
+        """Apply an offer change once per event id."""
+        if change.event_id in self.offer_events:
+            return False
+        self.offer_events.add(change.event_id)
+        self.offers.setdefault(change.offer_id, {"_id": change.offer_id}).update(change.fields)
+        return True
+
+    async def insert_feed_entry(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """Append a new entry with the next `seq`; None when the entry id is known."""
+        if any(e["_id"] == entry["_id"] for e in self.feed):
+            return None
+        self._last_seq += 1
+        stored = {**entry, "seq": self._last_seq}
+        self.feed.append(stored)
+        return stored
+
+    async def reset(self) -> None:
+        """Forget every read model (feed numbers are not reused)."""
+        self.docs.clear()
+        self.offers.clear()
+        self.offer_events.clear()
+        self.feed.clear()
+
+    def model(self, name: str) -> dict[str, dict[str, Any]]:
+        """The documents of one read model by id."""
+        return {doc_id: doc for (model, doc_id), doc in self.docs.items() if model == name}
