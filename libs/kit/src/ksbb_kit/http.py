@@ -41,6 +41,25 @@ def route_path(scope: Mapping[str, Any]) -> str:
     return path
 
 
+def route_template(scope: Mapping[str, Any]) -> str:
+    """The matched operation's full path template (`/v1/needs/{need_id}`), or "unmatched".
+
+    FastAPI records the route of the router it was declared on (`/needs/{need_id}` under an included
+    `/v1` router); the include prefixes are the leading segments of the concrete path the template does
+    not cover.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(template, str) or not template:
+        return "unmatched"
+    if ":path}" in template:
+        return template
+    segments = route_path(scope).split("/")
+    depth = template.count("/")
+    prefix = "/".join(segments[: max(len(segments) - depth, 0)])
+    return prefix + template
+
+
 def log_access(
     service: str, method: str, path: str, route: str, status: int, seconds: float, client: str | None
 ) -> None:

@@ -25,7 +25,7 @@ from ksbb_kit.auth import TokenVerifier
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
 from ksbb_kit.errors import install_error_handlers
-from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path
+from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path, route_template
 from ksbb_kit.kafka import KafkaRecordPublisher, consumer_lag, ensure_topics, make_broker
 from ksbb_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ksbb_kit.mongo import connect, ping
@@ -244,7 +244,7 @@ class ServiceRuntime:
                 response = await call_next(request)
                 status = response.status_code
             finally:
-                route = getattr(request.scope.get("route"), "path", "unmatched")
+                route = route_template(request.scope)
                 elapsed = time.perf_counter() - started
                 HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
                 HTTP_LATENCY.labels(request.method, route).observe(elapsed)
