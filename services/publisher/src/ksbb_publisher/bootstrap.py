@@ -124,7 +124,7 @@ async def rebuild(settings: PublisherSettings, *, database: str | None = None, c
         store = MongoProjectionStore(client[database or settings.database_name])
         router = build_router(Projection(store, SystemClock()))
         topics = [settings.topic(t.name) for t in router.topics()]
-        replay = KafkaTopicReplay(settings.kafka_bootstrap)
+        replay = KafkaTopicReplay(settings.kafka_connection)
         return await rebuild_read_models(store, replay, topics, router.handlers, concurrency=concurrency)
     finally:
         await client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from ksbb_kit.kafka import KafkaConnection, kafka_connection
 
 from ksbb_publisher.app.ports import ReplayedRecord
 
@@ -12,13 +13,15 @@ from ksbb_publisher.app.ports import ReplayedRecord
 class KafkaTopicReplay:
     """Replays topics without a consumer group: nothing is committed, the service's group is untouched."""
 
-    def __init__(self, bootstrap: str, *, max_records: int = 2000) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, connection: str | KafkaConnection, *, max_records: int = 2000) -> None:
+        self._connection = kafka_connection(connection)
         self._max_records = max_records
 
     async def batches(self, topics: Sequence[str]) -> AsyncIterator[list[ReplayedRecord]]:
         """Every record up to the end offsets seen at the start, in batches (offset order per partition)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(
+            **self._connection.client_options(), enable_auto_commit=False, group_id=None
+        )
         await consumer.start()
         try:
             # Metadata for topics we do not subscribe to (aiokafka has no public call that refreshes it).
