@@ -298,5 +298,5 @@ def consumed_record(
     topic = EVENT_TYPES[wrapped.type].topic.name
     return ConsumedRecord(
         topic=prefix + topic, partition=partition, offset=offset, key=wrapped.subject, value=wrapped.to_bytes(),
-        headers={"content-type": CONTENT_TYPE, "ce_type": wrapped.type, **(headers or {})},
+        headers={"content-type": CONTENT_TYPE, **(headers or {})},
     )
