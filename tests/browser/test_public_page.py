@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 from ksbb_kit.testing.kafka import publish_events
+from ksbb_kit.testing.service import served
 from ksbb_publisher.bootstrap import create_app
 from ksbb_publisher.settings import PublisherSettings
 
 # The publisher's test support lives with its tests, outside any importable package.
 _SUPPORT = runpy.run_path(str(Path(__file__).resolve().parents[2] / "services/publisher/tests/support.py"))
-NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served = (
-    _SUPPORT[name]
-    for name in ("NOW", "donor", "ledger", "minutes", "need", "organisation", "pledge", "recipient", "served")
+NOW, donor, ledger, minutes, need, organisation, pledge, recipient = (
+    _SUPPORT[name] for name in ("NOW", "donor", "ledger", "minutes", "need", "organisation", "pledge", "recipient")
 )
 
 pytestmark = pytest.mark.e2e

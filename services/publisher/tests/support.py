@@ -1,17 +1,12 @@
-"""Test support of the publisher: serve the app on a real port, build realistic public events and envelopes,
-and an in-memory projection store (the domain's merge rule, for fast unit tests of the use cases)."""
+"""Test support of the publisher: realistic public events and their envelopes, and an in-memory projection
+store (the domain's merge rule, for fast unit tests of the use cases)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
 from ksbb_contracts import CloudEvent, Event
 from ksbb_contracts.events import (
     Beneficiaries,
@@ -40,45 +35,6 @@ from ksbb_contracts.vocab import (
     RecipientStatus,
 )
 from ksbb_publisher.domain.projection import DocKey, OfferChange, VersionedPart, merge
-
-
-def free_port() -> int:
-    """A free localhost TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def served(app: Any, *, ready_timeout: float = 60.0) -> AsyncIterator[str]:
-    """Run the app under uvicorn on a free port in this event loop; yields the base URL once ready."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            deadline = asyncio.get_running_loop().time() + ready_timeout
-            while True:
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if task.done() or asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError("publisher did not become ready")
-                await asyncio.sleep(0.2)
-        yield base
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=15)
-
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 

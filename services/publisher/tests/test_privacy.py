@@ -12,11 +12,12 @@ from bson import json_util
 from ksbb_contracts.events import DonorContactRecorded, OrganisationContactRecorded, RecipientContactRecorded
 from ksbb_contracts.topics import DONOR_CONTACTS, REGISTRY_CONTACTS
 from ksbb_kit.testing.kafka import TopicReader, publish_events
+from ksbb_kit.testing.service import served
 from ksbb_kit.testing.waiting import eventually
 from ksbb_publisher.bootstrap import create_app
 from ksbb_publisher.settings import PublisherSettings
 
-from .support import NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served
+from .support import NOW, donor, ledger, minutes, need, organisation, pledge, recipient
 
 pytestmark = pytest.mark.integration
 

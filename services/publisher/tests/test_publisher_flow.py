@@ -27,13 +27,14 @@ from ksbb_kit.clock import ManualClock
 from ksbb_kit.mongo import connect
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.kafka import publish_events
+from ksbb_kit.testing.service import served
 from ksbb_kit.testing.waiting import eventually
 from ksbb_publisher.adapters.projection_store import FEED_SEQUENCE, MongoProjectionStore
 from ksbb_publisher.bootstrap import Publisher, create_app, rebuild
 from ksbb_publisher.domain.projection import READ_MODELS, VOLATILE_FIELDS
 from ksbb_publisher.settings import PublisherSettings
 
-from .support import NOW, donor, ledger, minutes, need, organisation, pledge, recipient, served
+from .support import NOW, donor, ledger, minutes, need, organisation, pledge, recipient
 
 pytestmark = pytest.mark.integration
 
