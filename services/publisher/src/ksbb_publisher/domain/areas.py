@@ -55,12 +55,6 @@ def area_of(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {k: doc.get(k) for k in AREA_KEYS}
 
 
-def area_name(code: str) -> str | None:
-    """The name of any area code, or None."""
-    area = areas().get(code)
-    return area.name if area else None
-
-
 def is_area_of_level(code: str | None, level: str) -> bool:
     """Whether `code` is a known area code of this level (kota, kecamatan, kelurahan)."""
     area = areas().get(code) if code else None
