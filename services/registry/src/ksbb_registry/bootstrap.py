@@ -5,19 +5,23 @@ Everything is built here, once, in this order; tests replace parts through the k
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock
+from ksbb_kit.http import IdempotencyStore
 from ksbb_kit.runtime import ServiceRuntime
+from pymongo.asynchronous.database import AsyncDatabase
 
 from ksbb_registry.adapters.claims import ClaimStore
 from ksbb_registry.adapters.needs import NEED_DOCUMENTS, NeedCollection
 from ksbb_registry.adapters.organisations import ORGANISATION_DOCUMENTS, OrganisationCollection
 from ksbb_registry.adapters.recipients import RECIPIENT_DOCUMENTS, RecipientCollection
 from ksbb_registry.adapters.reports import RateCounters, ReportCollection
-from ksbb_registry.adapters.store import ensure_indexes
+from ksbb_registry.adapters.store import OutboxEntries, ensure_indexes
 from ksbb_registry.api import build_api
 from ksbb_registry.api.deps import Services, install
 from ksbb_registry.app.needs import NeedService
@@ -61,11 +65,17 @@ class Registry:
     services: Services
 
 
-def mongo_stores(runtime: ServiceRuntime, settings: RegistrySettings) -> tuple[Stores, ClaimStore]:
-    """The MongoDB stores, given only the database, the clock and the outbox callbacks they use."""
-    db, clock = runtime.db, runtime.clock
-    writes = {"clock": clock, "outbox": runtime.events, "wake": runtime.relay.wake}
-    claims = ClaimStore(db, clock, timedelta(seconds=settings.claim_grace_seconds))
+def mongo_stores(
+    db: AsyncDatabase[dict[str, Any]],
+    clock: Clock,
+    *,
+    outbox: OutboxEntries,
+    wake: Callable[[], None],
+    claim_grace_seconds: float,
+) -> tuple[Stores, Callable[[], Awaitable[None]]]:
+    """The MongoDB stores, given only what they use, and the start-up step that creates their indexes."""
+    writes = {"clock": clock, "outbox": outbox, "wake": wake}
+    claims = ClaimStore(db, clock, timedelta(seconds=claim_grace_seconds))
     stores = Stores(
         organisations=OrganisationCollection(db["organisations"], ORGANISATION_DOCUMENTS, **writes),
         recipients=RecipientCollection(db["recipients"], RECIPIENT_DOCUMENTS, **writes),
@@ -74,41 +84,58 @@ def mongo_stores(runtime: ServiceRuntime, settings: RegistrySettings) -> tuple[S
         report_rate=RateCounters(db["report_rate"]),
         claims=claims,
     )
-    return stores, claims
+
+    async def setup() -> None:
+        await ensure_indexes(db)
+        await claims.setup()  # its sweep index, and the one-off claim backfill of older data
+
+    return stores, setup
+
+
+def use_cases(
+    stores: Stores, clock: Clock, *, report_limit_per_hour: int, idempotency: IdempotencyStore
+) -> Services:
+    """The registry's use cases over the given stores (what routes and handlers call)."""
+    needs = NeedService(stores.needs, stores.recipients, clock)
+    return Services(
+        organisations=OrganisationService(stores.organisations, clock),
+        recipients=RecipientService(stores.recipients, stores.organisations, stores.claims, needs, clock),
+        needs=needs,
+        reports=ReportService(
+            stores.reports, stores.recipients, stores.report_rate, clock, limit_per_hour=report_limit_per_hour
+        ),
+        idempotency=idempotency,
+    )
 
 
 def build(
     settings: RegistrySettings, *, clock: Clock | None = None, stores: Stores | None = None
 ) -> Registry:
-    """Wire the registry: runtime, stores (or `stores` given by a test), use cases, event handlers, jobs."""
+    """Wire the registry in one order: runtime, stores (MongoDB unless a test passes `stores`, whose setup is
+    then its own), use cases, event handlers, sweeps."""
     runtime = ServiceRuntime(
         settings, title=TITLE, description=DESCRIPTION, outbox_collections=OUTBOX_COLLECTIONS, clock=clock
     )
     if stores is None:
-        stores, claim_store = mongo_stores(runtime, settings)
+        stores, setup = mongo_stores(
+            runtime.db,
+            runtime.clock,
+            outbox=runtime.events,
+            wake=runtime.relay.wake,
+            claim_grace_seconds=settings.claim_grace_seconds,
+        )
 
         @runtime.on_startup
         async def create_indexes(_: ServiceRuntime) -> None:
-            await ensure_indexes(runtime.db)
-            await claim_store.setup()
+            await setup()
 
-    needs = NeedService(stores.needs, stores.recipients, runtime.clock)
-    services = Services(
-        organisations=OrganisationService(stores.organisations, runtime.clock),
-        recipients=RecipientService(
-            stores.recipients, stores.organisations, stores.claims, needs, runtime.clock
-        ),
-        needs=needs,
-        reports=ReportService(
-            stores.reports,
-            stores.recipients,
-            stores.report_rate,
-            runtime.clock,
-            limit_per_hour=settings.report_limit_per_hour,
-        ),
+    services = use_cases(
+        stores,
+        runtime.clock,
+        report_limit_per_hour=settings.report_limit_per_hour,
         idempotency=runtime.idempotency,
     )
-    runtime.subscribe(build_router(needs))
+    runtime.subscribe(build_router(services.needs))
 
     @runtime.every(settings.sweep_interval_seconds, "registry-sweeps")
     async def sweeps(_: ServiceRuntime) -> None:

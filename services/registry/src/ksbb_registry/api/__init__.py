@@ -1,4 +1,8 @@
-"""HTTP API of the registry (/v1): one router per resource; `deps` wires them to the use cases."""
+"""HTTP API of the registry (/v1): one router per resource; `deps` wires them to the use cases.
+
+Route functions deliberately carry no docstring: FastAPI would publish it as the operation's description,
+and the OpenAPI document is a contract (their `summary` says what they do).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""What the use cases need from the outside world, as Protocols (adapters implement them)."""
+"""What the use cases need from the outside world, as Protocols (adapters implement them).
+
+A new outside dependency (e.g. an identity provider that invites staff and recipient contacts) becomes one
+more Protocol here, an adapter implementing it, and one more constructor argument wired in `bootstrap`.
+"""
 
 from __future__ import annotations
 
