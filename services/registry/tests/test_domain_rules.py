@@ -37,7 +37,9 @@ S = RecipientStatus
         (Action.ARCHIVE, S.REGISTERED, S.ARCHIVED),
     ],
 )
-def test_legal_transitions_reach_their_target(action: Action, source: RecipientStatus, target: RecipientStatus) -> None:
+def test_legal_transitions_reach_their_target(
+    action: Action, source: RecipientStatus, target: RecipientStatus
+) -> None:
     assert lifecycle.transition(action, source, Actor.ADMIN, "catatan") is target
 
 
@@ -57,7 +59,9 @@ def test_facilitators_may_not_reinstate_or_archive_and_strangers_nothing() -> No
             lifecycle.transition(action, source, Actor.OWN_FACILITATOR, "alasan")
     with pytest.raises(NotPermitted):
         lifecycle.transition(Action.VERIFY, S.REGISTERED, None, "catatan")
-    assert lifecycle.transition(Action.SUSPEND, S.ACTIVE, Actor.OWN_FACILITATOR, "laporan warga") is S.SUSPENDED
+    assert (
+        lifecycle.transition(Action.SUSPEND, S.ACTIVE, Actor.OWN_FACILITATOR, "laporan warga") is S.SUSPENDED
+    )
 
 
 def test_verify_suspend_archive_need_a_reason() -> None:
