@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from ksbb_contracts.topics import all_topics_with_dlqs
 
-from ksbb_kit.auth import DevIssuer, Role
 from ksbb_kit.kafka import KafkaConnection, KafkaRecordPublisher, ensure_topics, kafka_connection, topic_partitions
 from ksbb_kit.settings import KitSettings
+from ksbb_kit.token_cli import add_token_arguments, run_token_command
 
 DEFAULT_ISSUER_DIR = Path(os.environ.get("KSBB_DEV_ISSUER_DIR", ".ksbb/dev-issuer"))
 ORIGINAL_TOPIC = "ksbb-dlq-topic"
@@ -34,12 +34,9 @@ def _bootstrap(args: argparse.Namespace) -> KafkaConnection:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    """Print a signed development token."""
-    issuer = DevIssuer(Path(args.dir))
-    print(issuer.token(Role(args.role), subject=args.sub, org_id=args.org, recipient_id=args.recipient,
-                       name=args.name, ttl_seconds=args.ttl))
-    print(f"# JWKS: {issuer.jwks_path.resolve()}", file=sys.stderr)
-    return 0
+    """Print an access token: from the identity provider (client credentials, --device login) or, with --dev,
+    a development token (see ksbb_kit.token_cli)."""
+    return run_token_command(args)
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
@@ -146,14 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", help="Kafka bootstrap (default: $KSBB_KAFKA_BOOTSTRAP)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    token = sub.add_parser("token", help="sign a development token")
-    token.add_argument("--role", required=True, choices=[r.value for r in Role])
-    token.add_argument("--org", help="organisation id (facilitator)")
-    token.add_argument("--recipient", help="recipient id (recipient account)")
-    token.add_argument("--sub", help="subject (defaults from role and ids)")
-    token.add_argument("--name")
-    token.add_argument("--ttl", type=int, default=12 * 3600)
-    token.add_argument("--dir", default=str(DEFAULT_ISSUER_DIR))
+    token = sub.add_parser("token", help="print an access token (identity provider; --dev: development issuer)")
+    add_token_arguments(token)
     token.set_defaults(func=cmd_token)
 
     topics = sub.add_parser("topics", help="topic administration")
