@@ -1,4 +1,4 @@
-"""`make run`: start the four services against the local infrastructure, seed demo data, print where to look."""
+"""`make run`: start the four services and the gateway in front of them, seed demo data, print where to look."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ from ksbb_kit.testing.infra import read_env_file
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"registry": 8101, "pledges": 8102, "notifier": 8103, "publisher": 8104}
 STATE = ROOT / ".ksbb"
+# The one URL a client needs: nginx in front of the services (deploy/gateway, target "local").
+GATEWAY_LISTEN = "127.0.0.1:8100"
+GATEWAY_URL = f"http://{GATEWAY_LISTEN}"
+sys.path.insert(0, str(ROOT / "deploy" / "gateway"))
+
+from ksbb_gateway.local import LocalGateway  # noqa: E402
 
 
 def service_env(infra_env: dict[str, str], issuer: DevIssuer) -> dict[str, str]:
@@ -30,6 +36,8 @@ def service_env(infra_env: dict[str, str], issuer: DevIssuer) -> dict[str, str]:
         "KSBB_JWT_ISSUER": issuer.issuer,
         "KSBB_JWT_AUDIENCE": issuer.audience,
         "KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1","localhost"]',
+        # Only the gateway (which connects from its own loopback address) may say who the client is.
+        "KSBB_FORWARDED_ALLOW_IPS": LocalGateway().target.proxy_bind or "",
     }
 
 
@@ -42,7 +50,8 @@ def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
         log = (logs / f"{name}.log").open("ab")
         processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"ksbb_{name}.main"],
-            env={**env, f"KSBB_{name.upper()}_HTTP_PORT": str(port), f"KSBB_{name.upper()}_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+            env={**env, f"KSBB_{name.upper()}_HTTP_PORT": str(port), f"KSBB_{name.upper()}_PUBLIC_URL": GATEWAY_URL,
+                 f"KSBB_{name.upper()}_ROOT_PATH": f"/svc/{name}"},
             stdout=log, stderr=subprocess.STDOUT,
         )
     return processes
@@ -66,6 +75,19 @@ async def wait_ready(processes: dict[str, subprocess.Popen[bytes]], timeout: flo
                 await asyncio.sleep(0.5)
 
 
+async def start_gateway() -> LocalGateway:
+    """Render the gateway from the running services' OpenAPI documents and start nginx (state in .ksbb/gateway)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        documents = {name: (await client.get(f"http://127.0.0.1:{port}/openapi.json")).json()
+                     for name, port in SERVICES.items()}
+    gateway = LocalGateway(STATE / "gateway", target_changes={
+        "listen": GATEWAY_LISTEN, "upstreams": {name: f"127.0.0.1:{port}" for name, port in SERVICES.items()}})
+    gateway.stop()  # a gateway left over from an interrupted run of this same state folder
+    gateway.prepare(documents)
+    await asyncio.to_thread(gateway.start)
+    return gateway
+
+
 async def seed(issuer: DevIssuer) -> None:
     """Run each service's demo seed (if it has one) through its public HTTP API."""
     ctx = DemoContext(urls={n: f"http://127.0.0.1:{p}" for n, p in SERVICES.items()}, issuer=issuer)
@@ -81,14 +103,16 @@ async def seed(issuer: DevIssuer) -> None:
 def banner(issuer: DevIssuer) -> str:
     """Where to look."""
     lines = ["", "KSBB Platform is running (Ctrl-C stops the services; `make stop` stops Kafka and MongoDB too):", ""]
-    lines.append("  Public dashboard     http://127.0.0.1:8104/")
-    for name, port in SERVICES.items():
-        lines.append(f"  {name:<10} API docs http://127.0.0.1:{port}/docs   events http://127.0.0.1:{port}/asyncapi")
+    lines.append(f"  KSBB       {GATEWAY_URL}/")
+    lines.append("             public page /, API /v1/..., docs /docs (OpenAPI /v1/openapi.json),")
+    lines.append("             each service's docs and events /svc/<service>/docs, /svc/<service>/asyncapi")
+    ports = f"{min(SERVICES.values())}-{max(SERVICES.values())}"
+    lines.append(f"             (the services' own ports {ports} answer on loopback, for debugging only)")
     lines += [
         "",
         "  Tokens:  uv run ksbb token --role admin   (also: --role facilitator --org <id>, --role donor --sub <id>)",
         f"  JWKS:    {issuer.jwks_path}",
-        "  Logs:    .ksbb/logs/<service>.log, deploy/local/infra logs",
+        "  Logs:    .ksbb/logs/<service>.log, .ksbb/gateway/logs/, deploy/local/infra logs",
         "",
     ]
     return "\n".join(lines)
@@ -99,12 +123,14 @@ async def main() -> int:
     infra_env = read_env_file(STATE / "infra" / "infra.env")
     issuer = DevIssuer(STATE / "dev-issuer")
     processes = start_services(service_env(infra_env, issuer))
+    gateway: LocalGateway | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await wait_ready(processes)
+        gateway = await start_gateway()
         if os.environ.get("KSBB_DEMO_SEED", "1") == "1":
             await seed(issuer)
         print(banner(issuer), flush=True)
@@ -113,6 +139,8 @@ async def main() -> int:
         await stop.wait()
         return 0
     finally:
+        if gateway is not None:
+            gateway.stop()
         for process in processes.values():
             process.terminate()
         for process in processes.values():

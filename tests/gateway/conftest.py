@@ -56,6 +56,7 @@ async def module_env(infra: Infra, dev_issuer: DevIssuer) -> AsyncIterator[dict[
 @pytest.fixture(scope="module")
 async def stack(module_env: dict[str, Any], documents: dict[str, dict[str, Any]]) -> AsyncIterator[Platform]:
     """The four services behind one gateway (relaxed rate limits), shared by a module's tests."""
-    overrides = {"publisher": {"sse_heartbeat_seconds": 0.5, "feed_poll_seconds": 0.5}}
+    # Heartbeats every 2 s: longer than the 1 s read timeout some tests give ordinary routes.
+    overrides = {"publisher": {"sse_heartbeat_seconds": 2.0, "feed_poll_seconds": 0.5}}
     async with platform(module_env, documents, service_overrides=overrides) as running:
         yield running

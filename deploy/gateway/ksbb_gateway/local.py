@@ -138,6 +138,11 @@ class LocalGateway:
         self._hand_over()
         return table
 
+    def use_conf(self, text: str) -> None:
+        """Run a given configuration instead of the rendered one (e.g. a container target's, adapted)."""
+        self.conf.write_text(text)
+        self._hand_over()
+
     def _hand_over(self) -> None:
         ids = _unprivileged()
         if ids is None:

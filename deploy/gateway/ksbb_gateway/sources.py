@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import inspect
-import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from ksbb_kit.settings import KitSettings
@@ -51,17 +49,12 @@ def service_documents(services: Iterable[str]) -> dict[str, dict[str, Any]]:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(collect())
-    raise RuntimeError("service_documents() builds apps in its own event loop; call it outside one")
+        pass  # no loop running: the normal case for the command line
+    else:
+        raise RuntimeError("service_documents() builds apps in its own event loop; use service_documents_async")
+    return asyncio.run(collect())
 
 
 async def service_documents_async(services: Iterable[str]) -> dict[str, dict[str, Any]]:
     """`service_documents` for callers already inside an event loop (tests)."""
     return {name: await _document(name) for name in services}
-
-
-def dump_documents(documents: dict[str, dict[str, Any]], folder: Path) -> None:
-    """Write each document as `<service>.json` (for review and debugging)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, document in documents.items():
-        (folder / f"{name}.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
