@@ -122,3 +122,15 @@ def test_contract_modules_import_each_other_without_a_circle() -> None:
 
     circles = [c for m in sorted(modules) if (c := circle_from(m))]
     assert not circles, f"import circle: {' -> '.join(circles[0])}"
+
+
+def test_ignored_event_types_are_contract_types_on_topics_the_service_reads() -> None:
+    from ksbb_contracts.topics import IGNORED_EVENT_TYPES, ignores_event_type, topics_consumed_by
+
+    for service, ignored in IGNORED_EVENT_TYPES.items():
+        read = {topic.name for topic in topics_consumed_by(service)}
+        assert read, f"{service} reads no topic, so it has nothing to ignore"
+        for event_type in ignored:
+            assert event_type in EVENT_TYPES, f"{service} ignores {event_type}, which no contract defines"
+            assert EVENT_TYPES[event_type].topic.name in read, f"{service} ignores {event_type} it never reads"
+    assert not ignores_event_type("publisher", "ksbb.donor.renamed.v9"), "unknown types are never ignored"

@@ -166,7 +166,8 @@ def test_dispatcher_retries_with_backoff_then_dead_letters() -> None:
     assert headers["ksbb-dlq-attempts"] == "4" and headers["ksbb-dlq-offset"] == "7"
     unknown = ConsumedRecord("p.ksbb.pledges.donors", 0, 8, "d1", envelope.model_copy(
         update={"type": "ksbb.donor.renamed.v9"}).to_bytes(), {})
-    assert asyncio.run(dispatcher.handle(unknown)) == "ignored"
+    assert asyncio.run(dispatcher.handle(unknown)) == "dead_lettered", "an unknown type is never dropped silently"
+    assert dead.sent[-1][3]["ksbb-dlq-reason"] == "unknown_type"
 
 
 def test_record_publisher_refuses_to_send_unstarted_and_can_start_again_after_a_failed_start() -> None:

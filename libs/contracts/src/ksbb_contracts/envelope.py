@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Kafka header `content-type` for every record (CloudEvents Kafka binding, structured mode).
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+#: Kafka header naming the event type, for routing and filtering without parsing the value. Deliberately
+#: outside the `ce_` namespace: a `ce_*` header tells CloudEvents SDKs the record is in binary mode (ADR 0001).
+TYPE_HEADER = "ksbb-event-type"
+#: The routing header records written before ADR 0001's revision carry; consumers still read those records.
+LEGACY_TYPE_HEADER = "ce_type"
 
 
 class CloudEvent(BaseModel):

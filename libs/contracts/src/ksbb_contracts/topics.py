@@ -108,6 +108,24 @@ TOPICS: dict[str, Topic] = {
 }
 
 
+#: The rule for event types a consumer has no handler for. A consumer group dead-letters every record on
+#: its topics it cannot handle — a type it registered no handler for, a type these contracts do not define
+#: (a newer version, a typo, another topic's event) — so nothing is dropped silently; an operator replays
+#: the dead letters once the consumer handles the type. The exceptions are the types listed here for the
+#: group: it reads them on purpose without acting (counted as "ignored"). Keep each list short and say why.
+IGNORED_EVENT_TYPES: dict[str, frozenset[str]] = {
+    "registry": frozenset(),
+    "pledges": frozenset(),
+    "notifier": frozenset(),
+    "publisher": frozenset(),
+}
+
+
+def ignores_event_type(service: str, event_type: str) -> bool:
+    """Whether a service's consumer group skips this event type on purpose (else: handle or dead-letter)."""
+    return event_type in IGNORED_EVENT_TYPES.get(service, frozenset())
+
+
 def topics_consumed_by(service: str) -> list[Topic]:
     """Topics one service's consumer group reads."""
     return [t for t in TOPICS.values() if service in t.consumers]

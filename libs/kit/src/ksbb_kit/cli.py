@@ -1,9 +1,10 @@
-"""`ksbb` admin command: dev tokens, topic creation, dead-letter inspection and replay."""
+"""`ksbb` admin command: dev tokens, topic creation, dead-letter inspection and replay, stuck job items."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -14,13 +15,20 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from ksbb_contracts.topics import all_topics_with_dlqs
+from pymongo import AsyncMongoClient
 
+from ksbb_kit.deadletters import (
+    DLQ_HEADER_PREFIX,
+    ORIGINAL_TOPIC,
+    PAYLOAD_REF,
+    DeadLetterPayloads,
+    parse_payload_reference,
+)
 from ksbb_kit.kafka import KafkaConnection, KafkaRecordPublisher, ensure_topics, kafka_connection, topic_partitions
 from ksbb_kit.settings import KitSettings
 from ksbb_kit.token_cli import add_token_arguments, run_token_command
 
 DEFAULT_ISSUER_DIR = Path(os.environ.get("KSBB_DEV_ISSUER_DIR", ".ksbb/dev-issuer"))
-ORIGINAL_TOPIC = "ksbb-dlq-topic"
 
 
 def _kafka_settings() -> KitSettings:
@@ -62,58 +70,122 @@ def cmd_topics_render(args: argparse.Namespace) -> int:
     return 0
 
 
-async def read_dead_letters(
-    bootstrap: str | KafkaConnection, dlq: str, limit: int = 1000
-) -> list[dict[str, Any]]:
-    """Every record of a dead-letter topic, oldest first."""
+async def _dead_letter_records(bootstrap: str | KafkaConnection, dlq: str, limit: int) -> list[Any]:
+    """The raw records of a dead-letter topic, oldest first."""
     options = kafka_connection(bootstrap).client_options()
     admin = AIOKafkaAdminClient(**options)
-    await admin.start()
     try:
+        await admin.start()
         tps = (await topic_partitions(admin, [dlq]))[dlq]
     finally:
         await admin.close()
     if not tps:
         return []
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        records: list[dict[str, Any]] = []
+        records: list[Any] = []
+
         async def unread() -> bool:
             return any([await consumer.position(tp) < ends[tp] for tp in tps])
 
         while await unread() and len(records) < limit:
             batch = await consumer.getmany(timeout_ms=1000)
             for tp_records in batch.values():
-                for record in tp_records:
-                    records.append({
-                        "partition": record.partition, "offset": record.offset,
-                        "key": record.key.decode() if record.key else None,
-                        "value": record.value.decode(errors="replace") if record.value is not None else None,
-                        "headers": {k: v.decode(errors="replace") for k, v in record.headers},
-                    })
-        return records
+                records.extend(tp_records)
+        return records[:limit]
     finally:
         await consumer.stop()
 
 
-async def replay_dead_letters(bootstrap: str | KafkaConnection, dlq: str, offsets: set[int] | None) -> int:
-    """Re-publish chosen dead letters (all when offsets is None) to their original topic."""
-    records = await read_dead_letters(bootstrap, dlq)
+def _text_or_base64(name: str, raw: bytes | None) -> dict[str, Any]:
+    """`{name: text}` for UTF-8, else `{name: None, name_base64: ...}` so nothing is mangled in the listing."""
+    if raw is None:
+        return {name: None}
+    try:
+        return {name: raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {name: None, f"{name}_base64": base64.b64encode(raw).decode()}
+
+
+def _listing(record: Any) -> dict[str, Any]:
+    headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers}
+    entry: dict[str, Any] = {"partition": record.partition, "offset": record.offset}
+    entry.update(_text_or_base64("key", record.key))
+    entry.update(_text_or_base64("value", record.value))
+    entry["headers"] = headers
+    if PAYLOAD_REF in headers:
+        entry["payload_ref"] = headers[PAYLOAD_REF]  # the full record: `ksbb dlq show <dlq> --offset N`
+    return entry
+
+
+async def read_dead_letters(
+    bootstrap: str | KafkaConnection, dlq: str, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Every record of a dead-letter topic, oldest first (key/value as text, or base64 when not UTF-8)."""
+    return [_listing(record) for record in await _dead_letter_records(bootstrap, dlq, limit)]
+
+
+async def fetch_payload(mongodb_url: str, reference: str) -> dict[str, Any] | None:
+    """The full key, value and headers a too-large dead letter refers to (None when not stored)."""
+    database, payload_id = parse_payload_reference(reference)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        return await DeadLetterPayloads(mongo[database]).fetch(payload_id)
+    finally:
+        await mongo.close()
+
+
+async def show_dead_letter(
+    bootstrap: str | KafkaConnection, dlq: str, offset: int, mongodb_url: str
+) -> dict[str, Any] | None:
+    """One dead letter with its full payload (fetched from the service's database when it was too large)."""
+    for record in await _dead_letter_records(bootstrap, dlq, limit=1_000_000):
+        if record.offset != offset:
+            continue
+        entry = _listing(record)
+        if "payload_ref" in entry:
+            stored = await fetch_payload(mongodb_url, entry["payload_ref"])
+            if stored is None:
+                entry["payload"] = None
+            else:
+                entry["payload"] = {
+                    **_text_or_base64("key", stored["key"]), **_text_or_base64("value", stored["value"]),
+                    "headers": {k: v.decode(errors="replace") for k, v in stored["headers"]},
+                }
+        return entry
+    return None
+
+
+async def replay_dead_letters(
+    bootstrap: str | KafkaConnection, dlq: str, offsets: set[int] | None, mongodb_url: str | None = None,
+) -> int:
+    """Re-publish chosen dead letters (all when offsets is None) to their original topic, byte for byte;
+    a dead letter whose payload was set aside is replayed from the stored full payload."""
+    records = await _dead_letter_records(bootstrap, dlq, limit=1_000_000)
     publisher = KafkaRecordPublisher(bootstrap, client_id="ksbb-dlq-replay")
     await publisher.start()
     count = 0
     try:
         for record in records:
-            if offsets is not None and record["offset"] not in offsets:
+            if offsets is not None and record.offset not in offsets:
                 continue
-            headers = {k: v for k, v in record["headers"].items() if not k.startswith("ksbb-dlq-")}
-            value = record["value"]
-            await publisher.send(record["headers"][ORIGINAL_TOPIC], record["key"],
-                                 value.encode() if value is not None else None, headers)
+            annotations = {k: (v or b"").decode(errors="replace") for k, v in record.headers
+                           if k.startswith(DLQ_HEADER_PREFIX)}
+            key: bytes | None = record.key
+            value: bytes | None = record.value
+            headers: dict[str, str | bytes] = {k: v or b"" for k, v in record.headers
+                                               if not k.startswith(DLQ_HEADER_PREFIX)}
+            if PAYLOAD_REF in annotations:
+                stored = await fetch_payload(mongodb_url or _kafka_settings().mongodb_url, annotations[PAYLOAD_REF])
+                if stored is None:
+                    raise SystemExit(f"offset {record.offset}: payload {annotations[PAYLOAD_REF]} is not stored")
+                key, value = stored["key"], stored["value"]
+                headers = {k: v for k, v in stored["headers"] if not k.startswith(DLQ_HEADER_PREFIX)}
+            await publisher.send(annotations[ORIGINAL_TOPIC], key, value, headers)
             count += 1
     finally:
         await publisher.stop()
@@ -127,13 +199,25 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq_show(args: argparse.Namespace) -> int:
+    """Show one dead letter with its full payload."""
+    mongodb = args.mongodb or _kafka_settings().mongodb_url
+    entry = asyncio.run(show_dead_letter(_bootstrap(args), args.dlq, args.offset, mongodb))
+    if entry is None:
+        print(f"no record at offset {args.offset} in {args.dlq}", file=sys.stderr)
+        return 1
+    print(json.dumps(entry, ensure_ascii=False))
+    return 0
+
+
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
     """Re-publish chosen dead letters to their original topic."""
     offsets = None if args.all else set(args.offset or [])
     if offsets == set():
         print("give --offset N (repeatable) or --all", file=sys.stderr)
         return 2
-    print(json.dumps({"replayed": asyncio.run(replay_dead_letters(_bootstrap(args), args.dlq, offsets))}))
+    replayed = asyncio.run(replay_dead_letters(_bootstrap(args), args.dlq, offsets, args.mongodb))
+    print(json.dumps({"replayed": replayed}))
     return 0
 
 
@@ -164,10 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing = dlq_sub.add_parser("list", help="list a DLQ, e.g. ksbb.pledges.ledger.registry.dlq")
     listing.add_argument("dlq")
     listing.set_defaults(func=cmd_dlq_list)
+    show = dlq_sub.add_parser("show", help="one dead letter with its full payload (also one set aside as too large)")
+    show.add_argument("dlq")
+    show.add_argument("--offset", type=int, required=True)
+    show.add_argument("--mongodb", help="MongoDB URL of the service databases (default: $KSBB_MONGODB_URL)")
+    show.set_defaults(func=cmd_dlq_show)
     replay = dlq_sub.add_parser("replay", help="re-publish dead letters to their original topic")
     replay.add_argument("dlq")
     replay.add_argument("--offset", type=int, action="append")
     replay.add_argument("--all", action="store_true")
+    replay.add_argument("--mongodb", help="MongoDB URL for payloads set aside (default: $KSBB_MONGODB_URL)")
     replay.set_defaults(func=cmd_dlq_replay)
     return parser
 

@@ -7,8 +7,9 @@ a plain bootstrap string still works and means an unauthenticated PLAINTEXT conn
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,13 +131,15 @@ class KafkaRecordPublisher:
         if producer is not None:
             await producer.stop()
 
-    async def send(self, topic: str, key: str | None, value: bytes | None, headers: dict[str, str]) -> None:
-        """Publish one record and wait for the broker's acknowledgement."""
+    async def send(
+        self, topic: str, key: str | bytes | None, value: bytes | None, headers: Mapping[str, str | bytes],
+    ) -> None:
+        """Publish one record and wait for the broker's acknowledgement (bytes keys and headers go unchanged)."""
         if self._producer is None:
             raise PublisherNotStarted(f"cannot publish to {topic}: the Kafka publisher is not started")
         await self._producer.send_and_wait(
-            topic, value=value, key=key.encode() if key is not None else None,
-            headers=[(k, v.encode()) for k, v in headers.items()],
+            topic, value=value, key=key.encode() if isinstance(key, str) else key,
+            headers=[(k, v.encode() if isinstance(v, str) else v) for k, v in headers.items()],
         )
 
 
@@ -146,8 +149,8 @@ async def ensure_topics(
 ) -> list[str]:
     """Create missing topics with explicit partitions, replication and retention; returns the names created."""
     admin = AIOKafkaAdminClient(**kafka_connection(bootstrap).client_options())
-    await admin.start()
     try:
+        await admin.start()  # inside the try: a failed or cancelled start still closes the client
         existing = set(await admin.list_topics())
         wanted = [t for t in topics if prefix + t.name not in existing]
         created = []
@@ -168,11 +171,14 @@ async def ensure_topics(
 async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]) -> dict[str, int]:
     """Records not yet committed by a consumer group, per topic; also exported as a metric."""
     options = kafka_connection(bootstrap).client_options()
-    admin = AIOKafkaAdminClient(**options)
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
+    async with contextlib.AsyncExitStack() as clients:
+        # Each client is closed on every path, also when its own start fails or a scrape's timeout cancels it.
+        admin = AIOKafkaAdminClient(**options)
+        clients.push_async_callback(admin.close)
+        await admin.start()
+        consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
+        clients.push_async_callback(consumer.stop)
+        await consumer.start()
         committed = await admin.list_consumer_group_offsets(group)
         partitions = [tp for tps in (await topic_partitions(admin, topics)).values() for tp in tps]
         ends = await consumer.end_offsets(partitions) if partitions else {}
@@ -184,9 +190,6 @@ async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Ite
         for topic, value in lag.items():
             CONSUMER_LAG.labels(group=group, topic=topic).set(value)
         return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def topic_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[str, list[TopicPartition]]:
@@ -201,3 +204,23 @@ async def topic_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str]) ->
                 TopicPartition(described["topic"], p["partition"]) for p in described["partitions"]
             )
     return found
+
+
+async def tolerant_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's record parser, made unable to fail: it decodes every header as UTF-8 and raises otherwise
+    (the record would then be skipped unrecorded). It sees readable header copies; the message keeps the raw
+    record, whose bytes the dispatcher reads and dead-letters when they are not readable."""
+    readable = dataclasses.replace(
+        record, headers=[(name, (value or b"").decode("utf-8", errors="replace").encode())
+                         for name, value in (record.headers or ())],
+    )
+    if hasattr(record, "consumer"):
+        readable.consumer = record.consumer  # FastStream acknowledges through the consumer it attached
+    message = await original(readable)
+    message.raw_message = record
+    return message
+
+
+async def raw_body_decoder(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Leave the body as bytes: FastStream would parse it by its content-type and fail on a poison record."""
+    return message.body

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from ksbb_contracts import CONTENT_TYPE, CloudEvent, Event
+from ksbb_contracts import CONTENT_TYPE, TYPE_HEADER, CloudEvent, Event
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -33,8 +33,10 @@ LEASE = "_outbox_lease"
 class RecordPublisher(Protocol):
     """Sends one Kafka record and returns once the broker acknowledged it (acks=all)."""
 
-    async def send(self, topic: str, key: str | None, value: bytes | None, headers: dict[str, str]) -> None:
-        """Publish one record."""
+    async def send(
+        self, topic: str, key: str | bytes | None, value: bytes | None, headers: Mapping[str, str | bytes],
+    ) -> None:
+        """Publish one record (a dead letter may carry a key or header values that are not UTF-8, as bytes)."""
         ...
 
 
@@ -172,7 +174,8 @@ class OutboxRelay:
         try:
             for entry in entries:
                 value = entry["value"].encode() if entry["value"] is not None else None
-                headers = {"content-type": CONTENT_TYPE, "ce_type": entry["type"]} if value is not None else {}
+                # Structured mode: the value is the whole event; the type header sits outside `ce_` (ADR 0001).
+                headers = {"content-type": CONTENT_TYPE, TYPE_HEADER: entry["type"]} if value is not None else {}
                 trace = _traceparent_of(entry)
                 if trace:
                     headers["traceparent"] = trace

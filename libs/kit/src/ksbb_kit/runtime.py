@@ -22,11 +22,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ksbb_kit.auth import TokenVerifier
+from ksbb_kit.calm import RepeatingFailure, quiet_client_loggers
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
+from ksbb_kit.deadletters import DeadLetterPayloads
 from ksbb_kit.errors import install_error_handlers
 from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path, route_template
-from ksbb_kit.kafka import KafkaRecordPublisher, consumer_lag, ensure_topics, make_broker
+from ksbb_kit.kafka import (
+    KafkaRecordPublisher,
+    consumer_lag,
+    ensure_topics,
+    make_broker,
+    raw_body_decoder,
+    tolerant_parser,
+)
 from ksbb_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ksbb_kit.mongo import connect, ping
 from ksbb_kit.outbox import OutboxRelay, outbox_entries
@@ -79,6 +88,8 @@ class ServiceRuntime:
         self._jobs: list[tuple[str, BackgroundJob]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.kafka_connected = asyncio.Event()
+        #: Failed connection attempts in a row while Kafka is unreachable, logged once per interval with a count.
+        self.kafka_outage = RepeatingFailure(log, "Kafka not reachable yet; readiness says 503")
         self.every(settings.sweep_interval_seconds, "idempotency-sweep")(_sweep_idempotency_keys)
 
     # -- composition -----------------------------------------------------------------------------
@@ -94,13 +105,20 @@ class ServiceRuntime:
         def register(job: BackgroundJob) -> BackgroundJob:
             async def loop(runtime: ServiceRuntime) -> None:
                 await runtime.kafka_connected.wait()
+                failing = RepeatingFailure(log, f"background job {name} failed; it runs again", level=logging.ERROR,
+                                           with_traceback=True)
                 while True:
                     try:
                         await job(runtime)
+                        failing.recovered()
                     except asyncio.CancelledError:
                         raise
-                    except Exception:
-                        log.exception("background job %s failed; will run again", name)
+                    except Exception as exc:
+                        # A job failing as a whole (its database unreachable) backs off instead of spinning;
+                        # one item failing is the job's own business (ksbb_kit.jobs.for_each_item).
+                        failing.failed(exc)
+                        await asyncio.sleep(max(seconds, min(30.0, 0.5 * 2 ** min(failing.streak, 6))))
+                        continue
                     await asyncio.sleep(seconds)
 
             self._jobs.append((name, loop))
@@ -121,7 +139,13 @@ class ServiceRuntime:
         self.dispatcher = dispatcher = EventDispatcher(
             router, self.publisher, group=settings.consumer_group, topic_prefix=settings.topic_prefix,
             max_attempts=settings.handler_max_attempts, backoff_seconds=settings.handler_backoff_seconds,
+            payloads=DeadLetterPayloads(self.db), max_dead_letter_bytes=settings.dead_letter_max_bytes,
+            clock=self.clock,
         )
+        if router.undecided_types():
+            log.warning("%s neither handles nor ignores %s on its topics: such records will be dead-lettered "
+                        "(handle them, or list them in ksbb_contracts.topics.IGNORED_EVENT_TYPES)",
+                        router.service, ", ".join(router.undecided_types()))
         if not router.topics():
             return
         topics = [settings.topic(t.name) for t in router.topics()]
@@ -134,15 +158,15 @@ class ServiceRuntime:
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
             title=f"{self.settings.service_name}-events",
+            parser=tolerant_parser,  # no record can fail before the dispatcher sees it
+            decoder=raw_body_decoder,
         )
         async def consume(message: KafkaMessage) -> None:
             raw = message.raw_message
             assert not isinstance(raw, tuple)
-            await dispatcher.handle(ConsumedRecord(
-                topic=raw.topic, partition=raw.partition, offset=raw.offset,
-                key=raw.key.decode() if raw.key is not None else None,
-                value=raw.value,
-                headers={k: v.decode(errors="replace") for k, v in (raw.headers or ())},
+            # Raw bytes in: whatever the key and headers hold, the dispatcher decides (and dead-letters) it.
+            await dispatcher.handle(ConsumedRecord.received(
+                raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.headers or (),
             ))
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -150,6 +174,8 @@ class ServiceRuntime:
     async def _connect_kafka(self) -> None:
         """Connect producer, topics and consumers, retrying while Kafka is unreachable (readyz says 503)."""
         delay = 0.5
+        quiet_client_loggers()
+        unreachable = self.kafka_outage
         while True:
             try:
                 if self.create_topics:
@@ -164,12 +190,13 @@ class ServiceRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("Kafka not reachable yet (%s); retrying in %.1fs", exc, delay)
+                unreachable.failed(exc, retry_in=delay)
                 # The relay and the dispatcher hold this same publisher; it starts afresh on the next round.
                 with contextlib.suppress(Exception):
                     await self.publisher.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
+        unreachable.recovered()
         self.kafka_connected.set()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         for name, job in self._jobs:

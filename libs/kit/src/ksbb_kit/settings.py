@@ -79,6 +79,17 @@ class KitSettings(BaseSettings):
     handler_backoff_seconds: float = Field(default=0.2, ge=0)
     idempotency_retention_hours: float = Field(default=48.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    dead_letter_max_bytes: int = Field(
+        default=1_000_000, ge=64 * 1024,
+        description="Largest dead letter sent as a whole; a larger one keeps its headers and a truncated value, "
+        "its full payload goes to the service database's dead_letter_payloads (`ksbb dlq show`). Keep it below "
+        "the producer's max request size (1 MiB) and the dead-letter topics' max.message.bytes.",
+    )
+    max_request_body_bytes: int = Field(
+        default=1_048_576, ge=1024,
+        description="Largest HTTP request body accepted; larger ones get 413 before parsing and before "
+        "authentication. A route may allow more or less (ksbb_kit.http_limits.max_body_bytes).",
+    )
     secret_key: SecretStr = SecretStr("changeme-dev-secret")
 
     # -- behind the gateway ------------------------------------------------------------------------
