@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("stop", "stop the local gateway"), ("status", "is the local gateway running?")):
         command = commands.add_parser(name, help=text)
         command.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state folder (default .ksbb/gateway)")
+        command.add_argument("--listen", help="host:port to listen on instead of the local target's")
     args = parser.parse_args(argv)
     config = load_config()
     try:
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in write_outputs(outputs):
                 print(f"rendered {_relative(path)}")
             return 0
-        gateway = LocalGateway(args.state, config=config)
+        gateway = LocalGateway(args.state, config=config,
+                               target_changes={"listen": args.listen} if args.listen else None)
         if args.command == "stop":
             gateway.stop()
             print("gateway stopped")

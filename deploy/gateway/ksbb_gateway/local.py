@@ -202,11 +202,12 @@ class LocalGateway:
         except (OSError, ValueError):
             return None
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return None
-        # Only ever signal the nginx started for this very state folder.
-        return pid if str(self.conf).encode() in cmdline else None
+        # Only ever signal the nginx started for this very state folder (nginx rewrites its argv into one
+        # "nginx: master process ..." string, so look for the configuration path inside it).
+        return pid if b"nginx" in cmdline and str(self.conf).encode() in cmdline else None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully (SIGQUIT lets open requests finish), then terminate."""
