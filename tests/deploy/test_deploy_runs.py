@@ -97,11 +97,11 @@ def k8s_containers(docs: list[dict[str, Any]], secrets: dict[tuple[str, str], st
     configmaps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
     out = {}
     for doc in docs:
-        if doc["kind"] != "Deployment":
+        service = doc["metadata"]["name"].removeprefix("ksbb-")
+        if doc["kind"] != "Deployment" or service not in SERVICES:  # e.g. the gateway's own Deployment
             continue
         pod = doc["spec"]["template"]["spec"]
         (c,) = pod["containers"]
-        service = doc["metadata"]["name"].removeprefix("ksbb-")
         env: dict[str, str] = {}
         for source in c.get("envFrom", []):  # `env` below wins over envFrom, as in Kubernetes
             env.update(configmaps[source["configMapRef"]["name"]])
@@ -295,7 +295,7 @@ def _generated_secrets(docs: list[dict[str, Any]]) -> dict[tuple[str, str], str]
     """A generated value for every (Secret, key) the rendered Deployments reference."""
     refs: dict[tuple[str, str], str] = {}
     for doc in docs:
-        if doc["kind"] != "Deployment":
+        if doc["kind"] != "Deployment" or doc["metadata"]["name"].removeprefix("ksbb-") not in SERVICES:
             continue
         pod = doc["spec"]["template"]["spec"]
         for entry in pod["containers"][0].get("env", []):
