@@ -35,6 +35,9 @@ def service_env(infra_env: dict[str, str], issuer: DevIssuer) -> dict[str, str]:
         "KSBB_JWKS_URL": str(issuer.jwks_path),
         "KSBB_JWT_ISSUER": issuer.issuer,
         "KSBB_JWT_AUDIENCE": issuer.audience,
+        # The demo seed signs its requests with the development issuer; people sign in with Keycloak
+        # (KSBB_OIDC_ISSUER from the infra env file). Both are trusted in development only.
+        "KSBB_DEV_ISSUER_ENABLED": "true",
         "KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1","localhost"]',
         # Only the gateway (which connects from its own loopback address) may say who the client is.
         "KSBB_FORWARDED_ALLOW_IPS": LocalGateway().target.proxy_bind or "",
@@ -110,12 +113,34 @@ def banner(issuer: DevIssuer) -> str:
     lines.append(f"             (the services' own ports {ports} answer on loopback, for debugging only)")
     lines += [
         "",
-        "  Tokens:  uv run ksbb token --role admin   (also: --role facilitator --org <id>, --role donor --sub <id>)",
-        f"  JWKS:    {issuer.jwks_path}",
+        *identity_lines(issuer),
         "  Logs:    .ksbb/logs/<service>.log, .ksbb/gateway/logs/, deploy/local/infra logs",
         "",
     ]
     return "\n".join(lines)
+
+
+def identity_lines(issuer: DevIssuer) -> list[str]:
+    """Keycloak's admin console and sign-in page, the mail sink, and how to get tokens."""
+    env = read_env_file(STATE / "infra" / "infra.env")
+    oidc = env.get("KSBB_OIDC_ISSUER")
+    lines = []
+    if oidc:
+        console = env.get("KSBB_KEYCLOAK_URL", oidc.rpartition("/realms/")[0])
+        password = env.get("KSBB_KEYCLOAK_ADMIN_PASSWORD", "?")
+        lines += [f"  Keycloak   {console}/admin/   (admin / {password}, development only; realm ksbb)",
+                  f"             sign in, own account: {oidc}/account/"]
+    else:
+        lines.append("  Keycloak   not running (KSBB_INFRA_KEYCLOAK=0?): only development tokens are accepted")
+    if env.get("KSBB_MAILPIT_URL"):
+        mail = env["KSBB_MAILPIT_URL"]
+        lines.append(f"  Mail       {mail}/view/latest.html   (Mailpit: every e-mail Keycloak and the notifier send;"
+                     f" list {mail}/api/v1/messages)")
+    return [*lines, "",
+            "  Tokens:  uv run ksbb token            (the admin service account ksbb-cli, from Keycloak)",
+            "           uv run ksbb token --device   (sign in as a person, e.g. a demo account)",
+            "           uv run ksbb token --dev --role facilitator --org <id>   (development issuer)",
+            f"  JWKS:    {issuer.jwks_path} (development issuer)"]
 
 
 async def main() -> int:
