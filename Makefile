@@ -1,4 +1,4 @@
-# KSBB Platform — two commands on a fresh machine (Python 3.11+, Java 17+, Maven):
+# KSBB Platform — two commands on a fresh machine (Python 3.11+, Java 17+, Maven, Go 1.24+ for Mailpit):
 #   make run    infrastructure + every service with demo data; prints where to look
 #   make test   all set-up + the whole test suite (what CI runs)
 SHELL := /bin/bash
@@ -16,7 +16,7 @@ KAFKA_TOOLS_LIB := $(KSBB_TOOLS_CACHE)/kafka-tools-4.1.1/lib
 help:
 	@echo "make run   - start Kafka, MongoDB-wire server, the four services with demo data and the gateway"
 	@echo "make test  - install everything needed and run the whole test suite"
-	@echo "make stop  - stop the local Kafka and MongoDB-wire server"
+	@echo "make stop  - stop the local Kafka, MongoDB-wire server, Keycloak and Mailpit"
 	@echo "make run OBSERVE=1 - also Prometheus (Debian) with the platform's alert rules on http://127.0.0.1:9190"
 
 setup:
@@ -53,8 +53,11 @@ deploy-tools: prometheus-deps  # deploy tests: promtool, kustomize (Go module, c
 	    -DoutputDirectory=$$tmp/lib && mkdir -p $(dir $(KAFKA_TOOLS_LIB)) && rm -rf $(KAFKA_TOOLS_LIB) \
 	    && mv $$tmp/lib $(KAFKA_TOOLS_LIB) && rm -rf $$tmp; }
 
-infra-up:  # reuse running infrastructure; otherwise start it with the on-disk database
-	@deploy/local/infra status >/dev/null 2>&1 || KSBB_MONGO_BACKEND=$${KSBB_MONGO_BACKEND:-h2} deploy/local/infra up
+infra-up:  # reuse running Kafka/MongoDB (else start them with the on-disk database); Keycloak and Mailpit too
+	@if deploy/local/infra status kafka mongo >/dev/null 2>&1; then \
+	  deploy/local/infra status >/dev/null 2>&1 || deploy/local/infra up mailpit \
+	    $$( [ "$${KSBB_INFRA_KEYCLOAK:-1}" = 1 ] && echo keycloak ); \
+	else KSBB_MONGO_BACKEND=$${KSBB_MONGO_BACKEND:-h2} deploy/local/infra up; fi
 
 run: setup gateway-deps infra-up $(if $(filter 1,$(OBSERVE)),prometheus-deps)
 	@if [ "$(OBSERVE)" = 1 ]; then \
@@ -78,12 +81,13 @@ lint: setup  # style, types and the layering contracts in .importlinter
 	$(UV) run --no-sync lint-imports
 
 test: setup lint browser-deps gateway-deps deploy-tools  # a layering breach fails the run before any test starts
-	@started=0; \
-	if [ -z "$$KSBB_KAFKA_BOOTSTRAP" ] && ! deploy/local/infra status >/dev/null 2>&1; then started=1; fi; \
+	@started=""; \
+	if [ -z "$$KSBB_KAFKA_BOOTSTRAP" ]; then for c in kafka mongo mailpit keycloak; do \
+	  deploy/local/infra status $$c >/dev/null 2>&1 || started="$$started $$c"; done; fi; \
 	deploy/local/infra up || exit 1; \
 	set -a; . .ksbb/infra/infra.env; set +a; \
 	$(UV) run --no-sync pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$started = 1 ]; then deploy/local/infra down; fi; \
+	if [ -n "$$started" ]; then deploy/local/infra down $$started; fi; \
 	exit $$rc
 
 test-unit: setup
