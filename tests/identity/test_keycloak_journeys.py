@@ -3,11 +3,17 @@ attributes users cannot set, disabled accounts, brute-force protection, demo acc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from ksbb_contracts.events.registry import NeedOpened, NeedPublic
+from ksbb_contracts.vocab import Item, NeedStatus, Priority
 from ksbb_kit.auth import Role, TokenVerifier
 from ksbb_kit.identity import AccountConflict, Invitation, KeycloakAccounts, KeycloakAdmin
 from ksbb_kit.oidc import OidcClient, OidcError
@@ -20,7 +26,8 @@ from ksbb_kit.testing.identity import (
     sign_in,
     unique_email,
 )
-from ksbb_kit.testing.infra import repo_root
+from ksbb_kit.testing.infra import Infra, repo_root
+from ksbb_kit.testing.kafka import publish_events
 
 pytestmark = pytest.mark.e2e
 
@@ -55,6 +62,46 @@ async def fill_registration(page: Any, email: str, password: str, first: str = "
 async def submit(page: Any, form: str) -> None:
     """Submit a Keycloak form by its submit control."""
     await page.click(f"{form} [type=submit]")
+
+
+@contextlib.asynccontextmanager
+async def pledges_following_keycloak(infra: Infra, namespace: str, issuer: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The pledges service configured as in production: only Keycloak's tokens (no development issuer)."""
+    from ksbb_pledges.bootstrap import create_app
+    from ksbb_pledges.settings import PledgesSettings
+
+    settings = PledgesSettings(
+        env="test", kafka_bootstrap=infra.kafka_bootstrap, mongodb_url=infra.mongodb_url, topic_prefix=namespace,
+        topic_partitions=2, outbox_sweep_seconds=0.5, oidc_issuer=issuer, dev_issuer_enabled=False,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://pledges", timeout=30) as client:
+            for _ in range(300):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("the pledges service did not become ready")
+            yield client
+
+
+async def pledge_as(client: httpx.AsyncClient, infra: Infra, namespace: str, token: str) -> httpx.Response:
+    """Open a need as the registry would announce it, then pledge to it with a bearer token."""
+    today = datetime.now(UTC).date()
+    need = NeedPublic(
+        need_id=f"ned_kc_{namespace.strip('.')}", recipient_id="rcp_kc", organisation_id="org_kc",
+        kelurahan_code="31.71.01.1001", item=Item.SEMBAKO, quantity=10, unit="paket", priority=Priority.HIGH,
+        needed_by=today + timedelta(days=30), status=NeedStatus.OPEN, version=1,
+    )
+    await publish_events(infra.kafka_bootstrap, namespace, [NeedOpened(need=need, occurred_at=datetime.now(UTC))])
+    for _ in range(300):
+        if (await client.get(f"/v1/needs/{need.need_id}/ledger")).status_code == 200:
+            break
+        await asyncio.sleep(0.2)
+    body = {"need_id": need.need_id, "quantity": 2, "planned_date": (today + timedelta(days=3)).isoformat()}
+    return await client.post("/v1/pledges", json=body, headers={"Authorization": f"Bearer {token}"})
 
 
 async def test_sign_up_verify_email_then_pkce_gives_a_donor_and_forged_org_id_is_ignored(
@@ -119,6 +166,34 @@ async def test_sign_up_verify_email_then_pkce_gives_a_donor_and_forged_org_id_is
     refreshed = await web_client.refresh(tokens.refresh_token or "")
     assert "org_id" not in claims_of(refreshed.access_token)
     assert (await verifier_for(identity_infra).verify(refreshed.access_token)).role is Role.DONOR
+
+
+async def test_a_donor_signed_in_with_keycloak_pledges_through_the_pledges_service(
+    identity_infra: IdentityInfra, web_client: OidcClient, keycloak_admin: KeycloakAdmin, browser_page: Any,
+    infra: Infra, namespace: str,
+) -> None:
+    email = unique_email("donatur-janji")
+    user_id = await keycloak_admin.create_user(email=email, first_name="Rina", email_verified=True)
+    await keycloak_admin.set_password(user_id, PASSWORD)
+    tokens = await sign_in(browser_page, web_client, email, PASSWORD)
+    bearer = {"Authorization": f"Bearer {tokens.access_token}"}
+    async with pledges_following_keycloak(infra, namespace, identity_infra.issuer) as pledges:
+        pledged = await pledge_as(pledges, infra, namespace, tokens.access_token)
+        assert pledged.status_code == 201, pledged.text
+        mine = (await pledges.get("/v1/pledges", headers=bearer)).json()
+        assert [p["pledge_id"] for p in mine["items"]] == [pledged.json()["pledge_id"]]
+        dev_token = {"Authorization": "Bearer " + claims_free_dev_token()}
+        assert (await pledges.get("/v1/pledges", headers=dev_token)).status_code == 401
+
+
+def claims_free_dev_token() -> str:
+    """A development-issuer token, which a service following Keycloak must refuse."""
+    import tempfile
+    from pathlib import Path
+
+    from ksbb_kit.auth import DevIssuer
+
+    return DevIssuer(Path(tempfile.mkdtemp(prefix="ksbb-dev-"))).token(Role.DONOR, subject="someone")
 
 
 async def test_invited_facilitator_sets_a_password_from_the_mail_signs_in_and_is_cut_off_when_disabled(
