@@ -147,6 +147,10 @@ class LocalGateway:
         ids = _unprivileged()
         if ids is None:
             return
+        closed = [parent for parent in self.state.resolve().parents if not os.stat(parent).st_mode & 0o001]
+        if closed:
+            raise GatewayError(f"{closed[0]} is closed to other users, so nginx (running as {UNPRIVILEGED_USER}) "
+                               f"could not reach {self.state}; use a state folder elsewhere")
         os.chown(self.state, *ids)
         for folder, dirs, files in os.walk(self.state):
             for name in (*dirs, *files):

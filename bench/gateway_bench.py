@@ -1,0 +1,186 @@
+"""Gateway benchmark: the latency nginx adds, for one read and one write, direct vs through the gateway.
+
+Starts the registry and pledges services as real processes (their production entry points, behind the
+gateway exactly like `make run`: trusted proxy = the gateway's loopback address, docs under /svc/...),
+and the local nginx gateway in front of them, on the shared infrastructure with a scratch topic/database
+prefix. Then, in the same run and interleaved request by request, it measures p50/p99 of
+
+* a read:  GET /v1/areas/{code} (registry; reference data, no database round trip),
+* a write: PUT /v1/donors/me (pledges; a MongoDB update plus an outbox event to Kafka),
+
+sent straight to the service port and through the gateway over kept-alive connections. The goal in the
+issue is at most 1 ms added at p50. Figures are printed, never asserted.
+
+    uv run --no-sync python bench/gateway_bench.py [--requests 2000] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy" / "gateway"))
+
+from ksbb_gateway.config import load_config  # noqa: E402
+from ksbb_gateway.local import LocalGateway, free_port  # noqa: E402
+from ksbb_gateway.testing import RELAXED  # noqa: E402
+from ksbb_kit.auth import DevIssuer, Role  # noqa: E402
+from ksbb_kit.testing.infra import Infra, read_env_file  # noqa: E402
+from ksbb_kit.testing.plugin import drop_namespace  # noqa: E402
+
+SERVICES = ("registry", "pledges")
+
+
+def infra() -> dict[str, str]:
+    """Kafka and the database server: from the environment, else the local infrastructure's env file."""
+    if os.environ.get("KSBB_KAFKA_BOOTSTRAP") and os.environ.get("KSBB_MONGODB_URL"):
+        return {k: os.environ[k] for k in ("KSBB_KAFKA_BOOTSTRAP", "KSBB_MONGODB_URL")}
+    env_file = ROOT / ".ksbb" / "infra" / "infra.env"
+    if not env_file.exists():
+        raise SystemExit("no infrastructure: export KSBB_KAFKA_BOOTSTRAP/KSBB_MONGODB_URL or run deploy/local/infra up")
+    values = read_env_file(env_file)
+    return {k: values[k] for k in ("KSBB_KAFKA_BOOTSTRAP", "KSBB_MONGODB_URL")}
+
+
+def start_services(env: dict[str, str], logs: Path) -> dict[str, tuple[subprocess.Popen[bytes], int]]:
+    """Each service as its own process on a free loopback port."""
+    started = {}
+    for name in SERVICES:
+        port = free_port()
+        log = (logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"ksbb_{name}.main"],
+            env={**env, f"KSBB_{name.upper()}_HTTP_PORT": str(port), f"KSBB_{name.upper()}_ROOT_PATH": f"/svc/{name}",
+                 "KSBB_LOG_LEVEL": "WARNING"},
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        started[name] = (process, port)
+    return started
+
+
+def wait_ready(services: dict[str, tuple[subprocess.Popen[bytes], int]], logs: Path) -> None:
+    """Until every service answers /readyz (on its own port)."""
+    deadline = time.monotonic() + 120
+    for name, (process, port) in services.items():
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited; see {logs / (name + '.log')}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name} not ready; see {logs / (name + '.log')}")
+            time.sleep(0.3)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-quantile (0..1) of the samples, nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def measure(
+    direct: httpx.Client, gateway: httpx.Client, method: str, path: str, requests: int, **kwargs: Any
+) -> dict[str, list[float]]:
+    """Latency samples (ms) of the same request sent both ways, alternating which goes first."""
+    samples: dict[str, list[float]] = {"direct": [], "gateway": []}
+    clients = [("direct", direct), ("gateway", gateway)]
+    for _warmup in range(min(200, requests // 5)):
+        for _, client in clients:
+            client.request(method, path, **kwargs).raise_for_status()
+    for index in range(requests):
+        for label, client in clients if index % 2 == 0 else reversed(clients):
+            started = time.perf_counter()
+            response = client.request(method, path, **kwargs)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            samples[label].append(elapsed)
+    return samples
+
+
+def main() -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="measured requests per path and way")
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--tiny", action="store_true", help="200 requests: proves the benchmark runs")
+    args = parser.parse_args()
+    requests = 200 if args.tiny else args.requests
+    work = Path(tempfile.mkdtemp(prefix="ksbb-gateway-bench-"))
+    issuer = DevIssuer(work / "issuer")
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    config = load_config().with_changes(**RELAXED)
+    proxy = config.target("local").proxy_bind or "127.0.0.1"
+    env = {
+        **os.environ, **infra(), "KSBB_ENV": "development", "KSBB_TOPIC_PREFIX": prefix, "KSBB_TOPIC_PARTITIONS": "1",
+        "KSBB_JWKS_URL": str(issuer.jwks_path), "KSBB_JWT_ISSUER": issuer.issuer, "KSBB_JWT_AUDIENCE": issuer.audience,
+        "KSBB_DEV_ISSUER_ENABLED": "true", "KSBB_FORWARDED_ALLOW_IPS": proxy,
+    }
+    services = start_services(env, work)
+    gateway: LocalGateway | None = None
+    try:
+        wait_ready(services, work)
+        documents = {name: httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=10).json()
+                     for name, (_, port) in services.items()}
+        upstreams = {name: f"127.0.0.1:{services[name][1]}" if name in services else f"127.0.0.1:{free_port()}"
+                     for name in config.target("local").upstreams}
+        gateway = LocalGateway(Path(tempfile.mkdtemp(prefix="ksbb-gateway-")), config=config,
+                               target_changes={"listen": f"127.0.0.1:{free_port()}", "upstreams": upstreams})
+        gateway.prepare({**{n: {"paths": {}} for n in config.services}, **documents})
+        gateway.start()
+        donor = {"authorization": f"Bearer {issuer.token(Role.DONOR, subject='donor-bench')}"}
+        profile = {"kind": "person", "display_name": "Kolaborator Uji", "show_name": True}
+        figures: dict[str, Any] = {"requests": requests, "machine": f"{os.cpu_count()} cores",
+                                   "load_average_before": os.getloadavg()[0]}
+        print(f"[gateway] {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before measuring", flush=True)
+        with httpx.Client(base_url=gateway.url, timeout=10) as through:
+            for label, service, method, path, kwargs in (
+                ("read GET /v1/areas/{code}", "registry", "GET", "/v1/areas/31.71", {}),
+                ("write PUT /v1/donors/me", "pledges", "PUT", "/v1/donors/me", {"json": profile, "headers": donor}),
+            ):
+                with httpx.Client(base_url=f"http://127.0.0.1:{services[service][1]}", timeout=10) as direct:
+                    samples = measure(direct, through, method, path, requests, **kwargs)
+                row = {way: {"p50_ms": round(percentile(s, 0.50), 3), "p99_ms": round(percentile(s, 0.99), 3),
+                             "mean_ms": round(statistics.fmean(s), 3)} for way, s in samples.items()}
+                row["added_p50_ms"] = round(row["gateway"]["p50_ms"] - row["direct"]["p50_ms"], 3)
+                row["added_p99_ms"] = round(row["gateway"]["p99_ms"] - row["direct"]["p99_ms"], 3)
+                figures[label] = row
+                print(f"[gateway] {label}: direct p50 {row['direct']['p50_ms']:.3f} ms / p99 "
+                      f"{row['direct']['p99_ms']:.3f} ms; through nginx p50 {row['gateway']['p50_ms']:.3f} ms / p99 "
+                      f"{row['gateway']['p99_ms']:.3f} ms; added p50 {row['added_p50_ms']:+.3f} ms, "
+                      f"p99 {row['added_p99_ms']:+.3f} ms (goal: <= 1 ms at p50; {requests} requests each way)",
+                      flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=1))
+        return 0
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        for process, _ in services.values():
+            process.terminate()
+        for process, _ in services.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        values = infra()
+        asyncio.run(drop_namespace(Infra(values["KSBB_KAFKA_BOOTSTRAP"], values["KSBB_MONGODB_URL"], "bench"), prefix))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
