@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -96,6 +97,35 @@ EXPECTED: list[tuple[PledgesError, int, dict[str, Any]]] = [
         errors.ContactUnknown("rcp_x"),
         404,
         {"code": "contact_unknown", "message": "the recipient's contact person is not known yet"},
+    ),
+    (
+        errors.PlannedDateTooFar(366),
+        422,
+        {
+            "code": "planned_date_too_far",
+            "message": "the planned delivery date lies more than 366 days ahead",
+            "field": "planned_date",
+            "details": {"horizon_days": 366},
+        },
+    ),
+    (
+        errors.AvailableUntilTooFar(366),
+        422,
+        {
+            "code": "available_until_too_far",
+            "message": "available-until lies more than 366 days ahead",
+            "field": "available_until",
+            "details": {"horizon_days": 366},
+        },
+    ),
+    (
+        errors.ContactAccessEnded(datetime(2026, 3, 16, 8, 0, tzinfo=UTC)),
+        409,
+        {
+            "code": "contact_access_ended",
+            "message": "access to the contact ended at 2026-03-16T08:00:00+00:00, some days after the delivery",
+            "details": {"access_ended_at": "2026-03-16T08:00:00+00:00"},
+        },
     ),
 ]
 

@@ -169,6 +169,17 @@ CASES: list[tuple[errors.RuleBroken, int, dict[str, Any], dict[str, str] | None]
         None,
     ),
     (
+        errors.NeededByTooFar(366),
+        422,
+        {
+            "code": "needed_by_too_far",
+            "message": "needed_by lies more than 366 days ahead",
+            "field": "needed_by",
+            "details": {"horizon_days": 366},
+        },
+        None,
+    ),
+    (
         errors.NeedNotOpen("fulfilled"),
         409,
         {"code": "need_not_open", "message": "the need is fulfilled", "field": "status"},

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ksbb_contracts.limits import CURSOR_MAX
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -99,10 +103,12 @@ def encode_cursor(values: list[Any]) -> str:
 
 def decode_cursor(cursor: str) -> list[Any]:
     """The sort values inside a cursor; 422 if it is not one of ours."""
+    if len(cursor) > CURSOR_MAX:  # not ours: cursors hold the sort values of one item
+        raise ApiError(422, "invalid_cursor", "cursor is not valid", field="cursor")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(422, "invalid_cursor", "cursor is not valid", field="cursor") from exc
     if not isinstance(values, list):
         raise ApiError(422, "invalid_cursor", "cursor is not valid", field="cursor")
@@ -114,39 +120,154 @@ def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class IdempotencyStore:
-    """Remembers the response to each (caller, operation, Idempotency-Key); swept after a retention period.
+#: How long a claimed Idempotency-Key may stay unanswered before another request takes the claim over
+#: (its holder crashed); a waiting request gives up waiting after this long as well.
+CLAIM_TIMEOUT = timedelta(seconds=30)
+#: How often a request waiting for another one with the same key looks for its result.
+CLAIM_POLL_SECONDS = 0.05
 
-    Creates also use ids derived from the key, so a crash between the create and `remember` still
-    cannot create twice: the retried create hits the same id.
+#: The work run once per key: returns the response status and its JSON body.
+Work = Callable[[], Awaitable[tuple[int, Any]]]
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The response of a request run under an Idempotency-Key; `replayed` when it was the first request's."""
+
+    status: int
+    body: Any
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This request holds the key: it does the work, then `complete`s (or `release`s) the claim."""
+
+    key_id: str
+    token: str
+
+
+def _key_reused() -> ApiError:
+    return ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
+                    field="Idempotency-Key")
+
+
+class IdempotencyStore:
+    """Runs a request once per (caller, operation, Idempotency-Key), also under concurrency and across replicas.
+
+    The first request claims the key atomically (a unique insert carrying the body's hash) before it does
+    any work. A concurrent request with another body gets 422; one with the same body waits for the first
+    one's response and replays it. A claim whose holder crashed is taken over after `claim_timeout`.
+    Failed work releases its claim, so a retry runs again. Keys are swept after a retention period.
+    Creates also use ids derived from the key, so work that ran twice (a taken-over claim whose holder
+    was only slow) still creates once.
     """
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], clock: Clock, retention: timedelta) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        clock: Clock,
+        retention: timedelta,
+        *,
+        claim_timeout: timedelta = CLAIM_TIMEOUT,
+        poll_seconds: float = CLAIM_POLL_SECONDS,
+    ) -> None:
         self._collection = db["idempotency_keys"]
         self._clock = clock
         self._retention = retention
+        self._claim_timeout = claim_timeout
+        self._poll_seconds = poll_seconds
 
     @staticmethod
     def _id(caller: str, operation: str, key: str) -> str:
         return hashlib.sha256(f"{caller}\x1f{operation}\x1f{key}".encode()).hexdigest()
 
+    async def once(self, caller: str, operation: str, key: str, request_hash: str, work: Work) -> StoredResponse:
+        """The response of `work`, run once per key: the first request runs it, later ones replay its response."""
+        claimed = await self.claim(caller, operation, key, request_hash)
+        if isinstance(claimed, StoredResponse):
+            return claimed
+        try:
+            status, body = await work()
+        except BaseException:
+            await self.release(claimed)
+            raise
+        await self.complete(claimed, status, body)
+        return StoredResponse(status, body)
+
+    async def claim(self, caller: str, operation: str, key: str, request_hash: str) -> Claim | StoredResponse:
+        """Hold the key for this request, or the first request's response to replay.
+
+        Raises 422 when the key was used for another body; waits while another request with the same
+        body holds it, and takes the claim over once that request is older than the claim timeout.
+        """
+        key_id = self._id(caller, operation, key)
+        token = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        give_up_waiting = loop.time() + self._claim_timeout.total_seconds()
+        while True:
+            now = self._clock.now()
+            try:
+                await self._collection.insert_one({
+                    "_id": key_id, "request_hash": request_hash, "state": "claimed", "token": token,
+                    "claimed_at": now, "created_at": now,
+                })
+                return Claim(key_id, token)
+            except DuplicateKeyError:
+                pass
+            stored = await self._collection.find_one({"_id": key_id})
+            if stored is None:
+                continue  # released or swept in between: claim it again
+            if stored["request_hash"] != request_hash:
+                raise _key_reused()
+            if stored.get("state", "done") == "done":
+                return StoredResponse(stored["status"], stored["body"], replayed=True)
+            if self._expired(stored["claimed_at"], now) or loop.time() >= give_up_waiting:
+                # Its holder crashed (or hangs): take the claim over, unless another waiter just did.
+                taken = await self._collection.update_one(
+                    {"_id": key_id, "state": "claimed", "token": stored["token"]},
+                    {"$set": {"token": token, "claimed_at": now}},
+                )
+                if taken.matched_count == 1:
+                    return Claim(key_id, token)
+                continue
+            await asyncio.sleep(self._poll_seconds)
+
+    async def complete(self, claim: Claim, status: int, body: Any) -> None:
+        """Store the response of the claimed request (unless its claim was taken over meanwhile)."""
+        await self._collection.update_one(
+            {"_id": claim.key_id, "token": claim.token},
+            {"$set": {"state": "done", "status": status, "body": body}, "$unset": {"token": ""}},
+        )
+
+    async def release(self, claim: Claim) -> None:
+        """Give the key up after failed work, so that a retry runs the request again."""
+        await self._collection.delete_one({"_id": claim.key_id, "token": claim.token})
+
+    def _expired(self, claimed_at: datetime, now: datetime) -> bool:
+        if claimed_at.tzinfo is None:  # MongoDB hands datetimes back naive (UTC)
+            claimed_at = claimed_at.replace(tzinfo=UTC)
+        return now - claimed_at >= self._claim_timeout
+
     async def recall(self, caller: str, operation: str, key: str, request_hash: str) -> dict[str, Any] | None:
-        """The stored response for a retried request, or None; 422 if the key was used for another body."""
+        """The stored response for a retried request, or None (also while the first one still runs);
+        422 if the key was used for another body."""
         stored = await self._collection.find_one({"_id": self._id(caller, operation, key)})
         if stored is None:
             return None
         if stored["request_hash"] != request_hash:
-            raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
-                           field="Idempotency-Key")
+            raise _key_reused()
+        if stored.get("state", "done") != "done":
+            return None
         return {"status": stored["status"], "body": stored["body"]}
 
     async def remember(
         self, caller: str, operation: str, key: str, request_hash: str, status: int, body: Any
     ) -> None:
-        """Store the response of the first request with this key."""
+        """Store the response of the first request with this key (without a claim; `once` claims first)."""
         try:
             await self._collection.insert_one({
-                "_id": self._id(caller, operation, key), "request_hash": request_hash,
+                "_id": self._id(caller, operation, key), "request_hash": request_hash, "state": "done",
                 "status": status, "body": body, "created_at": self._clock.now(),
             })
         except DuplicateKeyError:

@@ -83,7 +83,9 @@ def compose(
     # Use cases.
     lookback = timedelta(seconds=settings.sweep_interval_seconds * COPY_LOOKBACK_INTERVALS)
     ledger = LedgerService(ledger_store, copies, runtime.clock, settings.expiry_policy, copy_lookback=lookback)
-    pledges = PledgeService(ledger, ledger_store, copies, replicas, runtime.clock)
+    pledges = PledgeService(
+        ledger, ledger_store, copies, replicas, runtime.clock, contact_after_delivery=settings.contact_after_delivery
+    )
     offers = OfferService(offer_store, ledger, ledger_store, replicas, runtime.clock)
     donors = DonorService(donor_store, runtime.clock)
     registry = RegistryFacts(ledger_store, replicas, runtime.clock)
@@ -101,7 +103,10 @@ def compose(
 
     # Routes.
     app = runtime.create_app([donor_routes.router, pledge_routes.router, ledger_routes.router, offer_routes.router])
-    attach(app, UseCases(ledger=ledger, pledges=pledges, offers=offers, donors=donors))
+    attach(
+        app,
+        UseCases(ledger=ledger, pledges=pledges, offers=offers, donors=donors, idempotency=runtime.idempotency),
+    )
     api_errors.install(app)
     return PledgesService(
         runtime=runtime,

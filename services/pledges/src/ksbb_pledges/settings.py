@@ -22,6 +22,17 @@ class PledgesSettings(KitSettings):
     confirm_window_hours: float = Field(default=48.0, gt=0, description="Time a pledge may wait for confirmation.")
     dispatch_grace_hours: float = Field(default=24.0, ge=0, description="Grace after the planned delivery day.")
     reminder_lead_hours: float = Field(default=12.0, ge=0, description="Remind the donor this long before expiry.")
+    contact_access_days: float = Field(
+        default=14.0,
+        ge=0,
+        le=365,
+        description="How long after the delivery the donor may still read the recipient's contact (UU 27/2022).",
+    )
+
+    @property
+    def contact_after_delivery(self) -> timedelta:
+        """How long the donor's access to the recipient's contact lasts after the delivery."""
+        return timedelta(days=self.contact_access_days)
 
     @property
     def expiry_policy(self) -> ExpiryPolicy:

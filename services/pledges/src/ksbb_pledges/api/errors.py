@@ -11,6 +11,8 @@ from starlette.responses import Response
 
 from ksbb_pledges.domain.errors import (
     AvailableUntilPast,
+    AvailableUntilTooFar,
+    ContactAccessEnded,
     ContactUnknown,
     DonorNotFound,
     IdempotencyKeyReused,
@@ -22,6 +24,7 @@ from ksbb_pledges.domain.errors import (
     OfferNotOpen,
     OverPledged,
     PlannedDatePast,
+    PlannedDateTooFar,
     PledgeNotFound,
     PledgeNotLive,
     PledgesError,
@@ -31,8 +34,23 @@ from ksbb_pledges.domain.errors import (
 )
 
 NOT_FOUND = (UnknownNeed, NeedNotFound, PledgeNotFound, OfferNotFound, DonorNotFound, ContactUnknown)
-CONFLICT = (OverPledged, NeedNotOpen, RecipientUnavailable, IllegalTransition, PledgeNotLive, OfferNotOpen)
-UNPROCESSABLE = (IdempotencyKeyReused, PlannedDatePast, AvailableUntilPast, ReceivedExceedsPledged)
+CONFLICT = (
+    OverPledged,
+    NeedNotOpen,
+    RecipientUnavailable,
+    IllegalTransition,
+    PledgeNotLive,
+    ContactAccessEnded,
+    OfferNotOpen,
+)
+UNPROCESSABLE = (
+    IdempotencyKeyReused,
+    PlannedDatePast,
+    PlannedDateTooFar,
+    AvailableUntilPast,
+    AvailableUntilTooFar,
+    ReceivedExceedsPledged,
+)
 
 
 def api_error(error: PledgesError) -> ApiError:
@@ -72,8 +90,14 @@ def _field_and_details(error: PledgesError) -> tuple[str | None, dict[str, Any] 
             return "Idempotency-Key", None
         case PlannedDatePast():
             return "planned_date", None
+        case PlannedDateTooFar(horizon_days=days):
+            return "planned_date", {"horizon_days": days}
         case AvailableUntilPast():
             return "available_until", None
+        case AvailableUntilTooFar(horizon_days=days):
+            return "available_until", {"horizon_days": days}
+        case ContactAccessEnded(ended_at=ended_at):
+            return None, {"access_ended_at": ended_at.isoformat()}
     return None, None
 
 

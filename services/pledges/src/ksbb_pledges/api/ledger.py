@@ -7,7 +7,7 @@ from ksbb_kit.auth import CurrentPrincipal
 from ksbb_kit.errors import ERROR_RESPONSES
 from ksbb_kit.http import etag_for
 
-from ksbb_pledges.api.deps import Ledger, Limit, Pledges
+from ksbb_pledges.api.deps import After, Ledger, Limit, Pledges, next_cursor
 from ksbb_pledges.api.models import LedgerOut, PledgeOut, PledgePage
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -35,8 +35,8 @@ async def recipient_pledges(
     recipient_id: str,
     principal: CurrentPrincipal,
     pledges: Pledges,
-    cursor: str | None = None,
+    after: After,
     limit: Limit = 50,
 ) -> PledgePage:
-    page = await pledges.of_recipient(recipient_id, principal, cursor, limit)
-    return PledgePage(items=[PledgeOut.of_copy(c) for c in page.items], next_cursor=page.next_cursor)
+    page = await pledges.of_recipient(recipient_id, principal, after, limit)
+    return PledgePage(items=[PledgeOut.of_copy(c) for c in page.items], next_cursor=next_cursor(page.next_cursor))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from ksbb_contracts import limits as L
 from ksbb_contracts.areas import areas
+from ksbb_contracts.limits import StrictCount, StrictFlag
 from ksbb_contracts.vocab import DeliveryMode, DonorKind, Item, NeedStatus, PledgeStatus
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -17,17 +19,19 @@ class _In(BaseModel):
 class DonorContactIn(_In):
     """CONFIDENTIAL coordination contact of a donor."""
 
-    name: str = Field(min_length=1, max_length=120)
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200)
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()-]{6,20}$")
+    name: str = Field(min_length=1, max_length=L.PERSON_NAME_MAX)
+    email: str | None = Field(default=None, pattern=L.EMAIL_PATTERN, max_length=L.EMAIL_MAX)
+    phone: str | None = Field(default=None, pattern=L.PHONE_PATTERN, max_length=L.PHONE_MAX)
 
 
 class DonorProfileIn(_In):
     """A donor's profile; the name appears in the public feed only if `show_name` is true."""
 
     kind: DonorKind
-    display_name: str = Field(min_length=1, max_length=120)
-    show_name: bool = Field(default=False, description="Opt in to showing the name publicly (default anonymous).")
+    display_name: str = Field(min_length=L.DISPLAY_NAME[0], max_length=L.DISPLAY_NAME[1])
+    show_name: StrictFlag = Field(
+        default=False, description="Opt in to showing the name publicly (default anonymous)."
+    )
     contact: DonorContactIn | None = None
 
 
@@ -45,11 +49,11 @@ class DonorProfileOut(BaseModel):
 class PledgeIn(_In):
     """A pledge of goods to one need."""
 
-    need_id: str = Field(min_length=1, max_length=100)
-    quantity: int = Field(ge=1, le=1_000_000)
-    planned_date: date = Field(description="When the donor plans to deliver.")
+    need_id: str = Field(min_length=L.ID[0], max_length=L.ID[1])
+    quantity: StrictCount = Field(ge=L.QUANTITY[0], le=L.QUANTITY[1])
+    planned_date: date = Field(description=f"When the donor plans to deliver: not in the past, {L.HORIZON_TEXT}.")
     mode: DeliveryMode = DeliveryMode.OWN_DELIVERY
-    note: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=L.PLEDGE_NOTE_MAX)
 
 
 class HistoryEntry(BaseModel):
@@ -115,20 +119,24 @@ class PledgePage(BaseModel):
 class DeliverIn(_In):
     """Receipt of a dispatched pledge."""
 
-    received_quantity: int = Field(ge=0, description="What actually arrived; may be less than pledged.")
-    proof_ref: str | None = Field(default=None, max_length=300, description="Reference to a photo or document.")
+    received_quantity: StrictCount = Field(
+        ge=0, le=L.QUANTITY[1], description="What actually arrived; may be less than pledged."
+    )
+    proof_ref: str | None = Field(
+        default=None, max_length=L.PROOF_REF_MAX, description="Reference to a photo or document."
+    )
 
 
 class ReasonIn(_In):
     """Why a pledge is rejected."""
 
-    reason: str = Field(min_length=1, max_length=300)
+    reason: str = Field(min_length=L.PLEDGE_REASON[0], max_length=L.PLEDGE_REASON[1])
 
 
 class CancelIn(_In):
     """Why the donor cancels (optional)."""
 
-    reason: str | None = Field(default=None, max_length=300)
+    reason: str | None = Field(default=None, max_length=L.PLEDGE_REASON[1])
 
 
 class LedgerOut(BaseModel):
@@ -169,19 +177,24 @@ class RecipientContactOut(BaseModel):
     email: str | None = None
     street_address: str | None = None
     contact_within_hours: int = Field(default=48, description="Please contact the location within 2×24 hours.")
+    access_ends_at: datetime | None = Field(
+        default=None,
+        description="When this contact stops being available: a set number of days after the delivery "
+        "(null while the pledge is on its way).",
+    )
 
 
 class OfferIn(_In):
     """Goods a donor offers for the platform to match."""
 
     item: Item
-    quantity: int = Field(ge=1, le=1_000_000)
-    area_codes: list[str] = Field(
+    quantity: StrictCount = Field(ge=L.QUANTITY[0], le=L.QUANTITY[1])
+    area_codes: list[Annotated[str, Field(max_length=L.AREA_CODE_MAX)]] = Field(
         default_factory=list,
-        max_length=50,
+        max_length=L.OFFER_AREA_CODES_MAX,
         description="Kota or kecamatan codes to give in; empty = anywhere in Jakarta.",
     )
-    available_until: date
+    available_until: date = Field(description=f"Not in the past; {L.HORIZON_TEXT}.")
 
     @field_validator("area_codes")
     @classmethod
@@ -239,5 +252,9 @@ class OfferPage(BaseModel):
 class AcceptIn(_In):
     """How the accepted proposals are delivered."""
 
-    planned_date: date | None = Field(default=None, description="Defaults to the offer's available-until date.")
+    planned_date: date | None = Field(
+        default=None,
+        description=f"Not in the past, {L.HORIZON_TEXT}; defaults to a few days ahead within the offer's "
+        "available-until date.",
+    )
     mode: DeliveryMode = DeliveryMode.OWN_DELIVERY

@@ -6,7 +6,16 @@ from fastapi import APIRouter, Response
 from ksbb_kit.auth import CurrentPrincipal
 from ksbb_kit.errors import ERROR_RESPONSES
 
-from ksbb_pledges.api.deps import DonorPrincipal, IdempotencyKey, Limit, Offers
+from ksbb_pledges.api.deps import (
+    After,
+    DonorPrincipal,
+    Idempotency,
+    IdempotencyKey,
+    Limit,
+    Offers,
+    next_cursor,
+    run_once,
+)
 from ksbb_pledges.api.models import AcceptIn, OfferIn, OfferOut, OfferPage
 from ksbb_pledges.domain.offers import OfferTerms
 
@@ -19,6 +28,7 @@ async def create_offer(
     principal: DonorPrincipal,
     response: Response,
     offers: Offers,
+    idempotency: Idempotency,
     idempotency_key: IdempotencyKey = None,
 ) -> OfferOut:
     terms = OfferTerms(
@@ -27,19 +37,26 @@ async def create_offer(
         area_codes=list(body.area_codes),
         available_until=body.available_until,
     )
-    offer, replayed = await offers.create(principal, terms, idempotency_key)
-    if replayed:
+    found_again = False
+
+    async def create() -> OfferOut:
+        nonlocal found_again
+        offer, found_again = await offers.create(principal, terms, idempotency_key)
+        return OfferOut.of(offer)
+
+    created, replayed = await run_once(
+        idempotency, principal, "create_offer", idempotency_key, terms.as_json(), create, status=201
+    )
+    if replayed or found_again:
         response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/v1/offers/{offer['_id']}"
-    return OfferOut.of(offer)
+    response.headers["Location"] = f"/v1/offers/{created['offer_id']}"
+    return OfferOut.model_validate(created)
 
 
 @router.get("/offers", tags=["offers"], summary="My offers (donor); every offer (admin)")
-async def list_offers(
-    principal: CurrentPrincipal, offers: Offers, cursor: str | None = None, limit: Limit = 50
-) -> OfferPage:
-    page = await offers.mine(principal, cursor, limit)
-    return OfferPage(items=[OfferOut.of(o) for o in page.items], next_cursor=page.next_cursor)
+async def list_offers(principal: CurrentPrincipal, offers: Offers, after: After, limit: Limit = 50) -> OfferPage:
+    page = await offers.mine(principal, after, limit)
+    return OfferPage(items=[OfferOut.of(o) for o in page.items], next_cursor=next_cursor(page.next_cursor))
 
 
 @router.get("/offers/{offer_id}", tags=["offers"], summary="One offer with its proposals")

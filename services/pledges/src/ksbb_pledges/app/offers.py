@@ -26,7 +26,7 @@ from ksbb_pledges.domain.offers import (
     default_planned_date,
     new_offer,
 )
-from ksbb_pledges.domain.pledge import new_pledge
+from ksbb_pledges.domain.pledge import check_planned_date, new_pledge
 
 
 class OfferService:
@@ -80,6 +80,8 @@ class OfferService:
         Pledge ids derive from the offer and the need, so a retried or resumed accept reserves nothing twice.
         """
         offer = await self._own(offer_id, principal, admin_may=False)
+        if planned_date is not None:
+            check_planned_date(planned_date, self.clock.now().date())
         planned = planned_date or default_planned_date(
             date.fromisoformat(offer["available_until"]), self.clock.now().date()
         )

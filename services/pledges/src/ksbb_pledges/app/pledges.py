@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from ksbb_kit.auth import Principal
@@ -21,7 +21,7 @@ from ksbb_pledges.app.access import (
 )
 from ksbb_pledges.app.ledger import LedgerService
 from ksbb_pledges.app.ports import LedgerStore, Page, PledgeCopies, Replicas
-from ksbb_pledges.domain.contact import check_contact_visible
+from ksbb_pledges.domain.contact import DEFAULT_ACCESS_AFTER_DELIVERY, check_contact_visible
 from ksbb_pledges.domain.errors import ContactUnknown, IdempotencyKeyReused, PledgeNotFound
 from ksbb_pledges.domain.ledger import LedgerChange, Reservation, transition
 from ksbb_pledges.domain.pledge import Ledger, Pledge, check_planned_date, new_pledge
@@ -62,13 +62,21 @@ class PledgeService:
     """Every use case of a single pledge; reservations and changes go through the ledger store."""
 
     def __init__(
-        self, ledger: LedgerService, store: LedgerStore, copies: PledgeCopies, replicas: Replicas, clock: Clock
+        self,
+        ledger: LedgerService,
+        store: LedgerStore,
+        copies: PledgeCopies,
+        replicas: Replicas,
+        clock: Clock,
+        *,
+        contact_after_delivery: timedelta = DEFAULT_ACCESS_AFTER_DELIVERY,
     ) -> None:
         self.ledger = ledger
         self.store = store
         self.copies = copies
         self.replicas = replicas
         self.clock = clock
+        self.contact_after_delivery = contact_after_delivery
 
     async def create(self, principal: Principal, request: PledgeRequest, idempotency_key: str | None) -> Reservation:
         """Reserve a donor's pledge on the need's ledger; a retried create (same key) finds the first one."""
@@ -114,13 +122,19 @@ class PledgeService:
         return ledger, pledge
 
     async def recipient_contact(self, pledge_id: str, principal: Principal) -> dict[str, Any]:
-        """The recipient's contact person, for the donor of a live or delivered pledge."""
+        """The recipient's contact person, for the donor of a live pledge or of one delivered recently."""
         ledger, pledge = await self.visible(pledge_id, principal)
-        check_contact_visible(actors_of(principal, ledger, pledge), pledge["status"])
+        access_ends_at = check_contact_visible(
+            actors_of(principal, ledger, pledge),
+            pledge["status"],
+            delivered_at=pledge.get("delivered_at"),
+            now=self.clock.now(),
+            after_delivery=self.contact_after_delivery,
+        )
         contact = await self.replicas.recipient_contact(ledger["recipient_id"])
         if not contact:
             raise ContactUnknown(ledger["recipient_id"])
-        return {**contact, "recipient_id": ledger["recipient_id"]}
+        return {**contact, "recipient_id": ledger["recipient_id"], "access_ends_at": access_ends_at}
 
     async def confirm(self, pledge_id: str, principal: Principal) -> tuple[Ledger, Pledge]:
         """The recipient (or its facilitator) confirms a pledge."""

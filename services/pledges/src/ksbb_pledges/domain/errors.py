@@ -8,6 +8,7 @@ The API's error module maps each class to a status, a field and details in one p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
 
@@ -86,6 +87,18 @@ class PlannedDatePast(PledgesError):
         return "the planned delivery date is in the past"
 
 
+@dataclass(eq=False)
+class PlannedDateTooFar(PledgesError):
+    """A delivery is planned within the programme's horizon."""
+
+    rule: ClassVar[str] = "planned_date_too_far"
+    horizon_days: int
+
+    @property
+    def message(self) -> str:
+        return f"the planned delivery date lies more than {self.horizon_days} days ahead"
+
+
 # -- lifecycle ----------------------------------------------------------------------------------------
 
 
@@ -154,6 +167,18 @@ class AvailableUntilPast(PledgesError):
         return "available-until is in the past"
 
 
+@dataclass(eq=False)
+class AvailableUntilTooFar(PledgesError):
+    """An offer ends within the programme's horizon."""
+
+    rule: ClassVar[str] = "available_until_too_far"
+    horizon_days: int
+
+    @property
+    def message(self) -> str:
+        return f"available-until lies more than {self.horizon_days} days ahead"
+
+
 # -- access -------------------------------------------------------------------------------------------
 
 
@@ -167,6 +192,18 @@ class NotPermitted(PledgesError):
     @property
     def message(self) -> str:
         return self.reason
+
+
+@dataclass(eq=False)
+class ContactAccessEnded(PledgesError):
+    """The donor's access to the recipient's contact ended a set time after the delivery (data minimisation)."""
+
+    rule: ClassVar[str] = "contact_access_ended"
+    ended_at: datetime
+
+    @property
+    def message(self) -> str:
+        return f"access to the contact ended at {self.ended_at.isoformat()}, some days after the delivery"
 
 
 # -- missing things -----------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from ksbb_pledges.domain.lifecycle import (
     CANCELLED,
     EXPIRED,
     RELEASABLE,
+    TRANSITIONS,
     ExpiryPolicy,
     Quantities,
     check_transition,
@@ -267,16 +268,14 @@ def transition(
 
     The state must allow the action (IllegalTransition); a receipt records what arrived, never more
     than was pledged (ReceivedExceedsPledged) — less lowers the commitment, re-opening the rest of the
-    need; a cancellation or rejection records its reason.
+    need; a cancellation or rejection records its reason. Repeating a move the same caller already made
+    with the same facts (a retry whose first answer was lost) changes nothing and answers the current state.
     """
-    target = check_transition(action, pledge["status"])
     facts: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     need_set: dict[str, Any] = {}
     if action == "deliver":
         received = int(received_quantity or 0)
-        if received > pledge["quantity"]:
-            raise ReceivedExceedsPledged(received, pledge["quantity"])
         facts = {"received_quantity": received, "proof_ref": proof_ref, "delivered_quantity": received}
         extra = {"received_quantity": received, "proof_ref": proof_ref}
         if received > 0:
@@ -284,6 +283,11 @@ def transition(
     elif action in ("cancel", "reject"):
         facts = {"reason": reason or ("donor_cancelled" if action == "cancel" else "rejected")}
         extra = dict(facts)
+    if already_made(pledge, action, by, extra):
+        return unchanged((ledger, pledge))
+    target = check_transition(action, pledge["status"])
+    if action == "deliver" and extra["received_quantity"] > pledge["quantity"]:
+        raise ReceivedExceedsPledged(extra["received_quantity"], pledge["quantity"])
     moved = advance(pledge, target, now, by, **facts)
     change = LedgerChange(
         result=(ledger, moved),
@@ -293,6 +297,17 @@ def transition(
         events=[TRANSITION_EVENTS[action](pledge=pledge_public(ledger, moved), occurred_at=now, **extra)],
     )
     return settle(ledger, change, now)
+
+
+def already_made(pledge: Pledge, action: str, by: str, facts: dict[str, Any]) -> bool:
+    """Whether the pledge's audit trail records this move by this caller with these facts (a repeated request)."""
+    target = TRANSITIONS[action].target.value
+    return any(
+        entry.get("status") == target
+        and entry.get("by") == by
+        and all(entry.get(name) == value for name, value in facts.items())
+        for entry in pledge.get("history", [])
+    )
 
 
 def apply_need(ledger: Ledger, need: NeedPublic, reason: str | None, now: datetime) -> LedgerChange[None]:

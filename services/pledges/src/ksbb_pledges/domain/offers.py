@@ -14,8 +14,9 @@ from typing import Any
 
 from ksbb_contracts import Event
 from ksbb_contracts.events.pledges import MatchAccepted, MatchDeclined, MatchProposed, OfferCreated, ProposedAllocation
+from ksbb_contracts.limits import HORIZON_DAYS, latest_allowed
 
-from ksbb_pledges.domain.errors import AvailableUntilPast
+from ksbb_pledges.domain.errors import AvailableUntilPast, AvailableUntilTooFar
 from ksbb_pledges.domain.matching import Allocation
 
 Offer = dict[str, Any]
@@ -47,9 +48,11 @@ class OfferTerms:
 
 
 def check_available_until(available_until: date, today: date) -> None:
-    """An offer cannot end before today."""
+    """An offer ends from today up to the programme's horizon (never before today)."""
     if available_until < today:
         raise AvailableUntilPast()
+    if available_until > latest_allowed(today):
+        raise AvailableUntilTooFar(HORIZON_DAYS)
 
 
 def new_offer(

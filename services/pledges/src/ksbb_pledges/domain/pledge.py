@@ -6,9 +6,10 @@ from datetime import date, datetime
 from typing import Any
 
 from ksbb_contracts.events.pledges import PledgePublic
+from ksbb_contracts.limits import HORIZON_DAYS, latest_allowed
 from ksbb_contracts.vocab import PledgeStatus
 
-from ksbb_pledges.domain.errors import PlannedDatePast
+from ksbb_pledges.domain.errors import PlannedDatePast, PlannedDateTooFar
 
 #: A ledger document (need facts, quantities, `rev`, embedded `pledges`) and one embedded pledge.
 Ledger = dict[str, Any]
@@ -84,6 +85,8 @@ def pledge_public(ledger: Ledger, pledge: Pledge) -> PledgePublic:
 
 
 def check_planned_date(planned_date: date, today: date) -> None:
-    """A delivery cannot be planned for a day already gone."""
+    """A delivery is planned from today up to the programme's horizon (never for a day already gone)."""
     if planned_date < today:
         raise PlannedDatePast()
+    if planned_date > latest_allowed(today):
+        raise PlannedDateTooFar(HORIZON_DAYS)

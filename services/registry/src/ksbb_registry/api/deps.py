@@ -7,6 +7,7 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from ksbb_contracts import limits
 from ksbb_kit.auth import Principal, Role, require_roles
 from ksbb_kit.http import IdempotencyStore, check_if_match
 
@@ -16,7 +17,6 @@ from ksbb_registry.app.organisations import OrganisationService
 from ksbb_registry.app.ports import Page, Precondition
 from ksbb_registry.app.recipients import RecipientService
 from ksbb_registry.app.reports import ReportService
-from ksbb_registry.domain import limits
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,15 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=limits.IDEMPOTENCY_KEY_MAX,
+        min_length=limits.IDEMPOTENCY_KEY[0],
+        max_length=limits.IDEMPOTENCY_KEY[1],
         description="Retried creates with the same key return the first result.",
     ),
 ]
 Limit = Annotated[int, Query(ge=limits.PAGE_SIZE[0], le=limits.PAGE_SIZE[1])]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Cursor = Annotated[
+    str | None, Query(max_length=limits.CURSOR_MAX, description="next_cursor of the previous page")
+]
 
 
 def precondition(if_match: str | None) -> Precondition:

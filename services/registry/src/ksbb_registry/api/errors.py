@@ -30,6 +30,7 @@ STATUS_AND_CODE: dict[type[rules.RuleBroken], tuple[int, str]] = {
     rules.RecipientIsArchived: (409, "recipient_archived"),
     rules.RecipientNotActive: (409, "recipient_not_active"),
     rules.NeededByInPast: (422, "needed_by_in_past"),
+    rules.NeededByTooFar: (422, "needed_by_too_far"),
     rules.NeedNotOpen: (409, "need_not_open"),
     rules.BelowCommitted: (409, "below_committed"),
     rules.ReportAlreadyResolved: (409, "report_resolved"),
@@ -45,6 +46,8 @@ def _details(error: rules.RuleBroken) -> dict[str, Any] | None:
         return {"existing_recipient_id": error.existing_recipient_id}
     if isinstance(error, rules.BelowCommitted):
         return {"committed": error.committed}
+    if isinstance(error, rules.NeededByTooFar):
+        return {"horizon_days": error.horizon_days}
     return None
 
 

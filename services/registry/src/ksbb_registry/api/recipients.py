@@ -23,7 +23,7 @@ from ksbb_registry.api.deps import (
 )
 from ksbb_registry.api.responses import idempotent_create, with_etag
 from ksbb_registry.app.recipients import RecipientFilters
-from ksbb_registry.domain.lifecycle import Action
+from ksbb_registry.domain.lifecycle import TRANSITIONS, Action
 from ksbb_registry.domain.recipients import NewRecipient, Recipient, RecipientPatch
 
 router = APIRouter(tags=["recipients"])
@@ -155,6 +155,11 @@ def _transition_route(action: Action, who: str) -> None:
         return _with_etag(recipient)
 
     run.__name__ = f"{action.value}_recipient"
+    # The body model follows the lifecycle table, so the document marks `reason` required exactly where
+    # the rule requires it (a model object, not a name: annotations here are strings in this module).
+    run.__annotations__["body"] = (
+        schemas.ReasonedTransitionRequest if TRANSITIONS[action].reason_required else schemas.TransitionRequest
+    )
     router.post(
         f"/recipients/{{recipient_id}}/{action.value}",
         response_model=schemas.RecipientOut,

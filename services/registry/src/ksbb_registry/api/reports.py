@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from ksbb_kit.auth import OptionalPrincipal
-from ksbb_kit.http import fingerprint
 
 from ksbb_registry.api import schemas
 from ksbb_registry.api.deps import Cursor, Idempotency, IdempotencyKey, Limit, Reports, Staff, page
@@ -41,17 +40,11 @@ async def create_report(
     client = request.client.host if request.client else "unknown"
     caller = principal.subject if principal else f"ip:{client}"
     operation = f"report:{recipient_id}"
-    if idempotency_key:
-        # A retried report is answered before it counts against the rate limit.
-        stored = await idempotency.recall(
-            caller, operation, idempotency_key, fingerprint(body.model_dump(mode="json"))
-        )
-        if stored is not None:
-            return JSONResponse(stored["body"], status_code=stored["status"])
-    await reports.admit(recipient_id, client)
     command = NewReport(text=body.text, contact=body.contact)
 
     async def create(resource_id: str) -> tuple[schemas.ReportReceipt, str, int]:
+        # Counted only when it runs: a retried report is replayed without counting against the limit.
+        await reports.admit(recipient_id, client)
         report = await reports.submit(resource_id, recipient_id, command)
         return schemas.ReportReceipt(report_id=report.report_id, status=report.status), report.report_id, 0
 

@@ -32,24 +32,25 @@ async def idempotent_create(
 ) -> JSONResponse:
     """Run a create once per (caller, operation, Idempotency-Key): retries get the first response.
 
-    The resource id is derived from the key, so a retry after a crash before `remember` hits the same id.
+    The key is claimed before the create runs, so a concurrent request with the same key waits for this
+    one's response (or gets 422 for another body). The resource id is derived from the key as well, so
+    a create repeated after a crash before its response was stored hits the same id.
     """
-    request_hash = fingerprint(body.model_dump(mode="json"))
-    if key:
-        stored = await store.recall(caller, operation, key, request_hash)
-        if stored is not None:
-            headers = {"Idempotent-Replayed": "true"}
-            if isinstance(stored["body"], dict) and "version" in stored["body"]:
-                resource_id = next(
-                    (v for k, v in stored["body"].items() if k.endswith("_id") and str(v).startswith(prefix)),
-                    None,
-                )
-                if resource_id:
-                    headers["ETag"] = etag_for(resource_id, stored["body"]["version"])
-            return JSONResponse(stored["body"], status_code=stored["status"], headers=headers)
-    resource_id = derived_id(prefix, caller, operation, key) if key else new_id(prefix)
-    model, rid, version = await create(resource_id)
-    payload: Any = model.model_dump(mode="json")
-    if key:
-        await store.remember(caller, operation, key, request_hash, 201, payload)
-    return JSONResponse(payload, status_code=201, headers={"ETag": etag_for(rid, version)} if version else {})
+    if not key:
+        model, rid, version = await create(new_id(prefix))
+        return JSONResponse(
+            model.model_dump(mode="json"), status_code=201, headers={"ETag": etag_for(rid, version)} if version else {}
+        )
+    created_id = derived_id(prefix, caller, operation, key)
+
+    async def work() -> tuple[int, Any]:
+        nonlocal created_id
+        model, created_id, _ = await create(created_id)
+        return 201, model.model_dump(mode="json")
+
+    outcome = await store.once(caller, operation, key, fingerprint(body.model_dump(mode="json")), work)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    stored_version = outcome.body.get("version") if isinstance(outcome.body, dict) else None
+    if stored_version:
+        headers["ETag"] = etag_for(created_id, int(stored_version))
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
+from ksbb_contracts import limits as L
+from ksbb_contracts.limits import StrictCount, StrictNumber
 from ksbb_contracts.vocab import (
     Item,
     NeedStatus,
@@ -17,11 +19,14 @@ from ksbb_contracts.vocab import (
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ksbb_registry.domain import limits as L
 from ksbb_registry.domain.recipients import normalise_phone
 
 EMAIL_PATTERN = L.EMAIL_PATTERN
 T = TypeVar("T")
+#: A reference to a supporting document (an archive number or a link).
+DocumentRef = Annotated[str, Field(min_length=1, max_length=L.DOCUMENT_REF_MAX)]
+#: A Kemendagri area code.
+AreaCode = Annotated[str, Field(max_length=L.AREA_CODE_MAX)]
 
 
 class _In(BaseModel):
@@ -31,15 +36,17 @@ class _In(BaseModel):
 class Coordinates(_In):
     """WGS 84 point; must lie inside DKI Jakarta's bounding box."""
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: StrictNumber = Field(ge=-90, le=90)
+    lon: StrictNumber = Field(ge=-180, le=180)
 
 
 class ContactPerson(_In):
     """PRIVATE contact person of a recipient unit."""
 
     name: str = Field(min_length=1, max_length=L.PERSON_NAME_MAX)
-    phone: str = Field(description="Indonesian number, e.g. 0812-3456-7890; stored as +62…")
+    phone: str = Field(
+        max_length=L.PHONE_MAX, description="Indonesian number, e.g. 0812-3456-7890; stored as +62…"
+    )
     email: str | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=L.EMAIL_MAX)
 
     @field_validator("phone")
@@ -49,13 +56,14 @@ class ContactPerson(_In):
 
 
 class BeneficiaryCounts(_In):
-    """Households (KK), people and vulnerable groups served."""
+    """Households (KK), people and vulnerable groups served; each group is part of `people` (give `people`
+    to count children, elderly or disabled residents)."""
 
-    households: int = Field(ge=0, le=L.HOUSEHOLDS_MAX)
-    people: int = Field(ge=0, le=L.PEOPLE_MAX)
-    children: int = Field(default=0, ge=0)
-    elderly: int = Field(default=0, ge=0)
-    disabled: int = Field(default=0, ge=0)
+    households: StrictCount = Field(ge=0, le=L.HOUSEHOLDS_MAX)
+    people: StrictCount = Field(ge=0, le=L.PEOPLE_MAX)
+    children: StrictCount = Field(default=0, ge=0, le=L.PEOPLE_MAX, description="At most `people`.")
+    elderly: StrictCount = Field(default=0, ge=0, le=L.PEOPLE_MAX, description="At most `people`.")
+    disabled: StrictCount = Field(default=0, ge=0, le=L.PEOPLE_MAX, description="At most `people`.")
 
     @model_validator(mode="after")
     def _consistent(self) -> BeneficiaryCounts:
@@ -64,7 +72,8 @@ class BeneficiaryCounts(_In):
         if self.people and self.households > self.people:
             raise ValueError("households cannot exceed people")
         for group in ("children", "elderly", "disabled"):
-            if self.people and getattr(self, group) > self.people:
+            # Also when `people` is 0: a group of people is never larger than the people counted.
+            if getattr(self, group) > self.people:
                 raise ValueError(f"{group} cannot exceed people")
         return self
 
@@ -75,12 +84,20 @@ class RecipientCreate(_In):
     name: str = Field(min_length=L.RECIPIENT_NAME[0], max_length=L.RECIPIENT_NAME[1])
     kind: RecipientKind
     kind_description: str | None = Field(default=None, max_length=L.DESCRIPTION_MAX)
-    organisation_id: str = Field(min_length=1, description="Responsible facilitator organisation.")
-    kelurahan_code: str = Field(description="Kemendagri kelurahan code, e.g. 31.71.01.1001.")
-    kecamatan_code: str | None = Field(default=None, description="Optional; checked against the kelurahan.")
-    kota_code: str | None = Field(default=None, description="Optional; checked against the kelurahan.")
-    rw: int | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
-    rt: int | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
+    organisation_id: str = Field(
+        min_length=L.ID[0], max_length=L.ID[1], description="Responsible facilitator organisation."
+    )
+    kelurahan_code: str = Field(
+        max_length=L.AREA_CODE_MAX, description="Kemendagri kelurahan code, e.g. 31.71.01.1001."
+    )
+    kecamatan_code: str | None = Field(
+        default=None, max_length=L.AREA_CODE_MAX, description="Optional; checked against the kelurahan."
+    )
+    kota_code: str | None = Field(
+        default=None, max_length=L.AREA_CODE_MAX, description="Optional; checked against the kelurahan."
+    )
+    rw: StrictCount | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
+    rt: StrictCount | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
     street_address: str = Field(min_length=L.STREET_ADDRESS[0], max_length=L.STREET_ADDRESS[1])
     coordinates: Coordinates | None = None
     beneficiaries: BeneficiaryCounts
@@ -98,10 +115,12 @@ class RecipientUpdate(_In):
 
     name: str | None = Field(default=None, min_length=L.RECIPIENT_NAME[0], max_length=L.RECIPIENT_NAME[1])
     kind_description: str | None = Field(default=None, max_length=L.DESCRIPTION_MAX)
-    organisation_id: str | None = Field(default=None, description="Admins only.")
-    kelurahan_code: str | None = None
-    rw: int | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
-    rt: int | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
+    organisation_id: str | None = Field(
+        default=None, min_length=L.ID[0], max_length=L.ID[1], description="Admins only."
+    )
+    kelurahan_code: str | None = Field(default=None, max_length=L.AREA_CODE_MAX)
+    rw: StrictCount | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
+    rt: StrictCount | None = Field(default=None, ge=L.RW_RT[0], le=L.RW_RT[1])
     street_address: str | None = Field(
         default=None, min_length=L.STREET_ADDRESS[0], max_length=L.STREET_ADDRESS[1]
     )
@@ -112,10 +131,16 @@ class RecipientUpdate(_In):
 
 
 class TransitionRequest(_In):
-    """A lifecycle step with its note/reason and optional document references."""
+    """A lifecycle step with an optional note and optional document references (activate, reinstate)."""
 
     reason: str | None = Field(default=None, max_length=L.TRANSITION_REASON_MAX)
-    document_refs: list[str] = Field(default_factory=list, max_length=L.DOCUMENT_REFS_MAX)
+    document_refs: list[DocumentRef] = Field(default_factory=list, max_length=L.DOCUMENT_REFS_MAX)
+
+
+class ReasonedTransitionRequest(TransitionRequest):
+    """A lifecycle step that needs its note or reason (verify, suspend, archive)."""
+
+    reason: str = Field(min_length=1, max_length=L.TRANSITION_REASON_MAX)
 
 
 class AuditEntry(BaseModel):
@@ -160,12 +185,12 @@ class NeedCreate(_In):
 
     item: Item
     item_description: str | None = Field(default=None, max_length=L.DESCRIPTION_MAX)
-    quantity: int = Field(ge=L.NEED_QUANTITY[0], le=L.NEED_QUANTITY[1])
+    quantity: StrictCount = Field(ge=L.QUANTITY[0], le=L.QUANTITY[1])
     unit: str | None = Field(
         default=None, max_length=L.UNIT_MAX, description="Defaults to the catalogue unit."
     )
     priority: Priority = Priority.MEDIUM
-    needed_by: date
+    needed_by: date = Field(description=f"Not in the past; {L.HORIZON_TEXT}.")
     recurrence: Recurrence = Recurrence.NONE
     notes: str | None = Field(default=None, max_length=L.NOTES_MAX)
 
@@ -173,10 +198,10 @@ class NeedCreate(_In):
 class NeedUpdate(_In):
     """Change an open need."""
 
-    quantity: int | None = Field(default=None, ge=L.NEED_QUANTITY[0], le=L.NEED_QUANTITY[1])
+    quantity: StrictCount | None = Field(default=None, ge=L.QUANTITY[0], le=L.QUANTITY[1])
     unit: str | None = Field(default=None, max_length=L.UNIT_MAX)
     priority: Priority | None = None
-    needed_by: date | None = None
+    needed_by: date | None = Field(default=None, description=f"Not in the past; {L.HORIZON_TEXT}.")
     item_description: str | None = Field(default=None, max_length=L.DESCRIPTION_MAX)
     notes: str | None = Field(default=None, max_length=L.NOTES_MAX)
 
@@ -184,7 +209,7 @@ class NeedUpdate(_In):
 class CancelRequest(_In):
     """Why a need is cancelled."""
 
-    reason: str = Field(min_length=L.CANCEL_REASON[0], max_length=L.CANCEL_REASON[1])
+    reason: str = Field(min_length=L.NEED_CANCEL_REASON[0], max_length=L.NEED_CANCEL_REASON[1])
 
 
 class LedgerOut(BaseModel):
@@ -230,7 +255,7 @@ class OrganisationContact(_In):
 
     name: str | None = Field(default=None, max_length=L.PERSON_NAME_MAX)
     email: str = Field(pattern=EMAIL_PATTERN, max_length=L.EMAIL_MAX)
-    phone: str | None = None
+    phone: str | None = Field(default=None, max_length=L.PHONE_MAX)
 
     @field_validator("phone")
     @classmethod
@@ -244,7 +269,7 @@ class OrganisationCreate(_In):
     name: str = Field(min_length=L.ORGANISATION_NAME[0], max_length=L.ORGANISATION_NAME[1])
     kind: OrganisationKind
     contact: OrganisationContact
-    area_codes: list[str] = Field(default_factory=list, max_length=L.AREA_CODES_MAX)
+    area_codes: list[AreaCode] = Field(default_factory=list, max_length=L.AREA_CODES_MAX)
 
 
 class OrganisationUpdate(_In):
@@ -255,7 +280,7 @@ class OrganisationUpdate(_In):
     )
     kind: OrganisationKind | None = None
     contact: OrganisationContact | None = None
-    area_codes: list[str] | None = Field(default=None, max_length=L.AREA_CODES_MAX)
+    area_codes: list[AreaCode] | None = Field(default=None, max_length=L.AREA_CODES_MAX)
 
 
 class OrganisationStatusChange(_In):

@@ -158,6 +158,14 @@ class NeededByInPast(RuleBroken):
         super().__init__("needed_by lies in the past", field="needed_by")
 
 
+class NeededByTooFar(RuleBroken):
+    """A need's needed-by date lies within the programme's horizon."""
+
+    def __init__(self, horizon_days: int) -> None:
+        super().__init__(f"needed_by lies more than {horizon_days} days ahead", field="needed_by")
+        self.horizon_days = horizon_days
+
+
 class NeedNotOpen(RuleBroken):
     """Only an open need may change or be cancelled."""
 

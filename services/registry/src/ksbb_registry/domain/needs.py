@@ -13,6 +13,7 @@ from ksbb_contracts.events.registry import (
     NeedOpened,
     NeedPublic,
 )
+from ksbb_contracts.limits import HORIZON_DAYS, latest_allowed
 from ksbb_contracts.vocab import Item, NeedStatus, Priority, RecipientStatus, Recurrence
 from pydantic import BaseModel, ConfigDict
 
@@ -22,6 +23,7 @@ from ksbb_registry.domain.errors import (
     BelowCommitted,
     DescriptionRequired,
     NeededByInPast,
+    NeededByTooFar,
     NeedNotOpen,
     RecipientNotActive,
 )
@@ -149,6 +151,14 @@ def is_fulfilled(requested: int, delivered: int) -> bool:
     return requested > 0 and delivered >= requested
 
 
+def check_needed_by(needed_by: date, today: date) -> None:
+    """A needed-by date lies between today and the programme's horizon, when posted and when changed."""
+    if needed_by < today:
+        raise NeededByInPast()
+    if needed_by > latest_allowed(today):
+        raise NeededByTooFar(HORIZON_DAYS)
+
+
 def check_quantity_change(new_quantity: int, committed: int) -> None:
     """A need's quantity may not drop below what donors already committed."""
     if new_quantity < committed:
@@ -169,8 +179,7 @@ def post(
     if command.item is Item.OTHER and not command.item_description:
         raise DescriptionRequired("item 'other' needs an item_description", field="item_description")
     today = now.date()
-    if command.needed_by < today:
-        raise NeededByInPast()
+    check_needed_by(command.needed_by, today)
     recurring = command.recurrence is not Recurrence.NONE
     following = following_period(today, command.recurrence)
     need = Need(
@@ -208,6 +217,8 @@ def revise(current: Need, changes: dict[str, Any], version: int, now: datetime) 
         raise NeedNotOpen(current.status.value)
     if "quantity" in changes:
         check_quantity_change(changes["quantity"], current.ledger.committed)
+    if "needed_by" in changes and changes["needed_by"] != current.needed_by:
+        check_needed_by(changes["needed_by"], now.date())
     after = current.model_copy(update={**changes, "version": version})
     fields = changed_fields(current, after, changes)
     if not fields:
