@@ -76,7 +76,9 @@ def test_only_administrators_can_see_or_set_the_linking_attributes() -> None:
     assert "unmanagedAttributePolicy" not in user_profile(), "unknown form fields are dropped, never stored"
 
 
-def test_development_secrets_are_marked_and_refused_in_production() -> None:
+def test_development_secrets_are_marked_and_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("KSBB_")]:
+        monkeypatch.delenv(name)  # every value below is given explicitly
     secrets = {}
     for client in REALM["clients"]:
         if not client["publicClient"]:

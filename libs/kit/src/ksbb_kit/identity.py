@@ -159,7 +159,8 @@ class KeycloakAdmin:
     def from_settings(cls, settings: Any, **options: Any) -> KeycloakAdmin:
         """From a service's KitSettings (oidc_issuer, identity_admin_client_id, identity_admin_client_secret)."""
         if not settings.oidc_issuer or settings.identity_admin_client_secret is None:
-            raise ValueError("onboarding needs KSBB_OIDC_ISSUER and KSBB_IDENTITY_ADMIN_CLIENT_SECRET")
+            raise ValueError("onboarding needs oidc_issuer and identity_admin_client_secret "
+                             "(KSBB_OIDC_ISSUER, KSBB_REGISTRY_IDENTITY_ADMIN_CLIENT_SECRET)")
         return cls(settings.oidc_issuer, settings.identity_admin_client_id,
                    settings.identity_admin_client_secret.get_secret_value(), **options)
 

@@ -64,7 +64,8 @@ def _from(values: dict[str, str], how: str) -> IdentityInfra | None:
         issuer=issuer, keycloak_url=values.get("KSBB_KEYCLOAK_URL", issuer.rpartition("/realms/")[0]),
         mailpit_url=mailpit, admin_password=values.get("KSBB_KEYCLOAK_ADMIN_PASSWORD", "dev-only-keycloak-admin"),
         cli_secret=values.get("KSBB_OIDC_CLI_SECRET", "dev-only-ksbb-cli-secret"),
-        admin_client_secret=values.get("KSBB_IDENTITY_ADMIN_CLIENT_SECRET", "dev-only-ksbb-registry-admin-secret"),
+        admin_client_secret=values.get("KSBB_REGISTRY_IDENTITY_ADMIN_CLIENT_SECRET",
+                                       "dev-only-ksbb-registry-admin-secret"),
         how=how,
     )
 
