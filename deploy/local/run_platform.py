@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,11 @@ from ksbb_kit.testing.infra import read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"registry": 8101, "pledges": 8102, "notifier": 8103, "publisher": 8104}
+# Browser apps behind the gateway under their own prefix (deploy/gateway/gateway.toml [frontends]).
+FRONTENDS = {"portal": 8105}
+# The portal calls the gateway from this loopback address; the gateway believes its X-Forwarded-For.
+PORTAL_BIND = "127.0.0.3"
+DEMO_USERS = ROOT / "deploy" / "identity" / "ksbb-users-0.json"
 STATE = ROOT / ".ksbb"
 # The one URL a client needs: nginx in front of the services (deploy/gateway, target "local").
 GATEWAY_LISTEN = "127.0.0.1:8100"
@@ -60,11 +66,26 @@ def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     return processes
 
 
+def start_portal(env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """Start the portal (frontends/portal) when an identity provider is configured; it signs people in there."""
+    if not env.get("KSBB_OIDC_ISSUER"):
+        print("portal: not started, no KSBB_OIDC_ISSUER (Keycloak: `deploy/local/infra up keycloak`)", flush=True)
+        return None
+    log = (STATE / "logs" / "portal.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "ksbb_portal.main"],
+        env={**env, "KSBB_PORTAL_HTTP_PORT": str(FRONTENDS["portal"]), "KSBB_PORTAL_API_URL": GATEWAY_URL,
+             "KSBB_PORTAL_PUBLIC_ORIGIN": GATEWAY_URL, "KSBB_PORTAL_API_BIND_ADDRESS": PORTAL_BIND},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
 async def wait_ready(processes: dict[str, subprocess.Popen[bytes]], timeout: float = 120) -> None:
-    """Wait until every service answers /readyz with 200."""
+    """Wait until every service (and frontend) started answers /readyz with 200."""
     deadline = asyncio.get_running_loop().time() + timeout
+    ports = {**SERVICES, **FRONTENDS}
     async with httpx.AsyncClient(timeout=3) as client:
-        for name, port in SERVICES.items():
+        for name, port in ((n, p) for n, p in ports.items() if n in processes):
             while True:
                 if processes[name].poll() is not None:
                     raise SystemExit(f"{name} exited; see .ksbb/logs/{name}.log")
@@ -84,14 +105,15 @@ async def start_gateway() -> LocalGateway:
         documents = {name: (await client.get(f"http://127.0.0.1:{port}/openapi.json")).json()
                      for name, port in SERVICES.items()}
     gateway = LocalGateway(STATE / "gateway", target_changes={
-        "listen": GATEWAY_LISTEN, "upstreams": {name: f"127.0.0.1:{port}" for name, port in SERVICES.items()}})
+        "listen": GATEWAY_LISTEN,
+        "upstreams": {name: f"127.0.0.1:{port}" for name, port in {**SERVICES, **FRONTENDS}.items()}})
     gateway.stop()  # a gateway left over from an interrupted run of this same state folder
     gateway.prepare(documents)
     await asyncio.to_thread(gateway.start)
     return gateway
 
 
-async def seed(issuer: DevIssuer) -> None:
+async def seed(issuer: DevIssuer) -> DemoContext:
     """Run each service's demo seed (if it has one) through its public HTTP API."""
     ctx = DemoContext(urls={n: f"http://127.0.0.1:{p}" for n, p in SERVICES.items()}, issuer=issuer)
     for name in SERVICES:
@@ -101,9 +123,42 @@ async def seed(issuer: DevIssuer) -> None:
             continue
         print(f"seeding demo data: {name} …", flush=True)
         await module.seed(ctx)
+    return ctx
 
 
-def banner(issuer: DevIssuer) -> str:
+async def link_demo_accounts(ctx: DemoContext, env: dict[str, str]) -> None:
+    """Tie the demo facilitator to the first demo organisation and the demo recipient account to one of its
+    active recipients with an open need (registry ids are generated; the realm's users file cannot know
+    them). Until the registry's invitations exist this is how the demo accounts get their links."""
+    from ksbb_kit.identity import IdentityError, KeycloakAdmin
+
+    seeded = ctx.state.get("registry") or {}
+    organisations = seeded.get("organisations") or []
+    if not env.get("KSBB_OIDC_ISSUER") or not organisations:
+        return
+    org_id = organisations[0]
+    units = [n["recipient_id"] for n in seeded.get("need_details", []) if n["organisation_id"] == org_id]
+    users = {user["realmRoles"][0]: user["id"] for user in json.loads(DEMO_USERS.read_text())["users"]}
+    secret = env.get("KSBB_IDENTITY_ADMIN_CLIENT_SECRET", "dev-only-ksbb-registry-admin-secret")
+    try:
+        async with KeycloakAdmin(env["KSBB_OIDC_ISSUER"], "ksbb-registry-admin", secret) as admin:
+            await admin.set_attributes(users["facilitator"], {"org_id": org_id})
+            if units:
+                await admin.set_attributes(users["recipient"], {"recipient_id": units[0]})
+    except (IdentityError, KeyError) as exc:
+        print(f"demo accounts: could not link them to the demo data ({exc})", flush=True)
+
+
+def demo_accounts() -> list[str]:
+    """One demo account per role (development-only passwords from the realm's users file)."""
+    lines = []
+    for user in json.loads(DEMO_USERS.read_text())["users"]:
+        password = next((c["value"] for c in user.get("credentials", []) if c.get("type") == "password"), "")
+        lines.append(f"             {user['realmRoles'][0]:<12} {user['username']:<28} {password}")
+    return lines
+
+
+def banner(issuer: DevIssuer, portal: bool = False) -> str:
     """Where to look."""
     lines = ["", "KSBB Platform is running (Ctrl-C stops the services; `make stop` stops Kafka and MongoDB too):", ""]
     lines.append(f"  KSBB       {GATEWAY_URL}/")
@@ -111,6 +166,9 @@ def banner(issuer: DevIssuer) -> str:
     lines.append("             each service's docs and events /svc/<service>/docs, /svc/<service>/asyncapi")
     ports = f"{min(SERVICES.values())}-{max(SERVICES.values())}"
     lines.append(f"             (the services' own ports {ports} answer on loopback, for debugging only)")
+    if portal:
+        lines.append(f"  Portal     {GATEWAY_URL}/portal/   (demo accounts, development only:)")
+        lines += demo_accounts()
     lines += [
         "",
         *identity_lines(issuer),
@@ -147,7 +205,11 @@ async def main() -> int:
     """Bring the platform up and keep it running until interrupted."""
     infra_env = read_env_file(STATE / "infra" / "infra.env")
     issuer = DevIssuer(STATE / "dev-issuer")
-    processes = start_services(service_env(infra_env, issuer))
+    env = service_env(infra_env, issuer)
+    processes = start_services(env)
+    portal = start_portal(env)
+    if portal is not None:
+        processes["portal"] = portal
     gateway: LocalGateway | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -157,8 +219,8 @@ async def main() -> int:
         await wait_ready(processes)
         gateway = await start_gateway()
         if os.environ.get("KSBB_DEMO_SEED", "1") == "1":
-            await seed(issuer)
-        print(banner(issuer), flush=True)
+            await link_demo_accounts(await seed(issuer), env)
+        print(banner(issuer, portal=portal is not None), flush=True)
         if os.environ.get("KSBB_RUN_ONCE") == "1":
             return 0
         await stop.wait()

@@ -185,7 +185,8 @@ def test_make_run_and_the_local_target_use_the_same_ports() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     local = load_config().target("local")
-    assert {name: f"127.0.0.1:{port}" for name, port in module.SERVICES.items()} == local.upstreams
+    ports = {**module.SERVICES, **module.FRONTENDS}
+    assert {name: f"127.0.0.1:{port}" for name, port in ports.items()} == local.upstreams
     assert module.GATEWAY_LISTEN == local.listen
 
 

@@ -41,6 +41,13 @@ class PublicPage(_Model):
     prefixes: list[str] = Field(default_factory=list)
 
 
+class Frontend(_Model):
+    """A browser app behind the gateway, not described by OpenAPI: its path prefix goes to its own upstream,
+    which receives the path without the prefix (it runs with that prefix as its root path)."""
+
+    prefix: str = Field(pattern=r"^/[a-z][a-z0-9-]*/$")
+
+
 class Internal(_Model):
     """Routes never exposed through the gateway."""
 
@@ -190,6 +197,7 @@ class GatewayConfig(_Model):
 
     services: list[str]
     public_page: PublicPage
+    frontends: dict[str, Frontend] = Field(default_factory=dict)
     internal: Internal
     docs: Docs
     limits: Limits
@@ -203,9 +211,13 @@ class GatewayConfig(_Model):
     def _consistent(self) -> GatewayConfig:
         if self.public_page.owner not in self.services:
             raise ValueError(f"public_page.owner {self.public_page.owner!r} is not one of the services")
+        overlap = set(self.services) & set(self.frontends)
+        if overlap:
+            raise ValueError(f"{sorted(overlap)} cannot be both a service and a frontend")
         for name, target in self.targets.items():
-            if set(target.upstreams) != set(self.services):
-                raise ValueError(f"targets.{name}.upstreams must name exactly the services {self.services}")
+            expected = [*self.services, *self.frontends]
+            if set(target.upstreams) != set(expected):
+                raise ValueError(f"targets.{name}.upstreams must name exactly the services and frontends {expected}")
             if target.cors_allowed_origins is not None:
                 Cors._origins(target.cors_allowed_origins)
         return self

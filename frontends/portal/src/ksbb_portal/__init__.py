@@ -1,0 +1,1 @@
+"""KSBB portal: server-rendered pages for every role, signing in with OpenID Connect on the server."""
