@@ -24,6 +24,7 @@ from ksbb_kit.deadletters import (
     DeadLetterPayloads,
     parse_payload_reference,
 )
+from ksbb_kit.jobs import StuckItems
 from ksbb_kit.kafka import KafkaConnection, KafkaRecordPublisher, ensure_topics, kafka_connection, topic_partitions
 from ksbb_kit.settings import KitSettings
 from ksbb_kit.token_cli import add_token_arguments, run_token_command
@@ -221,6 +222,24 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+async def stuck_items(mongodb_url: str, database: str, job: str | None) -> list[dict[str, Any]]:
+    """The job items a service's sweeps could not process (`ksbb_kit.jobs`), oldest first."""
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        return await StuckItems(mongo[database]).listing(job)
+    finally:
+        await mongo.close()
+
+
+def cmd_jobs_stuck(args: argparse.Namespace) -> int:
+    """List the stuck items of a service's jobs."""
+    settings = _kafka_settings()
+    database = args.database or f"{args.prefix.replace('.', '_')}ksbb_{args.service}"
+    for marker in asyncio.run(stuck_items(args.mongodb or settings.mongodb_url, database, args.job)):
+        print(json.dumps(marker, ensure_ascii=False, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="ksbb", description=__doc__)
@@ -259,6 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--all", action="store_true")
     replay.add_argument("--mongodb", help="MongoDB URL for payloads set aside (default: $KSBB_MONGODB_URL)")
     replay.set_defaults(func=cmd_dlq_replay)
+
+    jobs = sub.add_parser("jobs", help="background jobs")
+    jobs_sub = jobs.add_subparsers(dest="action", required=True)
+    stuck = jobs_sub.add_parser("stuck", help="items a service's sweeps skipped because they raised")
+    stuck.add_argument("service", choices=["registry", "pledges", "notifier", "publisher"])
+    stuck.add_argument("--job", help="only this job (e.g. pledge-expiry)")
+    stuck.add_argument("--prefix", default=os.environ.get("KSBB_TOPIC_PREFIX", ""),
+                       help="namespace prefix of the service's database (tests)")
+    stuck.add_argument("--database", help="the service's database (default: ksbb_<service>)")
+    stuck.add_argument("--mongodb", help="MongoDB URL (default: $KSBB_MONGODB_URL)")
+    stuck.set_defaults(func=cmd_jobs_stuck)
     return parser
 
 

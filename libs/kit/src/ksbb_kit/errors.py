@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ksbb_kit.tracing import current_request_id
 
@@ -46,9 +47,25 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body.model_dump(exclude_none=True), status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (unknown path, method not allowed with its Allow header, unreadable
+        # body, body too large) get the same body as ours instead of `{"detail": ...}`.
+        code, message = _HTTP_ERRORS.get(exc.status_code, (f"http_{exc.status_code}", str(exc.detail)))
+        limit = getattr(exc, "limit", None)
+        body = ErrorBody(code=code, message=str(exc.detail) if limit is not None else message,
+                         details={"max_body_bytes": limit} if limit is not None else None)
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
+        if errors and all(e.get("type") == "json_invalid" for e in errors):
+            context = errors[0].get("ctx") or {}
+            detail = f": {context['error']}" if "error" in context else ""
+            malformed = ErrorBody(code="malformed_json", message=f"the body is not valid JSON{detail}", field="body")
+            return JSONResponse(malformed.model_dump(exclude_none=True), status_code=400)
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         body = ErrorBody(
             code="validation_error",
@@ -67,6 +84,15 @@ def install_error_handlers(app: FastAPI) -> None:
             details={"request_id": request_id} if request_id else None,
         )
         return JSONResponse(body.model_dump(exclude_none=True), status_code=500)
+
+
+#: The body of the framework's own HTTP errors, by status.
+_HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("malformed_body", "the request body could not be read (send UTF-8 JSON)"),
+    404: ("not_found", "no such resource or path"),
+    405: ("method_not_allowed", "this method is not allowed here; the Allow header lists the ones that are"),
+    413: ("payload_too_large", "the request body is too large"),
+}
 
 
 #: OpenAPI `responses` entry documenting the error body.

@@ -28,6 +28,8 @@ from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
 from ksbb_kit.deadletters import DeadLetterPayloads
 from ksbb_kit.errors import install_error_handlers
 from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path, route_template
+from ksbb_kit.http_limits import BodySizeLimit, RouteLimits
+from ksbb_kit.jobs import StuckItems
 from ksbb_kit.kafka import (
     KafkaRecordPublisher,
     consumer_lag,
@@ -38,6 +40,7 @@ from ksbb_kit.kafka import (
 )
 from ksbb_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ksbb_kit.mongo import connect, ping
+from ksbb_kit.openapi import document_common_responses
 from ksbb_kit.outbox import OutboxRelay, outbox_entries
 from ksbb_kit.settings import KitSettings
 from ksbb_kit.tracing import REQUEST_ID_HEADER
@@ -79,6 +82,8 @@ class ServiceRuntime:
         self.router: EventRouter | None = None
         self.dispatcher: EventDispatcher | None = None
         self.verifier = TokenVerifier.from_settings(settings)
+        #: Markers of job items that raised (`ksbb_kit.jobs.for_each_item`), listed by `ksbb jobs stuck`.
+        self.stuck = StuckItems(self.db, self.clock)
         self.idempotency = IdempotencyStore(
             self.db, self.clock, timedelta(hours=settings.idempotency_retention_hours)
         )
@@ -261,6 +266,10 @@ class ServiceRuntime:
         app.state.runtime = self
         app.state.token_verifier = self.verifier
         install_error_handlers(app)
+        document_common_responses(app, self.settings.max_request_body_bytes)
+        # Added before the access-log middleware, which therefore wraps it: a refused body is logged and counted too.
+        app.add_middleware(BodySizeLimit, limits=RouteLimits(
+            self.settings.max_request_body_bytes, app.openapi, self.settings.max_request_body_routes))
 
         @app.middleware("http")
         async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

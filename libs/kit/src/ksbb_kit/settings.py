@@ -90,6 +90,11 @@ class KitSettings(BaseSettings):
         description="Largest HTTP request body accepted; larger ones get 413 before parsing and before "
         "authentication. A route may allow more or less (ksbb_kit.http_limits.max_body_bytes).",
     )
+    max_request_body_routes: dict[str, int] = Field(
+        default_factory=dict,
+        description="Body limits (bytes) per path template, e.g. {\"/v1/organisations\": 3145728}, for routes the "
+        "gateway is configured to pass larger bodies to; they override the route's own and the default limit.",
+    )
     secret_key: SecretStr = SecretStr("changeme-dev-secret")
 
     # -- behind the gateway ------------------------------------------------------------------------

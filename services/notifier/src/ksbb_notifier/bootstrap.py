@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock, SystemClock
+from ksbb_kit.jobs import StuckItems
 from ksbb_kit.runtime import ServiceRuntime
 
 from ksbb_notifier.adapters.delivery_store import MongoDeliveryStore
@@ -103,7 +104,7 @@ def build_notifier(
         clock=clock,
         settings=settings,
     )
-    dispatcher = new_dispatcher(delivery_store, endpoints, sender, clock=clock, settings=settings)
+    dispatcher = new_dispatcher(delivery_store, endpoints, sender, clock=clock, settings=settings, stuck=runtime.stuck)
     deliveries = Deliveries(
         delivery_store, endpoint_store, replica_store, endpoints, wake_dispatcher=dispatcher.wake, clock=clock
     )
@@ -158,6 +159,7 @@ def new_dispatcher(
     *,
     clock: Clock,
     settings: NotifierSettings,
+    stuck: StuckItems | None = None,
 ) -> Dispatcher:
     """A delivery loop with this instance's own concurrency slots and rate pacing."""
     return Dispatcher(
@@ -168,6 +170,7 @@ def new_dispatcher(
         rate_gate=LocalRateGate(),
         clock=clock,
         settings=settings,
+        stuck=stuck,
     )
 
 

@@ -82,7 +82,9 @@ def compose(
 
     # Use cases.
     lookback = timedelta(seconds=settings.sweep_interval_seconds * COPY_LOOKBACK_INTERVALS)
-    ledger = LedgerService(ledger_store, copies, runtime.clock, settings.expiry_policy, copy_lookback=lookback)
+    ledger = LedgerService(
+        ledger_store, copies, runtime.clock, settings.expiry_policy, copy_lookback=lookback, stuck=runtime.stuck
+    )
     pledges = PledgeService(
         ledger, ledger_store, copies, replicas, runtime.clock, contact_after_delivery=settings.contact_after_delivery
     )

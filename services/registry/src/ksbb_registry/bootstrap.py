@@ -139,9 +139,9 @@ def build(
 
     @runtime.every(settings.sweep_interval_seconds, "registry-sweeps")
     async def sweeps(_: ServiceRuntime) -> None:
-        await services.needs.close_pending()
+        await services.needs.close_pending(stuck=runtime.stuck)
         await services.recipients.sweep_claims()
-        await services.needs.open_due_periods()
+        await services.needs.open_due_periods(stuck=runtime.stuck)
         await services.reports.forget_ended_windows()
 
     return Registry(runtime=runtime, stores=stores, services=services)

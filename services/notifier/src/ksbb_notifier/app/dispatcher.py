@@ -7,6 +7,8 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from ksbb_kit.jobs import JOB_ITEM_FAILURES, StuckItems
+
 from ksbb_notifier.app.endpoints import Endpoints
 from ksbb_notifier.app.ports import Clock, DeliveryQueue, DeliverySlots, RateGate, WebhookSender
 from ksbb_notifier.domain.deliveries import (
@@ -38,8 +40,10 @@ class Dispatcher:
         rate_gate: RateGate,
         clock: Clock,
         settings: NotifierSettings,
+        stuck: StuckItems | None = None,
     ) -> None:
         self._queue = queue
+        self._stuck = stuck
         self._endpoints = endpoints
         self._sender = sender
         self._slots = slots
@@ -125,8 +129,13 @@ class Dispatcher:
             await self.attempt(delivery)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            # Only this delivery waits for its lease to expire; the others go on. Operators see it stuck.
             log.exception("webhook attempt for %s crashed; the lease expires and it is retried", delivery.id)
+            JOB_ITEM_FAILURES.labels(job="webhook-delivery").inc()
+            if self._stuck is not None:
+                with contextlib.suppress(Exception):
+                    await self._stuck.mark("webhook-delivery", delivery.id, f"{type(exc).__name__}: {exc}")
         finally:
             self._leased.pop(delivery.id, None)
             self._slots.release(delivery.endpoint_id)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from ksbb_kit.auth import Principal
 from ksbb_kit.clock import Clock
+from ksbb_kit.jobs import StuckItems, for_each_item
 
 from ksbb_pledges.app.access import check_sees_recipient
 from ksbb_pledges.app.ports import LedgerStore, PledgeCopies
@@ -26,8 +27,10 @@ class LedgerService:
         policy: ExpiryPolicy,
         *,
         copy_lookback: timedelta,
+        stuck: StuckItems | None = None,
     ) -> None:
         self.store = store
+        self.stuck = stuck
         self.copies = copies
         self.clock = clock
         self.policy = policy
@@ -59,10 +62,17 @@ class LedgerService:
         """Expire overdue pledges and remind donors of pledges about to expire; durable (state in the store)."""
         counts = {"expired": 0, "reminded": 0}
         now = self.clock.now()
-        async for need_id, pledges in self.store.waiting_pledges():
+
+        async def expire_need(waiting: tuple[str, list[Pledge]]) -> list[str]:
+            need_id, pledges = waiting
             if not needs_expiry_pass(pledges, now, self.policy):
-                continue
-            done = await self.store.apply(need_id, lambda ledger: expire(ledger, now, self.policy))
+                return []
+            return await self.store.apply(need_id, lambda ledger: expire(ledger, now, self.policy))
+
+        # Need by need: one ledger that cannot be expired (a date out of range) is marked stuck, not the sweep.
+        run = await for_each_item(self.store.waiting_pledges(), expire_need, job="pledge-expiry",
+                                  item_id=lambda waiting: waiting[0], stuck=self.stuck)
+        for done in run.results:
             for action in done:
                 counts[action] += 1
         return counts

@@ -6,6 +6,8 @@ import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ksbb_kit.jobs import map_isolated
+
 from ksbb_publisher.app.ports import Doc, ReadModels
 from ksbb_publisher.domain.opendata import (
     csv_lines,
@@ -49,15 +51,19 @@ class OpenData:
             ids = [d["_id"] for d in docs]
             open_needs = await self._read.open_need_counts(ids)
             delivered = await self._read.delivered_by_recipient(ids)
-            return [recipient_record(public_recipient(d, orgs, open_needs, delivered)) for d in docs]
+            return map_isolated(docs, lambda d: recipient_record(public_recipient(d, orgs, open_needs, delivered)),
+                                job="open-data-recipients", item_id=_doc_id)
         # Needs and deliveries of recipients that are not (or no longer) published are left out.
-        recipients = await self._read.recipient_summaries(d["recipient_id"] for d in docs)
-        docs = [d for d in docs if d["recipient_id"] in recipients]
+        recipients = await self._read.recipient_summaries(str(d.get("recipient_id")) for d in docs)
+        docs = [d for d in docs if d.get("recipient_id") in recipients]
+        # Record by record: one document that cannot be rendered is left out (logged, counted), not the file.
         if dataset == "needs":
-            return [need_record(public_need(d, recipients, orgs)) for d in docs]
-        return [
-            delivery_record(d, recipients[d["recipient_id"]], orgs.get(d["organisation_id"])) for d in docs
-        ]
+            return map_isolated(docs, lambda d: need_record(public_need(d, recipients, orgs)),
+                                job="open-data-needs", item_id=_doc_id)
+        return map_isolated(
+            docs, lambda d: delivery_record(d, recipients[d["recipient_id"]], orgs.get(d["organisation_id"])),
+            job="open-data-deliveries", item_id=_doc_id,
+        )
 
     async def stream(self, dataset: str, fmt: str) -> AsyncIterator[str]:
         """The text of one open-data file, piece by piece (CSV with HXL row, or HXL-JSON arrays)."""
@@ -82,3 +88,7 @@ class OpenData:
         """A strong ETag of a live export: it changes whenever any read model changes."""
         revision = await self._read.revision()
         return '"' + hashlib.sha256(f"{dataset}.{fmt}:{revision}".encode()).hexdigest()[:32] + '"'
+
+
+def _doc_id(doc: Doc) -> str:
+    return str(doc.get("_id"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ksbb_contracts.vocab import RecipientStatus
+from ksbb_kit.jobs import StuckItems, for_each_item
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -41,6 +42,7 @@ class ClaimStore:
     def __init__(self, db: AsyncDatabase[Doc], clock: Clock, grace: timedelta, attempts: int = 8) -> None:
         self.claims = db["recipient_claims"]
         self.recipients = db["recipients"]
+        self.stuck = StuckItems(db, clock)
         self.now = clock.now
         self.grace = grace
         self.attempts = attempts
@@ -142,19 +144,24 @@ class ClaimStore:
 
     async def sweep(self) -> int:
         """Remove (or hand to a live carrier) unconfirmed claims older than the grace period whose holder is stale."""
-        repaired = 0
         cutoff = self.now() - self.grace
-        async for claim in self.claims.find({"confirmed": {"$ne": True}, "claimed_at": {"$lt": cutoff}}):
+
+        async def repair(claim: Doc) -> int:
             if not await self._is_stale(claim):
                 # The holder exists and carries the key: the confirm step was lost; confirm it now.
                 await self.claims.update_one(
                     {"_id": claim["_id"], "recipient_id": claim["recipient_id"]},
                     {"$set": {"confirmed": True}},
                 )
-                continue
+                return 0
             await self._hand_over_or_drop(claim["_id"], claim["recipient_id"])
-            repaired += 1
-        return repaired
+            return 1
+
+        # Claim by claim: one that cannot be repaired is marked stuck (`ksbb jobs stuck`), the others are.
+        unconfirmed = self.claims.find({"confirmed": {"$ne": True}, "claimed_at": {"$lt": cutoff}})
+        run = await for_each_item(unconfirmed, repair, job="recipient-claims", item_id=lambda c: str(c["_id"]),
+                                  stuck=self.stuck)
+        return sum(run.results)
 
     async def _hand_over_or_drop(self, key: str, holder: str) -> None:
         """Give a claim of a stale holder to a live carrier of the key, or delete it (only if still held)."""

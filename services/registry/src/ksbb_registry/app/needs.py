@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from ksbb_contracts.vocab import Item, NeedStatus, Priority, RecipientStatus
 from ksbb_kit.auth import Principal, Role
 from ksbb_kit.ids import derived_id
+from ksbb_kit.jobs import StuckItems, for_each_item
 
 from ksbb_registry.app.access import may_act_for, require
 from ksbb_registry.app.ports import Clock, Decide, ListQuery, NeedStore, Page, Precondition, RecipientStore
@@ -161,30 +162,35 @@ class NeedService:
         await self.recipients.need_closure_done(recipient.recipient_id, version=recipient.version)
         return closed
 
-    async def close_pending(self) -> int:
+    async def close_pending(self, *, stuck: StuckItems | None = None) -> int:
         """Repair: close open needs of recipients whose suspension/archive did not finish closing them."""
-        closed = 0
-        async for recipient in self.recipients.awaiting_need_closure():
-            closed += await self.close_needs_of(recipient)
-        return closed
+        run = await for_each_item(self.recipients.awaiting_need_closure(), self.close_needs_of,
+                                  job="need-closure", item_id=lambda r: r.recipient_id, stuck=stuck)
+        return sum(run.results)
 
-    async def open_due_periods(self) -> int:
-        """Open the next period's need of every recurring series whose period has started."""
+    async def open_due_periods(self, *, stuck: StuckItems | None = None) -> int:
+        """Open the next period's need of every recurring series whose period has started.
+
+        Series by series: one that cannot be continued (a date out of range) is marked stuck; the others open.
+        """
         now = self.clock.now()
-        opened = 0
-        async for previous in self.needs.series_due(now):
+
+        async def open_next(previous: Need) -> int:
             recipient = await self.recipients.get(previous.recipient_id)
             if recipient is None or recipient.status is not RecipientStatus.ACTIVE:
-                continue  # resumes when the recipient is active again
+                return 0  # resumes when the recipient is active again
             start = rules.due_period(previous, now.date())
             if start is None:
-                continue
+                return 0
             need_id = derived_id("need", previous.series_id or previous.need_id, start.isoformat())
             _, created = await self.needs.insert(rules.next_period(previous, start, need_id, now))
-            opened += int(created)
             # The series continues from the new period; the previous need stops pointing at it.
             await self.needs.end_series_link(previous.need_id)
-        return opened
+            return int(created)
+
+        run = await for_each_item(self.needs.series_due(now), open_next, job="need-recurrence",
+                                  item_id=lambda need: need.need_id, stuck=stuck)
+        return sum(run.results)
 
     async def apply_ledger(self, need_id: str, ledger: Ledger) -> bool:
         """Store the pledges service's quantities on a need; fulfil it when deliveries reach the request."""
