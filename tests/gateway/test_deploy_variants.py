@@ -58,8 +58,9 @@ def on_this_machine(conf: str, gateway: LocalGateway, config: GatewayConfig, tar
     conf = _replace(conf, f"listen {rendered.listen};", f"listen {listen};")
     assert rendered.health_listen
     conf = _replace(conf, f"listen {rendered.health_listen};", f"listen {probes};")
-    for service, address in rendered.upstreams.items():
-        conf = _replace(conf, f"server {address};", f"server {upstreams[service]};")
+    for name, address in rendered.upstreams.items():
+        # Upstreams not running in this test (e.g. a frontend) get a loopback port nobody listens on.
+        conf = _replace(conf, f"server {address};", f"server {upstreams.get(name, f'127.0.0.1:{free_port()}')};")
     return conf, f"http://{listen}", f"http://{probes}"
 
 
