@@ -247,6 +247,13 @@ async def test_invited_facilitator_sets_a_password_from_the_mail_signs_in_and_is
     disabled = await keycloak_admin.find_by_email(email)
     assert disabled is not None and not disabled.enabled and disabled.org_id == "org_yayasan_a"
 
+    # Invited again (e.g. the revocation was a mistake): the same account, enabled, and it can sign in.
+    restored = await accounts.invite(invitation)
+    assert (restored.created, restored.account.id, restored.account.enabled) == (False, invited.account.id, True)
+    await page.context.clear_cookies()
+    back = await sign_in(page, web_client, email, PASSWORD)
+    assert (await verifier_for(identity_infra).verify(back.access_token)).org_id == "org_yayasan_a"
+
 
 async def test_an_existing_donor_is_linked_not_recreated(
     identity_infra: IdentityInfra, keycloak_admin: KeycloakAdmin,

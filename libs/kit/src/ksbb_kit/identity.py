@@ -322,7 +322,8 @@ class KeycloakAccounts:
 
     async def invite(self, invitation: Invitation) -> InvitedAccount:
         """Create the account with role and link and e-mail the set-password link; an existing account of the
-        same person is linked instead (no e-mail: it can already sign in) unless it is tied elsewhere."""
+        same person is linked (and enabled again if it was disabled) instead, without an e-mail since it can
+        already sign in, unless it is tied to another organisation or unit (AccountConflict)."""
         role = Role(invitation.role)
         if role not in INVITABLE_ROLES:
             raise ValueError(f"invitations cannot grant {role.value}")
@@ -338,6 +339,8 @@ class KeycloakAccounts:
                 await self.admin.set_attributes(existing.id, link)
             if role.value not in await self.admin.realm_roles(existing.id):
                 await self.admin.add_realm_role(existing.id, role.value)
+            if not existing.enabled:
+                await self.admin.enable_user(existing.id)  # invited again after a revocation: access restored
             return InvitedAccount(account=await self._account(existing.id), created=False, email_sent=False)
         user_id = await self.admin.create_user(
             email=str(invitation.email), first_name=invitation.first_name, last_name=invitation.last_name,
