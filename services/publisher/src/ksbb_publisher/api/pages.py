@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -51,6 +53,19 @@ TEXT: dict[str, dict[str, str]] = {
         "donors": "Kolaborator",
         "by_kota": "Per kota",
         "by_kecamatan": "Per kecamatan",
+        "coverage": "Cakupan",
+        "coverage_legend": (
+            "Batang hijau: KK terjangkau dibanding KK sasaran di wilayah itu (100% = semua KK sasaran sudah "
+            "menerima bantuan). Wilayah dengan cakupan terendah tampil paling atas."
+        ),
+        "coverage_value": "{coverage} KK terjangkau · {reached}/{targeted} KK · {packages} paket tersalurkan",
+        "no_households": "tanpa KK sasaran",
+        "sort_by": "Urutkan",
+        "sort_coverage": "cakupan terendah dulu",
+        "sort_name": "nama",
+        "sort_targeted": "KK sasaran terbanyak",
+        "sort_packages": "paket terbanyak",
+        "portal": "Berikan bantuan / masuk",
         "filters": "Saring penerima",
         "kota": "Kota",
         "kecamatan": "Kecamatan",
@@ -90,6 +105,20 @@ TEXT: dict[str, dict[str, str]] = {
         "donors": "Collaborators",
         "by_kota": "By city",
         "by_kecamatan": "By district",
+        "coverage": "Coverage",
+        "coverage_legend": (
+            "Green bar: households reached relative to the households targeted in that area (100% = every "
+            "targeted household has received aid). Areas with the lowest coverage come first."
+        ),
+        "coverage_value": "{coverage} of households reached · {reached}/{targeted} households · {packages} packages "
+        "delivered",
+        "no_households": "no households targeted",
+        "sort_by": "Sort",
+        "sort_coverage": "lowest coverage first",
+        "sort_name": "name",
+        "sort_targeted": "most households targeted",
+        "sort_packages": "most packages",
+        "portal": "Give aid / sign in",
         "filters": "Filter recipients",
         "kota": "City (kota)",
         "kecamatan": "District (kecamatan)",
@@ -143,6 +172,38 @@ def _lang(value: str | None) -> str:
     return "en" if value == "en" else "id"
 
 
+#: Orders of the area lists; the first (coverage gaps first) is the default.
+SORTS = ("coverage", "name", "targeted", "packages")
+
+
+def coverage_rows(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:
+    """Area rows with their coverage (households reached ÷ households targeted, in %, None without targeted
+    households), in the asked order; by default the coverage gaps first (lowest coverage, then the most
+    households targeted), areas without targeted households last."""
+    measured = []
+    for row in rows:
+        targeted, reached = row.get("households_targeted") or 0, row.get("households_reached") or 0
+        coverage = min(100, round(100 * reached / targeted)) if targeted > 0 else None
+        measured.append({**row, "coverage": coverage})
+
+    def name(row: dict[str, Any]) -> str:
+        return str(row.get("name") or row["code"]).lower()
+
+    orders: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {
+        "coverage": lambda r: (r["coverage"] is None, r["coverage"] or 0, -r["households_targeted"], name(r)),
+        "name": lambda r: (name(r),),
+        "targeted": lambda r: (-r["households_targeted"], name(r)),
+        "packages": lambda r: (-r["packages_delivered"], name(r)),
+    }
+    return sorted(measured, key=orders[sort if sort in orders else SORTS[0]])
+
+
+def sort_links(request: Request) -> dict[str, str]:
+    """This page's address in each order (other query parameters kept)."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "sort"]
+    return {key: "/?" + urlencode([*kept, ("sort", key)]) for key in SORTS}
+
+
 def render_snapshots(request: Request, listing: dict[str, Any]) -> str:
     """The snapshot listing page."""
     lang = _lang(request.query_params.get("lang"))
@@ -168,6 +229,7 @@ async def dashboard(
     kecamatan: str | None = None,
     kind: str | None = None,
     open: str | None = None,
+    sort: str | None = None,
 ) -> Response:
     language = _lang(lang)
     directory = areas()
@@ -196,7 +258,10 @@ async def dashboard(
         verbs=VERBS,
         items=ITEM_LABELS[language],
         stats=stats,
-        kecamatan_rows=kecamatan_rows,
+        kecamatan_rows=coverage_rows(kecamatan_rows, sort),
+        kota_rows=coverage_rows(stats["by_kota"], sort),
+        sort=sort if sort in SORTS else SORTS[0],
+        sort_links=sort_links(request),
         recipients=recipients,
         needs_of=needs_of,
         feed=feed,
@@ -205,8 +270,6 @@ async def dashboard(
         kotas=directory.level("kota"),
         kecamatans=[a for a in directory.level("kecamatan") if not kota or a.parent == kota],
         selected={"kota": kota, "kecamatan": kecamatan, "kind": kind, "open": only_open},
-        max_kota=max([r["households_targeted"] for r in stats["by_kota"]] or [1]) or 1,
-        max_kecamatan=max([r["households_targeted"] for r in kecamatan_rows] or [1]) or 1,
         newest=newest_seq,
         attribution=ATTRIBUTION,
     )
