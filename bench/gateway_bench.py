@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -175,6 +176,7 @@ def main() -> int:
     finally:
         if gateway is not None:
             gateway.stop()
+            shutil.rmtree(gateway.state, ignore_errors=True)
         for process, _ in services.values():
             process.terminate()
         for process, _ in services.values():

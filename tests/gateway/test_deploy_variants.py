@@ -97,6 +97,7 @@ async def test_the_committed_container_configuration_serves_the_platform(
                 assert [line["service"] for line in lines] == [owner], path
     finally:
         gateway.stop()
+        shutil.rmtree(gateway.state, ignore_errors=True)
 
 
 # ---- the manifests and the image -------------------------------------------------------------------

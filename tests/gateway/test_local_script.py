@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -46,6 +47,7 @@ def test_start_status_stop_of_a_project_local_non_root_nginx() -> None:
         stopped = gateway("stop", "--state", str(state))
     assert stopped.returncode == 0, stopped.stderr
     assert gateway("status", "--state", str(state)).returncode == 1
+    shutil.rmtree(state, ignore_errors=True)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{listen}/docs", timeout=5)
 

@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -190,5 +191,6 @@ async def platform(
         finally:
             for other in [*extra, *([gateway] if gateway else [])]:
                 other.stop()
+                shutil.rmtree(other.state, ignore_errors=True)
             for service in reversed(list(started.values())):
                 await stop_service(service)
