@@ -30,7 +30,8 @@ def snapshot_view(meta: dict[str, Any]) -> dict[str, Any]:
 @router.get(
     "/exports/snapshots",
     response_model=SnapshotList,
-    responses=NOT_MODIFIED,
+    # Browsers (Accept: text/html or ?format=html) get the same listing as a page.
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}, **NOT_MODIFIED},
     summary="Daily open-data snapshots with SHA-256 checksums (HTML for browsers, else JSON)",
 )
 async def snapshots(
