@@ -34,7 +34,8 @@ def build_parts(settings: PortalSettings) -> tuple[Parts, list[Callable[[], Awai
     if not settings.oidc_issuer:
         raise ValueError("the portal needs KSBB_OIDC_ISSUER (the identity provider's issuer URL) to sign people in")
     store, mongo = SessionStore.connect(
-        settings.mongodb_url, settings.database_name, idle=timedelta(minutes=settings.session_idle_minutes),
+        settings.mongodb_url, settings.database_name, secret=settings.secret_key.get_secret_value().encode(),
+        idle=timedelta(minutes=settings.session_idle_minutes),
         max_age=timedelta(hours=settings.session_max_hours),
     )
     rp = RelyingParty(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret.get_secret_value(),

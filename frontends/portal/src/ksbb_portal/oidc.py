@@ -46,6 +46,7 @@ class RelyingParty:
         self.issuer = issuer
         self.client_id = client_id
         self.scope = scope
+        self._secret = client_secret
         self.discovery_url = discovery_url or issuer.rstrip("/") + "/.well-known/openid-configuration"
         self._http = httpx.AsyncClient(timeout=timeout)
         self._client = AsyncOAuth2Client(
@@ -155,10 +156,8 @@ class RelyingParty:
             return False
         try:
             url = await self.endpoint("end_session_endpoint")
-            response = await self._client.post(
-                url, data={"refresh_token": refresh_token}, withhold_token=True,
-                auth=(self.client_id, self._client.client_secret),
-            )
+            response = await self._http.post(url, data={"refresh_token": refresh_token},
+                                             auth=(self.client_id, self._secret))
         except (httpx.HTTPError, SignInFailed) as exc:
             log.warning("back-channel logout failed: %s", exc)
             return False

@@ -1,14 +1,15 @@
 """Server-side sessions: the browser holds a random session id in an HttpOnly cookie, the tokens stay here.
 
-Documents are keyed by the SHA-256 of the session id, so the database never holds a value that would work
-as a cookie. A session ends after `idle` without use, after `max_age` in any case, or at sign-out (the
-document is deleted). Sign-in attempts (state, nonce, PKCE verifier) are one-use documents of their own,
-consumed atomically.
+Documents are keyed by an HMAC-SHA256 of the session id (keyed by the portal's secret key), so the database
+never holds a value that would work as a cookie. A session ends after `idle` without use, after `max_age` in
+any case, or at sign-out (the document is deleted). Sign-in attempts (state, nonce, PKCE verifier) are
+one-use documents of their own, consumed atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,9 +27,9 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def digest(value: str) -> str:
+def digest(value: str, key: bytes) -> str:
     """What the database stores in place of a secret value."""
-    return hashlib.sha256(value.encode()).hexdigest()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
 def now_utc() -> datetime:
@@ -97,6 +98,7 @@ class Session:
     """One signed-in browser."""
 
     session_id: str  # the cookie value; only ever in memory
+    key: str  # the document id: the keyed digest of session_id
     person: Person
     tokens: Tokens
     csrf_token: str
@@ -105,11 +107,6 @@ class Session:
     expires_at: datetime
     lang: str = "id"
     flash: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        """The document id."""
-        return digest(self.session_id)
 
 
 @dataclass
@@ -129,16 +126,23 @@ class LoginAttempt:
 class SessionStore:
     """Sessions, sign-in attempts and sign-out tickets in the portal's own MongoDB database."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, idle: timedelta, max_age: timedelta) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, secret: bytes, idle: timedelta,
+                 max_age: timedelta) -> None:
         self.db = db
+        self._secret = secret
         self.idle = idle
         self.max_age = max_age
 
     @classmethod
-    def connect(cls, url: str, database: str, *, idle: timedelta, max_age: timedelta) -> tuple[SessionStore, Any]:
+    def connect(cls, url: str, database: str, *, secret: bytes, idle: timedelta,
+                max_age: timedelta) -> tuple[SessionStore, Any]:
         """A store on its own client (returned too, to be closed at shutdown)."""
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000)
-        return cls(client[database], idle=idle, max_age=max_age), client
+        return cls(client[database], secret=secret, idle=idle, max_age=max_age), client
+
+    def digest(self, value: str) -> str:
+        """The database key of a secret value (session id, state, binding)."""
+        return digest(value, self._secret)
 
     async def ping(self) -> bool:
         """Whether the database answers."""
@@ -153,8 +157,10 @@ class SessionStore:
     async def create(self, person: Person, tokens: Tokens, lang: str) -> Session:
         """A new session with a fresh id and CSRF token (never reuses anything the browser sent)."""
         at = now_utc()
-        session = Session(session_id=new_secret(), person=person, tokens=tokens, csrf_token=new_secret(),
-                          created_at=at, last_used_at=at, expires_at=at + self.max_age, lang=lang)
+        session_id = new_secret()
+        session = Session(session_id=session_id, key=self.digest(session_id), person=person, tokens=tokens,
+                          csrf_token=new_secret(), created_at=at, last_used_at=at, expires_at=at + self.max_age,
+                          lang=lang)
         await self.db.sessions.insert_one({
             "_id": session.key, "person": person.__dict__, "tokens": tokens.to_document(),
             "csrf_token": session.csrf_token, "created_at": at, "last_used_at": at, "expires_at": session.expires_at,
@@ -166,7 +172,7 @@ class SessionStore:
         """The live session of a cookie value; an ended one is deleted and None returned."""
         if not session_id or len(session_id) > 128:
             return None
-        key = digest(session_id)
+        key = self.digest(session_id)
         doc = await self.db.sessions.find_one({"_id": key})
         if doc is None:
             return None
@@ -177,7 +183,7 @@ class SessionStore:
             await self.db.sessions.delete_one({"_id": key})
             return None
         session = Session(
-            session_id=session_id, person=Person(**doc["person"]), tokens=Tokens.from_document(doc["tokens"]),
+            session_id=session_id, key=key, person=Person(**doc["person"]), tokens=Tokens.from_document(doc["tokens"]),
             csrf_token=doc["csrf_token"], created_at=_aware(doc["created_at"]) or at, last_used_at=last_used,
             expires_at=expires, lang=doc.get("lang", "id"), flash=list(doc.get("flash") or []),
         )
@@ -233,20 +239,20 @@ class SessionStore:
                           ttl: timedelta) -> LoginAttempt:
         """Remember a sign-in in progress (state, nonce, PKCE verifier) for the browser holding `binding`."""
         attempt = LoginAttempt(
-            state=new_secret(), binding_digest=digest(binding), code_verifier=secrets.token_urlsafe(64),
+            state=new_secret(), binding_digest=self.digest(binding), code_verifier=secrets.token_urlsafe(64),
             nonce=new_secret(), return_to=return_to, lang=lang,
-            previous_session_key=digest(previous_session_id) if previous_session_id else None,
+            previous_session_key=self.digest(previous_session_id) if previous_session_id else None,
             expires_at=now_utc() + ttl,
         )
-        await self.db.logins.insert_one({"_id": digest(attempt.state), **attempt.__dict__, "state": None})
+        await self.db.logins.insert_one({"_id": self.digest(attempt.state), **attempt.__dict__, "state": None})
         return attempt
 
     async def finish_login(self, state: str, binding: str | None) -> LoginAttempt | None:
         """The attempt a callback's state names — once only, and only in the browser that started it."""
         if not state or not binding or len(state) > 128:
             return None
-        doc = await self.db.logins.find_one_and_delete({"_id": digest(state)})
-        if doc is None or not secrets.compare_digest(doc["binding_digest"], digest(binding)):
+        doc = await self.db.logins.find_one_and_delete({"_id": self.digest(state)})
+        if doc is None or not secrets.compare_digest(doc["binding_digest"], self.digest(binding)):
             return None
         expires = _aware(doc["expires_at"])
         if expires is None or now_utc() >= expires:
