@@ -251,6 +251,8 @@ class ScramBroker:
     other_ca_file: Path
     users: dict[str, str]
     sha256_user: tuple[str, str]
+    admin_user: tuple[str, str]
+    acls_applied: int
 
 
 def _certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -308,6 +310,7 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScramBrok
     ports = {name: free_port() for name in ("plain", "sasl", "ssl", "controller")}
     users = {f"ksbb-{svc}": generated_secret() for svc in SERVICES}
     sha256_user = ("ksbb-sha256", generated_secret())
+    admin_user = ("ksbb-admin", generated_secret())
     jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     props = work / "server.properties"
     props.write_text("\n".join([
@@ -325,6 +328,11 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScramBrok
         "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
         *(f"listener.name.{listener}.{mech}.sasl.jaas.config={jaas}"
           for listener in ("sasl_plaintext", "sasl_ssl") for mech in ("scram-sha-256", "scram-sha-512")),
+        # Authorization as Strimzi's `authorization: simple`: only the rendered KafkaUser ACLs, nothing by
+        # default; the plain listener (ANONYMOUS, used to apply ACLs and topics) and ksbb-admin are super users.
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        f"super.users=User:ANONYMOUS;User:{admin_user[0]};User:{sha256_user[0]}",
+        "allow.everyone.if.no.acl.found=false",
         "ssl.keystore.type=PEM",
         f"ssl.keystore.location={keystore}",
         f"log.dirs={work / 'data'}",
@@ -344,7 +352,8 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScramBrok
     java = ["java", f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "-cp", f"{lib}/*"]
     scram_args = [arg for user, password in users.items()
                   for arg in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]")]
-    scram_args += ["--add-scram", f"SCRAM-SHA-256=[name={sha256_user[0]},password={sha256_user[1]}]"]
+    scram_args += ["--add-scram", f"SCRAM-SHA-256=[name={sha256_user[0]},password={sha256_user[1]}]",
+                   "--add-scram", f"SCRAM-SHA-512=[name={admin_user[0]},password={admin_user[1]}]"]
     formatted = run_tool(*java[:1], "-Xmx256m", "-XX:+UseSerialGC", "-Dksbb.log.level=WARN", *java[1:],
                          "kafka.tools.StorageTool", "format", "--cluster-id", uuid.uuid4().hex[:22],
                          "--config", str(props), *scram_args, timeout=120)
@@ -355,10 +364,11 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScramBrok
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for_broker(f"127.0.0.1:{ports['plain']}", broker, work / "kafka.log")
+        applied = apply_rendered_acls(f"127.0.0.1:{ports['plain']}", lib, work)
         yield ScramBroker(
             plain=f"127.0.0.1:{ports['plain']}", sasl_plaintext=f"127.0.0.1:{ports['sasl']}",
             sasl_ssl=f"127.0.0.1:{ports['ssl']}", ca_file=ca_file, other_ca_file=other_ca, users=users,
-            sha256_user=sha256_user,
+            sha256_user=sha256_user, admin_user=admin_user, acls_applied=applied,
         )
     finally:
         broker.send_signal(signal.SIGTERM)
@@ -367,6 +377,43 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScramBrok
         except subprocess.TimeoutExpired:
             broker.kill()
             broker.wait(timeout=10)
+
+
+def rendered_acl_lines() -> list[str]:
+    """The ACLs of deploy/k8s/components/strimzi/users.yaml, one `principal|type|name|pattern|operation` each."""
+    import re
+
+    lines = []
+    users = ROOT / "deploy" / "k8s" / "components" / "strimzi" / "users.yaml"
+    for user in yaml.safe_load_all(users.read_text(encoding="utf-8")):
+        if not user:
+            continue
+        principal = f"User:{user['metadata']['name']}"
+        for acl in user["spec"]["authorization"]["acls"]:
+            resource = acl["resource"]
+            kind = resource["type"].upper()
+            name = resource.get("name", "kafka-cluster")
+            pattern = resource.get("patternType", "literal").upper()
+            for operation in acl["operations"]:
+                snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).upper()
+                lines.append(f"{principal}|{kind}|{name}|{pattern}|{snake}")
+    return lines
+
+
+def apply_rendered_acls(bootstrap: str, lib: Path, work: Path) -> int:
+    """What Strimzi's User Operator does with the rendered KafkaUsers' ACLs (Kafka's own Admin API, in Java)."""
+    source = ROOT / "tests" / "deploy" / "tools" / "AclApply.java"
+    classes = work / "acl-classes"
+    compiled = run_tool("javac", "-nowarn", "-d", str(classes), "-cp", f"{lib}/*", str(source), timeout=180)
+    assert compiled.returncode == 0, compiled.stderr
+    lines = rendered_acl_lines()
+    acl_file = work / "acls.txt"
+    acl_file.write_text("\n".join(lines) + "\n")
+    applied = run_tool("java", "-Xmx128m", "-XX:+UseSerialGC", f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+                       "-Dksbb.log.level=WARN", "-cp", f"{classes}:{lib}/*", "AclApply", bootstrap, str(acl_file),
+                       timeout=180)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    return len(lines)
 
 
 def _wait_for_broker(bootstrap: str, broker: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:

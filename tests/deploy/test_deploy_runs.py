@@ -19,9 +19,11 @@ What a container runtime would do and a local process cannot is mapped explicitl
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,7 +177,7 @@ def start(rendered: Rendered, mapping: Mapping, workdir: Path, processes: list[C
 
 
 def assert_serves(containers: dict[str, Rendered], mapping: Mapping, workdir: Path,
-                  processes: list[ContainerProcess]) -> set[str]:
+                  processes: list[ContainerProcess], while_running: Callable[[], None] | None = None) -> set[str]:
     """Start all four, check listening address, readiness, /metrics and a clean stop; the metric names seen."""
     running = {name: start(rendered, mapping, workdir, processes) for name, rendered in containers.items()}
     metric_names: set[str] = set()
@@ -191,6 +193,8 @@ def assert_serves(containers: dict[str, Rendered], mapping: Mapping, workdir: Pa
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=15)
         assert metrics.status_code == 200
         metric_names |= exported_metric_names(metrics.text)
+    if while_running is not None:
+        while_running()
     for name, (proc, _) in running.items():
         # uvicorn finishes the shutdown, then re-raises SIGTERM (exit status 143 in a container)
         code = proc.stop(timeout=40)  # terminationGracePeriodSeconds
@@ -354,6 +358,29 @@ async def _apply_kafka_topics(docs: list[dict[str, Any]], bootstrap: str) -> Non
         await admin.close()
 
 
+def in_thread(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to completion from synchronous code called inside the test's event loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+async def _groups_joined(bootstrap: str, groups: tuple[str, ...], timeout: float = 120) -> None:
+    """Every service's consumer group exists: the service joined it (needing its rendered group and topic ACLs)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            known = {entry[0] for entry in await admin.list_consumer_groups()}
+            if set(groups) <= known:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"consumer groups never joined: {set(groups) - known}")
+            await asyncio.sleep(1)
+    finally:
+        await admin.close()
+
+
 async def test_example_overlay_starts_and_serves_on_scram_over_tls(
     infra: Infra, namespace: str, tmp_path: Path, scram_broker: ScramBroker, processes: list[ContainerProcess],
 ) -> None:
@@ -374,7 +401,8 @@ async def test_example_overlay_starts_and_serves_on_scram_over_tls(
         extra_env=lambda service: {"KSBB_MONGODB_DB": f"{database_prefix}ksbb_{service}"},
         files_dir=tmp_path / "files",
     )
-    exported = assert_serves(containers, mapping, tmp_path, processes)
+    exported = assert_serves(containers, mapping, tmp_path, processes,
+                             while_running=lambda: in_thread(_groups_joined(scram_broker.plain, SERVICES)))
     assert {"ksbb_consumer_lag_records", "ksbb_http_requests_total"} <= exported
     assert_dashboard_and_alerts_use_exported_metrics(exported)
     checked = assert_missing_secrets_stop_services(containers, mapping, tmp_path, processes)
