@@ -19,7 +19,8 @@ from ksbb_contracts.topics import TOPICS, Topic, all_topics_with_dlqs, topics_co
 PRODUCTION_REPLICATION = 3
 STRIMZI_CLUSTER = "ksbb"
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
-SERVICES = ("registry", "pledges", "notifier", "publisher")
+# Every service the contracts name, as owner or consumer (registry, pledges, notifier, publisher).
+SERVICES = tuple(dict.fromkeys([t.owner for t in TOPICS.values()] + [c for t in TOPICS.values() for c in t.consumers]))
 HEADER = "Rendered by `ksbb topics render` from libs/contracts/src/ksbb_contracts/topics.py; do not edit."
 
 _PLAIN_SCALAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
