@@ -45,6 +45,9 @@ def service_env(infra_env: dict[str, str], issuer: DevIssuer) -> dict[str, str]:
         # (KSBB_OIDC_ISSUER from the infra env file). Both are trusted in development only.
         "KSBB_DEV_ISSUER_ENABLED": "true",
         "KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1","localhost"]',
+        # Invited staff and recipient contacts land on the portal after setting their password.
+        "KSBB_REGISTRY_INVITATION_CLIENT_ID": "ksbb-portal",
+        "KSBB_REGISTRY_INVITATION_REDIRECT_URI": f"{GATEWAY_URL}/portal/",
         # Only the gateway (which connects from its own loopback address) may say who the client is.
         "KSBB_FORWARDED_ALLOW_IPS": LocalGateway().target.proxy_bind or "",
     }
@@ -128,8 +131,9 @@ async def seed(issuer: DevIssuer) -> DemoContext:
 
 async def link_demo_accounts(ctx: DemoContext, env: dict[str, str]) -> None:
     """Tie the demo facilitator to the first demo organisation and the demo recipient account to one of its
-    active recipients with an open need (registry ids are generated; the realm's users file cannot know
-    them). Until the registry's invitations exist this is how the demo accounts get their links."""
+    active recipients with an open need (registry ids are generated; the realm's users file carries
+    placeholders). The demo accounts have fixed ids and passwords, so they are linked directly rather than
+    invited through the registry (an invitation e-mails a set-password link to a new account)."""
     from ksbb_kit.identity import IdentityError, KeycloakAdmin
 
     seeded = ctx.state.get("registry") or {}
@@ -139,7 +143,8 @@ async def link_demo_accounts(ctx: DemoContext, env: dict[str, str]) -> None:
     org_id = organisations[0]
     units = [n["recipient_id"] for n in seeded.get("need_details", []) if n["organisation_id"] == org_id]
     users = {user["realmRoles"][0]: user["id"] for user in json.loads(DEMO_USERS.read_text())["users"]}
-    secret = env.get("KSBB_IDENTITY_ADMIN_CLIENT_SECRET", "dev-only-ksbb-registry-admin-secret")
+    secret = (env.get("KSBB_REGISTRY_IDENTITY_ADMIN_CLIENT_SECRET") or env.get("KSBB_IDENTITY_ADMIN_CLIENT_SECRET")
+              or "dev-only-ksbb-registry-admin-secret")
     try:
         async with KeycloakAdmin(env["KSBB_OIDC_ISSUER"], "ksbb-registry-admin", secret) as admin:
             await admin.set_attributes(users["facilitator"], {"org_id": org_id})

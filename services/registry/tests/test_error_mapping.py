@@ -208,6 +208,38 @@ CASES: list[tuple[errors.RuleBroken, int, dict[str, Any], dict[str, str] | None]
         {"code": "rate_limited", "message": "too many reports from this address; try again later"},
         {"Retry-After": "1799"},
     ),
+    (
+        errors.RecipientNotVerified("registered"),
+        409,
+        {
+            "code": "recipient_not_verified",
+            "message": "recipient is registered; its contact person can be invited once it is verified",
+            "field": "recipient_id",
+        },
+        None,
+    ),
+    (
+        errors.AccountTaken(),
+        409,
+        {
+            "code": "account_conflict",
+            "message": "this e-mail already has an account tied to another organisation or unit",
+            "field": "email",
+        },
+        None,
+    ),
+    (
+        errors.InvitationRefused("the identity provider refused the e-mail", field="email"),
+        422,
+        {"code": "invitation_refused", "message": "the identity provider refused the e-mail", "field": "email"},
+        None,
+    ),
+    (
+        errors.IdentityProviderDown(30),
+        503,
+        {"code": "identity_provider_unavailable", "message": "the identity provider is unavailable; try again later"},
+        {"Retry-After": "30"},
+    ),
 ]
 
 

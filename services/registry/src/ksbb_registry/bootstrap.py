@@ -17,6 +17,7 @@ from ksbb_kit.runtime import ServiceRuntime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ksbb_registry.adapters.claims import ClaimStore
+from ksbb_registry.adapters.members import AccountCollection, identity_directory
 from ksbb_registry.adapters.needs import NEED_DOCUMENTS, NeedCollection
 from ksbb_registry.adapters.organisations import ORGANISATION_DOCUMENTS, OrganisationCollection
 from ksbb_registry.adapters.recipients import RECIPIENT_DOCUMENTS, RecipientCollection
@@ -24,10 +25,13 @@ from ksbb_registry.adapters.reports import RateCounters, ReportCollection
 from ksbb_registry.adapters.store import OutboxEntries, ensure_indexes
 from ksbb_registry.api import build_api
 from ksbb_registry.api.deps import Services, install
+from ksbb_registry.app.members import MemberService
 from ksbb_registry.app.needs import NeedService
 from ksbb_registry.app.organisations import OrganisationService
 from ksbb_registry.app.ports import (
+    AccountDirectory,
     DuplicateClaims,
+    MemberStore,
     NeedStore,
     OrganisationStore,
     RateCounter,
@@ -54,6 +58,7 @@ class Stores:
     reports: ReportStore
     report_rate: RateCounter
     claims: DuplicateClaims
+    members: MemberStore
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ def mongo_stores(
     """The MongoDB stores, given only what they use, and the start-up step that creates their indexes."""
     writes = {"clock": clock, "outbox": outbox, "wake": wake}
     claims = ClaimStore(db, clock, timedelta(seconds=claim_grace_seconds))
+    accounts = AccountCollection(db["accounts"])
     stores = Stores(
         organisations=OrganisationCollection(db["organisations"], ORGANISATION_DOCUMENTS, **writes),
         recipients=RecipientCollection(db["recipients"], RECIPIENT_DOCUMENTS, **writes),
@@ -83,23 +89,40 @@ def mongo_stores(
         reports=ReportCollection(db["reports"]),
         report_rate=RateCounters(db["report_rate"]),
         claims=claims,
+        members=accounts,
     )
 
     async def setup() -> None:
         await ensure_indexes(db)
+        await accounts.setup()
         await claims.setup()  # its sweep index, and the one-off claim backfill of older data
 
     return stores, setup
 
 
 def use_cases(
-    stores: Stores, clock: Clock, *, report_limit_per_hour: int, idempotency: IdempotencyStore
+    stores: Stores,
+    clock: Clock,
+    *,
+    report_limit_per_hour: int,
+    idempotency: IdempotencyStore,
+    accounts: AccountDirectory,
+    invitation_client_id: str | None = None,
+    invitation_redirect_uri: str | None = None,
 ) -> Services:
-    """The registry's use cases over the given stores (what routes and handlers call)."""
+    """The registry's use cases over the given stores and identity provider (what routes and handlers call)."""
     needs = NeedService(stores.needs, stores.recipients, clock)
+    members = MemberService(
+        stores.members, stores.organisations, stores.recipients, accounts, clock,
+        client_id=invitation_client_id, redirect_uri=invitation_redirect_uri,
+    )
     return Services(
         organisations=OrganisationService(stores.organisations, clock),
-        recipients=RecipientService(stores.recipients, stores.organisations, stores.claims, needs, clock),
+        recipients=RecipientService(
+            stores.recipients, stores.organisations, stores.claims, needs, clock,
+            on_archived=members.recipient_archived,
+        ),
+        members=members,
         needs=needs,
         reports=ReportService(
             stores.reports, stores.recipients, stores.report_rate, clock, limit_per_hour=report_limit_per_hour
@@ -109,10 +132,15 @@ def use_cases(
 
 
 def build(
-    settings: RegistrySettings, *, clock: Clock | None = None, stores: Stores | None = None
+    settings: RegistrySettings,
+    *,
+    clock: Clock | None = None,
+    stores: Stores | None = None,
+    accounts: AccountDirectory | None = None,
 ) -> Registry:
     """Wire the registry in one order: runtime, stores (MongoDB unless a test passes `stores`, whose setup is
-    then its own), use cases, event handlers, sweeps."""
+    then its own), identity provider (Keycloak unless a test passes `accounts`), use cases, event handlers,
+    sweeps."""
     runtime = ServiceRuntime(
         settings, title=TITLE, description=DESCRIPTION, outbox_collections=OUTBOX_COLLECTIONS, clock=clock
     )
@@ -134,11 +162,16 @@ def build(
         runtime.clock,
         report_limit_per_hour=settings.report_limit_per_hour,
         idempotency=runtime.idempotency,
+        accounts=accounts if accounts is not None else identity_directory(settings),
+        invitation_client_id=settings.invitation_client_id,
+        invitation_redirect_uri=settings.invitation_redirect_uri,
     )
     runtime.subscribe(build_router(services.needs))
 
     @runtime.every(settings.sweep_interval_seconds, "registry-sweeps")
     async def sweeps(_: ServiceRuntime) -> None:
+        # before the need closure: it clears the archived units' marker this step looks for
+        await services.members.disable_pending(stuck=runtime.stuck)
         await services.needs.close_pending(stuck=runtime.stuck)
         await services.recipients.sweep_claims()
         await services.needs.open_due_periods(stuck=runtime.stuck)
@@ -148,10 +181,14 @@ def build(
 
 
 def create_app(
-    settings: RegistrySettings | None = None, *, clock: Clock | None = None, stores: Stores | None = None
+    settings: RegistrySettings | None = None,
+    *,
+    clock: Clock | None = None,
+    stores: Stores | None = None,
+    accounts: AccountDirectory | None = None,
 ) -> FastAPI:
     """The service's FastAPI application."""
-    registry = build(settings or RegistrySettings(), clock=clock, stores=stores)
+    registry = build(settings or RegistrySettings(), clock=clock, stores=stores, accounts=accounts)
     app = registry.runtime.create_app([build_api()])
     install(app, registry.services)
     return app

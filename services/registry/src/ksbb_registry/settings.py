@@ -24,3 +24,10 @@ class RegistrySettings(KitSettings):
         gt=0,
         description="Age after which a duplicate-key claim without its recipient counts as left by a crash.",
     )
+    invitation_client_id: str | None = Field(
+        default=None,
+        description="Client whose redirect URI the invitation e-mail's link returns to (e.g. ksbb-portal).",
+    )
+    invitation_redirect_uri: str | None = Field(
+        default=None, description="Where an invited person lands after setting a password (needs the client)."
+    )

@@ -9,12 +9,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from ksbb_kit.errors import ERROR_RESPONSES
 
-from ksbb_registry.api import areas, needs, organisations, recipients, reports
+from ksbb_registry.api import areas, members, needs, organisations, recipients, reports
 
 
 def build_api() -> APIRouter:
     """The registry's /v1 routes, in the order the OpenAPI document lists them."""
     api = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
-    for resource in (areas, organisations, recipients, needs, reports):
+    for resource in (areas, organisations, recipients, needs, reports, members):
         api.include_router(resource.router)
     return api

@@ -12,6 +12,7 @@ from ksbb_kit.auth import Principal, Role, require_roles
 from ksbb_kit.http import IdempotencyStore, check_if_match
 
 from ksbb_registry.api import errors
+from ksbb_registry.app.members import MemberService
 from ksbb_registry.app.needs import NeedService
 from ksbb_registry.app.organisations import OrganisationService
 from ksbb_registry.app.ports import Page, Precondition
@@ -27,6 +28,7 @@ class Services:
     recipients: RecipientService
     needs: NeedService
     reports: ReportService
+    members: MemberService
     idempotency: IdempotencyStore
 
 
@@ -58,6 +60,10 @@ def _reports(request: Request) -> ReportService:
     return services_of(request).reports
 
 
+def _members(request: Request) -> MemberService:
+    return services_of(request).members
+
+
 def _idempotency(request: Request) -> IdempotencyStore:
     return services_of(request).idempotency
 
@@ -66,6 +72,7 @@ Organisations = Annotated[OrganisationService, Depends(_organisations)]
 Recipients = Annotated[RecipientService, Depends(_recipients)]
 Needs = Annotated[NeedService, Depends(_needs)]
 Reports = Annotated[ReportService, Depends(_reports)]
+Members = Annotated[MemberService, Depends(_members)]
 Idempotency = Annotated[IdempotencyStore, Depends(_idempotency)]
 
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.ADMIN))]

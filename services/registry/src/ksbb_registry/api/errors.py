@@ -35,6 +35,10 @@ STATUS_AND_CODE: dict[type[rules.RuleBroken], tuple[int, str]] = {
     rules.BelowCommitted: (409, "below_committed"),
     rules.ReportAlreadyResolved: (409, "report_resolved"),
     rules.ReportRateExceeded: (429, "rate_limited"),
+    rules.RecipientNotVerified: (409, "recipient_not_verified"),
+    rules.AccountTaken: (409, "account_conflict"),
+    rules.InvitationRefused: (422, "invitation_refused"),
+    rules.IdentityProviderDown: (503, "identity_provider_unavailable"),
 }
 
 
@@ -57,7 +61,9 @@ def api_error(error: rules.RuleBroken) -> ApiError:
         status, code = 404, f"{error.resource}_not_found"
     else:
         status, code = STATUS_AND_CODE[type(error)]
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, rules.ReportRateExceeded) else None
+    retry_after = getattr(error, "retry_after", None)
+    waiting = isinstance(error, rules.ReportRateExceeded | rules.IdentityProviderDown)
+    headers = {"Retry-After": str(retry_after)} if waiting else None
     return ApiError(status, code, error.message, field=error.field, details=_details(error), headers=headers)
 
 

@@ -6,14 +6,17 @@ more Protocol here, an adapter implementing it, and one more constructor argumen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+# The identity provider's accounts (invite, disable): the kit's Protocol is the port, re-exported here.
+from ksbb_kit.identity import AccountDirectory as AccountDirectory
 from pydantic import BaseModel
 
 from ksbb_registry.domain.change import Change
+from ksbb_registry.domain.members import AccountState, MemberAccount
 from ksbb_registry.domain.needs import Need
 from ksbb_registry.domain.organisations import Organisation
 from ksbb_registry.domain.recipients import Recipient
@@ -23,6 +26,8 @@ A = TypeVar("A", bound=BaseModel)
 
 #: Decides a change from the aggregate as read and the version the write will give it; None = no change.
 Decide = Callable[[A, int], Change[A] | None]
+#: A follow-up step after a recipient was archived, given the unit and who archived it (account disabling).
+ArchiveFollowUp = Callable[[Recipient, str], Awaitable[int]]
 #: The caller's expectation about the version it read (the API builds it from If-Match); raises if unmet.
 Precondition = Callable[[str, int], None]
 
@@ -177,4 +182,32 @@ class DuplicateClaims(Protocol):
 
     async def sweep(self) -> int:
         """Repair claims left behind by a crash between claiming and writing the recipient."""
+        ...
+
+
+class MemberStore(Protocol):
+    """Invited accounts (staff of organisations, contact persons of recipient units); internal, no events."""
+
+    async def get(self, account_id: str) -> MemberAccount | None:
+        """The account record, or None."""
+        ...
+
+    async def put(self, account: MemberAccount) -> None:
+        """Write the record of an invitation (replacing an earlier one of the same account)."""
+        ...
+
+    async def replace_if(self, account: MemberAccount, expected: AccountState) -> bool:
+        """Write `account` only while the stored record is still in state `expected`; whether it was written."""
+        ...
+
+    async def revoke_of_recipient(self, recipient_id: str, *, by: str, reason: str, at: datetime) -> int:
+        """Mark every enabled account of a recipient unit for disabling; how many were marked."""
+        ...
+
+    def awaiting_disable(self) -> AsyncIterator[MemberAccount]:
+        """Accounts marked for disabling that the identity provider has not disabled yet."""
+        ...
+
+    async def find(self, query: ListQuery, page: Page) -> tuple[list[MemberAccount], str | None]:
+        """One page sorted by account id, and the next page's cursor."""
         ...

@@ -12,6 +12,7 @@ from ksbb_kit.auth import Principal
 from ksbb_registry.app.access import actor_for, author_of, may_act_for, may_manage, require
 from ksbb_registry.app.needs import NeedService
 from ksbb_registry.app.ports import (
+    ArchiveFollowUp,
     ClaimResult,
     Clock,
     DuplicateClaims,
@@ -70,8 +71,11 @@ class RecipientService:
         claims: DuplicateClaims,
         needs: NeedService,
         clock: Clock,
+        *,
+        on_archived: ArchiveFollowUp | None = None,
     ) -> None:
         self.recipients = recipients
+        self.on_archived = on_archived
         self.organisations = organisations
         self.claims = claims
         self.needs = needs
@@ -242,9 +246,20 @@ class RecipientService:
         recipient = outcome[0]
         if recipient.status is RecipientStatus.ARCHIVED:
             await self.claims.release_all(recipient_id)  # archived units free their duplicate keys
+            await self._after_archive(recipient, author.subject)
         if recipient.pending_need_closure:
             await self.needs.close_needs_of(recipient)
         return recipient
+
+    async def _after_archive(self, recipient: Recipient, by: str) -> None:
+        """Run the archive's follow-up (its accounts are marked for disabling); a failure here never undoes the
+        archive: the unit keeps its pending marker until the sweep repeats the step."""
+        if self.on_archived is None:
+            return
+        try:
+            await self.on_archived(recipient, by)
+        except Exception:
+            log.exception("archive follow-up of %s failed; the sweep repeats it", recipient.recipient_id)
 
     async def find(
         self, principal: Principal, filters: RecipientFilters, page: Page

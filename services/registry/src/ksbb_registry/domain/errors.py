@@ -199,3 +199,35 @@ class ReportRateExceeded(RuleBroken):
     def __init__(self, retry_after: int) -> None:
         super().__init__("too many reports from this address; try again later")
         self.retry_after = retry_after
+
+
+# -- members and accounts (onboarding) ---------------------------------------------------------
+
+
+class RecipientNotVerified(RuleBroken):
+    """A recipient unit's contact person is invited only once the unit is verified (or active)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"recipient is {status}; its contact person can be invited once it is verified",
+                         field="recipient_id")
+        self.status = status
+
+
+class AccountTaken(RuleBroken):
+    """The e-mail already has an account tied to another organisation or recipient unit."""
+
+    def __init__(self) -> None:
+        super().__init__("this e-mail already has an account tied to another organisation or unit",
+                         field="email")
+
+
+class InvitationRefused(RuleBroken):
+    """The identity provider refused the invitation's data (e.g. a malformed e-mail)."""
+
+
+class IdentityProviderDown(RuleBroken):
+    """The identity provider cannot be reached now; retrying later is safe (invitations are idempotent)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("the identity provider is unavailable; try again later")
+        self.retry_after = retry_after
