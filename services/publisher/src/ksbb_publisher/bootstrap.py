@@ -24,7 +24,7 @@ from ksbb_publisher.app.projection import Projection
 from ksbb_publisher.app.queries import PublicQueries
 from ksbb_publisher.app.rebuild import rebuild_read_models
 from ksbb_publisher.app.snapshots import Snapshots
-from ksbb_publisher.app.stream import FeedBroadcaster, FeedStream
+from ksbb_publisher.app.stream import FeedBroadcaster, FeedStream, StreamLimits
 from ksbb_publisher.handlers import build_router
 from ksbb_publisher.settings import PublisherSettings
 
@@ -74,7 +74,18 @@ def build_publisher(settings: PublisherSettings, db: AsyncDatabase[dict[str, Any
         open_data=open_data,
         snapshots=Snapshots(snapshot_files, open_data, settings.snapshot_chunk_bytes),
         broadcaster=broadcaster,
-        feed_stream=FeedStream(read_models, queries.render_feed, broadcaster, settings.sse_heartbeat_seconds),
+        feed_stream=FeedStream(
+            read_models,
+            queries.render_feed,
+            broadcaster,
+            settings.sse_heartbeat_seconds,
+            StreamLimits(
+                max_replay=settings.sse_max_replay,
+                per_client=settings.sse_max_streams_per_client,
+                total=settings.sse_max_streams,
+                retry_after_seconds=settings.sse_retry_after_seconds,
+            ),
+        ),
         poller=FeedPoller(db, broadcaster.announce),
     )
 

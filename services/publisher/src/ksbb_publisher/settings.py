@@ -23,6 +23,21 @@ class PublisherSettings(KitSettings):
     sse_queue_size: int = Field(
         default=256, ge=1, description="Entries buffered per SSE client before it is dropped."
     )
+    sse_max_replay: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="Entries one resume replays at most; a client further behind gets a `reset` event and reloads.",
+    )
+    sse_max_streams_per_client: int = Field(
+        default=4, ge=1, description="Live streams one client address may hold open at once (429 beyond)."
+    )
+    sse_max_streams: int = Field(
+        default=500, ge=1, description="Live streams one replica holds open at once (503 beyond)."
+    )
+    sse_retry_after_seconds: int = Field(
+        default=5, ge=1, description="Retry-After of a refused live stream."
+    )
     feed_poll_seconds: float = Field(
         default=2.0, gt=0, description="How often the stream looks for entries projected by other replicas."
     )

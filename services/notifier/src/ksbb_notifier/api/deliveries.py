@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from ksbb_contracts import limits
 from ksbb_kit.errors import ERROR_RESPONSES, ApiError
 from ksbb_kit.http import decode_cursor, encode_cursor
 
@@ -57,8 +58,8 @@ async def list_deliveries(
     deliveries: DeliveriesDep,
     status: Annotated[str | None, Query(pattern="^(pending|succeeded|failed)$")] = None,
     event_type: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=limits.PAGE_SIZE[0], le=limits.PAGE_SIZE[1])] = 50,
+    cursor: Annotated[str | None, Query(max_length=limits.CURSOR_MAX)] = None,
 ) -> DeliveryPage:
     endpoint = await endpoints.get(principal, endpoint_id)
     before = _position(cursor) if cursor else None

@@ -6,7 +6,9 @@ import re
 from dataclasses import asdict
 from datetime import datetime
 
+from ksbb_contracts import limits as L
 from ksbb_contracts.areas import areas
+from ksbb_contracts.limits import StrictFlag, StrictNumber
 from ksbb_contracts.vocab import RecipientKind
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -52,10 +54,13 @@ class _Filters(BaseModel):
 class EndpointCreate(_Filters):
     """A new webhook endpoint (subscription)."""
 
-    url: str = Field(min_length=8, max_length=2048, description="https URL that receives POSTed events.")
-    description: str | None = Field(default=None, max_length=500)
+    url: str = Field(
+        min_length=L.WEBHOOK_URL[0], max_length=L.WEBHOOK_URL[1], description="https URL that receives POSTed events."
+    )
+    description: str | None = Field(default=None, max_length=L.WEBHOOK_DESCRIPTION_MAX)
     organisation_id: str | None = Field(
         default=None,
+        max_length=L.ID[1],
         description="Owning organisation; facilitators may only use their own (default), "
         "admins may leave it empty to receive every event.",
     )
@@ -65,20 +70,20 @@ class EndpointCreate(_Filters):
         description="Globs over event types, e.g. ksbb.pledge.*; empty = all.",
     )
     kota_codes: list[str] = Field(default_factory=list, max_length=6, description="Kota codes, e.g. 31.71.")
-    recipient_kinds: list[RecipientKind] = Field(default_factory=list)
-    rate_limit_per_second: float | None = Field(default=None, gt=0, le=1000)
+    recipient_kinds: list[RecipientKind] = Field(default_factory=list, max_length=len(RecipientKind))
+    rate_limit_per_second: StrictNumber | None = Field(default=None, gt=0, le=L.WEBHOOK_RATE_MAX)
 
 
 class EndpointUpdate(_Filters):
     """Changes to an endpoint; omitted fields stay as they are."""
 
-    url: str | None = Field(default=None, min_length=8, max_length=2048)
-    description: str | None = Field(default=None, max_length=500)
+    url: str | None = Field(default=None, min_length=L.WEBHOOK_URL[0], max_length=L.WEBHOOK_URL[1])
+    description: str | None = Field(default=None, max_length=L.WEBHOOK_DESCRIPTION_MAX)
     event_types: list[str] | None = Field(default=None, max_length=50)
     kota_codes: list[str] | None = Field(default=None, max_length=6)
-    recipient_kinds: list[RecipientKind] | None = None
-    rate_limit_per_second: float | None = Field(default=None, gt=0, le=1000)
-    enabled: bool | None = None
+    recipient_kinds: list[RecipientKind] | None = Field(default=None, max_length=len(RecipientKind))
+    rate_limit_per_second: StrictNumber | None = Field(default=None, gt=0, le=L.WEBHOOK_RATE_MAX)
+    enabled: StrictFlag | None = None
 
 
 class EndpointPublic(BaseModel):

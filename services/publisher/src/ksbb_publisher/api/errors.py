@@ -7,11 +7,14 @@ from fastapi.responses import JSONResponse
 from ksbb_kit.errors import ApiError
 
 from ksbb_publisher.domain.errors import (
+    InvalidStreamPosition,
     NoPublicNeed,
     NoPublicRecipient,
     NoSnapshotFile,
     PublicationError,
     RegistrationsNotPublished,
+    StreamCapacityReached,
+    TooManyStreams,
     UnknownAreaCode,
 )
 
@@ -22,13 +25,19 @@ STATUS_AND_CODE: dict[type[PublicationError], tuple[int, str]] = {
     NoPublicRecipient: (404, "not_found"),
     NoPublicNeed: (404, "not_found"),
     NoSnapshotFile: (404, "not_found"),
+    InvalidStreamPosition: (422, "invalid_stream_position"),
+    TooManyStreams: (429, "too_many_streams"),
+    StreamCapacityReached: (503, "stream_capacity_reached"),
 }
 
 
 def api_error(error: PublicationError) -> ApiError:
     """The API error of a domain error: its status and code, the rule's message and the field at fault."""
     status, code = STATUS_AND_CODE[type(error)]
-    return ApiError(status, code, str(error), field=error.field)
+    headers = None
+    if isinstance(error, TooManyStreams | StreamCapacityReached):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
+    return ApiError(status, code, str(error), field=error.field, headers=headers)
 
 
 def install_error_mapping(app: FastAPI) -> None:
@@ -37,4 +46,6 @@ def install_error_mapping(app: FastAPI) -> None:
     @app.exception_handler(PublicationError)
     async def _publication_error(_: Request, exc: PublicationError) -> JSONResponse:
         error = api_error(exc)
-        return JSONResponse(error.body.model_dump(exclude_none=True), status_code=error.status)
+        return JSONResponse(
+            error.body.model_dump(exclude_none=True), status_code=error.status, headers=error.headers
+        )

@@ -6,9 +6,9 @@ from __future__ import annotations
 class PublicationError(Exception):
     """Base of the publisher's domain errors; `field` names the request field at fault."""
 
-    field: str
+    field: str | None
 
-    def __init__(self, message: str, field: str) -> None:
+    def __init__(self, message: str, field: str | None) -> None:
         super().__init__(message)
         self.field = field
 
@@ -52,3 +52,28 @@ class NoSnapshotFile(PublicationError):
         super().__init__("no such snapshot file", "file_name")
         self.snapshot_id = snapshot_id
         self.file_name = file_name
+
+
+class InvalidStreamPosition(PublicationError):
+    """A live-feed position (Last-Event-ID or `after`) is a feed sequence number or a feed cursor we handed out."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__("not a position in the feed: use the `id` of an entry you received", field)
+
+
+class TooManyStreams(PublicationError):
+    """One client address holds at most so many live streams at once."""
+
+    def __init__(self, limit: int, retry_after_seconds: int) -> None:
+        super().__init__(f"at most {limit} live streams per client; close one first", None)
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+
+
+class StreamCapacityReached(PublicationError):
+    """The service holds at most so many live streams at once."""
+
+    def __init__(self, limit: int, retry_after_seconds: int) -> None:
+        super().__init__("the live feed is full right now; try again shortly or read /v1/public/feed", None)
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds

@@ -34,6 +34,8 @@
   }
 
   source.addEventListener("open", function () { status.textContent = list.dataset.live; });
+  // Fell too far behind for a replay: the page shows the current feed again and resumes from there.
+  source.addEventListener("reset", function () { source.close(); window.location.reload(); });
   source.addEventListener("feed", function (message) {
     var entry = JSON.parse(message.data);
     if (seen[entry.id]) { return; }
