@@ -303,3 +303,13 @@ def test_revoke_is_idempotent_and_records_who_and_why() -> None:
         AccountState.DISABLING, "admin-2", "left")
     assert rules.revoke(marked, by="admin-2", reason="left", at=NOW) is None
     assert rules.revoke(rules.disabled(marked, NOW), by="x", reason=None, at=NOW) is None
+
+
+async def test_inviting_a_revoked_member_again_restores_the_record() -> None:
+    members, records, directory = service()
+    first = await members.invite_staff("org_1", PERSON, ADMIN)
+    await members.revoke_staff("org_1", first.account_id, ADMIN, "mistake")
+    assert records.rows[first.account_id].state is AccountState.DISABLED
+    again = await members.invite_staff("org_1", PERSON, ADMIN)
+    assert (again.account_id, again.state, again.disable_reason) == (first.account_id, AccountState.INVITED, None)
+    assert len(directory.invitations) == 2  # the provider enabled the same account again
