@@ -33,6 +33,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ksbb_contracts.topics import TOPICS, all_topics_with_dlqs
 from ksbb_kit.testing.infra import Infra
+from ksbb_kit.testing.waiting import eventually
 
 from tests.deploy.conftest import (
     ROOT,
@@ -260,7 +261,8 @@ async def test_compose_stack_starts_and_serves(infra: Infra, namespace: str, tmp
                                      tmp_path, replication=init["environment"]["REPLICATION_FACTOR"])
     assert f"topics-init: {len(all_topics_with_dlqs())} topics present" in output
     wanted = {namespace + t.name: t for t in all_topics_with_dlqs()}
-    found = await describe_topics(infra.kafka_bootstrap, list(wanted))
+    found = await eventually(lambda: _all_described(infra.kafka_bootstrap, list(wanted)), within=30,
+                             what="topics-init's topics in the broker's metadata")
     assert set(found) == set(wanted)
     for name, topic in wanted.items():
         assert found[name]["partitions"] == topic.partitions, name
@@ -336,10 +338,18 @@ async def test_minimal_overlay_starts_and_serves(infra: Infra, namespace: str, t
     topics_job = ContainerProcess("topics-job", c["command"], job_env, tmp_path / "topics-job").start()
     processes.append(topics_job)
     assert topics_job.wait_exit(timeout=120) == 0, topics_job.log()
-    found = await describe_topics(infra.kafka_bootstrap, [namespace + t.name for t in all_topics_with_dlqs()])
-    assert len(found) == len(all_topics_with_dlqs())
+    wanted = [namespace + t.name for t in all_topics_with_dlqs()]
+    # creation is acknowledged before every broker's metadata shows the topic: poll briefly
+    found = await eventually(lambda: _all_described(infra.kafka_bootstrap, wanted), within=30,
+                             what="the Job's topics in the broker's metadata")
+    assert set(found) == set(wanted)
 
     assert_serves(containers, mapping, tmp_path, processes)
+
+
+async def _all_described(bootstrap: str, names: list[str]) -> dict[str, dict[str, Any]] | None:
+    found = await describe_topics(bootstrap, names)
+    return found if len(found) == len(names) else None
 
 
 async def _apply_kafka_topics(docs: list[dict[str, Any]], bootstrap: str) -> None:
