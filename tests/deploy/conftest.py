@@ -111,6 +111,14 @@ def compose_config(env_file: Path, *files: str) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+def die_with_parent() -> None:
+    """In a child before exec: end with SIGTERM when the test process dies (Linux), so nothing is orphaned."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -182,7 +190,7 @@ class ContainerProcess:
         log = self.log_path.open("wb")
         self.process = subprocess.Popen([executable, *self.command[1:]], env={**base, **self.env},
                                         cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=die_with_parent)
         return self
 
     def log(self) -> str:
@@ -361,7 +369,8 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScramBrok
     log = (work / "kafka.log").open("wb")
     broker = subprocess.Popen([*java[:1], "-Xms128m", "-Xmx384m", "-XX:+UseSerialGC", "-Dksbb.log.level=WARN",
                                *java[1:], "kafka.Kafka", str(props)],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              preexec_fn=die_with_parent)
     try:
         _wait_for_broker(f"127.0.0.1:{ports['plain']}", broker, work / "kafka.log")
         applied = apply_rendered_acls(f"127.0.0.1:{ports['plain']}", lib, work)
