@@ -5,6 +5,10 @@ One bad record (a date out of range, a document an old version wrote) must not s
 (`ksbb_job_item_failures_total{job}`) and marked *stuck* in the service's `stuck_job_items` collection —
 with the job, the item's id, the error and how often it failed — and the job goes on with the next item.
 An item that succeeds again loses its marker. Operators list the markers with `ksbb jobs stuck`.
+
+With several replicas, `JobLease` makes one of them do each run: a document per job in `job_leases` names its
+holder until an expiry the holder keeps renewing, and records when the job last started, so a replica taking
+over (the holder stopped or died) keeps the schedule instead of running again at once.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import logging
 import traceback
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from ksbb_kit.clock import Clock, SystemClock
 
@@ -26,6 +32,8 @@ ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 #: Collection (in each service's database) of the items jobs could not process.
 STUCK_COLLECTION = "stuck_job_items"
+#: Collection (in each service's database) of the background jobs' leases, one document per job name.
+LEASE_COLLECTION = "job_leases"
 JOB_ITEM_FAILURES = Counter("ksbb_job_item_failures_total", "Job items that raised and were skipped", ["job"])
 JOB_ITEMS_STUCK = Counter("ksbb_job_items_stuck_total", "Job items newly marked stuck", ["job"])
 
@@ -66,6 +74,49 @@ class StuckItems:
         query = {"job": job} if job else {}
         found = [doc async for doc in self._collection.find(query).sort("first_failed_at", 1)]
         return [{k: v for k, v in doc.items() if k != "_id"} for doc in found]
+
+
+class JobLease:
+    """One replica's claim on a background job: held until released or until it is not renewed in time.
+
+    Lease time is wall-clock time (several processes compare it), never the service's possibly manual clock.
+    """
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], job: str, holder: str, seconds: float) -> None:
+        self._collection = db[LEASE_COLLECTION]
+        self.job = job
+        self.holder = holder
+        self.seconds = seconds
+
+    async def hold(self) -> bool:
+        """Take the lease if it is free or expired, or renew it when this holder has it; whether it is held."""
+        now = datetime.now(UTC)
+        try:
+            await self._collection.update_one(
+                {"_id": self.job, "$or": [{"holder": self.holder}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"holder": self.holder, "expires_at": now + timedelta(seconds=self.seconds)}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False  # the document exists and another holder's lease is still running
+        return True
+
+    async def due(self, interval_seconds: float) -> bool:
+        """Whether the job's last start (by any holder) is at least an interval ago; marks a new start if so."""
+        now = datetime.now(UTC)
+        previous_before = now - timedelta(seconds=interval_seconds)
+        started = await self._collection.find_one_and_update(
+            {"_id": self.job, "holder": self.holder,
+             "$or": [{"last_started_at": None}, {"last_started_at": {"$lte": previous_before}}]},
+            {"$set": {"last_started_at": now}},
+        )
+        return started is not None
+
+    async def release(self) -> None:
+        """Give the lease up (at stop) so another replica takes the job over at its next look."""
+        await self._collection.update_one(
+            {"_id": self.job, "holder": self.holder}, {"$set": {"expires_at": datetime.fromtimestamp(0, UTC)}},
+        )
 
 
 @dataclass

@@ -13,3 +13,12 @@ OUTBOX_BACKLOG = Gauge("ksbb_outbox_backlog_documents", "Documents with unpublis
 OUTBOX_PUBLISHED = Counter("ksbb_outbox_published_total", "Events published by the outbox relay", ["topic"])
 CONSUMER_LAG = Gauge("ksbb_consumer_lag_records", "Records not yet committed by a group", ["group", "topic"])
 DEAD_LETTERS = Counter("ksbb_dead_letters_total", "Records sent to a dead-letter topic", ["topic", "reason"])
+JOB_RUNS = Counter("ksbb_job_runs_total", "Runs of a background job by outcome (success, failure)", ["job", "outcome"])
+JOB_LAST_SUCCESS = Gauge(
+    "ksbb_job_last_success_timestamp_seconds", "Unix time a background job last finished without failing", ["job"]
+)
+JOB_RUN_SECONDS = Histogram(
+    "ksbb_job_run_seconds", "Duration of a background job's run", ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900),
+)
+JOB_LEASE_HELD = Gauge("ksbb_job_lease_held", "1 while this replica holds a background job's lease", ["job"])

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,7 +32,7 @@ from ksbb_kit.deadletters import DeadLetterPayloads
 from ksbb_kit.errors import install_error_handlers
 from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path, route_template
 from ksbb_kit.http_limits import BodySizeLimit, RouteLimits
-from ksbb_kit.jobs import StuckItems
+from ksbb_kit.jobs import JobLease, StuckItems
 from ksbb_kit.kafka import (
     KafkaRecordPublisher,
     consumer_lag,
@@ -38,7 +41,14 @@ from ksbb_kit.kafka import (
     raw_body_decoder,
     tolerant_parser,
 )
-from ksbb_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from ksbb_kit.metrics import (
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    JOB_LAST_SUCCESS,
+    JOB_LEASE_HELD,
+    JOB_RUN_SECONDS,
+    JOB_RUNS,
+)
 from ksbb_kit.mongo import connect, ping
 from ksbb_kit.openapi import document_common_responses
 from ksbb_kit.outbox import OutboxRelay, outbox_entries
@@ -51,6 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
 BackgroundJob = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
+#: How long a job lease lasts without renewal: a replica that died is replaced after at most this long.
+JOB_LEASE_SECONDS = 30.0
 
 
 class ServiceRuntime:
@@ -89,6 +101,9 @@ class ServiceRuntime:
         )
         # Production leaves topics to the rendered KafkaTopic resources / topics-init job (settings.creates_topics).
         self.create_topics = settings.creates_topics if create_topics is None else create_topics
+        #: Who holds this replica's job leases (unique per runtime), and for how long a lease lasts unrenewed.
+        self.holder_id = f"{settings.service_name}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.job_lease_seconds = JOB_LEASE_SECONDS
         self._startup: list[StartupHook] = []
         self._jobs: list[tuple[str, BackgroundJob]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -105,26 +120,41 @@ class ServiceRuntime:
         return hook
 
     def every(self, seconds: float, name: str) -> Callable[[BackgroundJob], BackgroundJob]:
-        """Run a sweep periodically while the service is up (expiry, retention, retries)."""
+        """Run a sweep periodically while the service is up (expiry, retention, retries).
+
+        Under a lease (`ksbb_kit.jobs.JobLease`): of several replicas, one does each run; when it stops
+        (released) or dies (its lease expires), another takes over on the same schedule.
+        """
 
         def register(job: BackgroundJob) -> BackgroundJob:
             async def loop(runtime: ServiceRuntime) -> None:
                 await runtime.kafka_connected.wait()
+                lease = JobLease(runtime.db, name, runtime.holder_id, runtime.job_lease_seconds)
                 failing = RepeatingFailure(log, f"background job {name} failed; it runs again", level=logging.ERROR,
                                            with_traceback=True)
-                while True:
-                    try:
-                        await job(runtime)
-                        failing.recovered()
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        # A job failing as a whole (its database unreachable) backs off instead of spinning;
-                        # one item failing is the job's own business (ksbb_kit.jobs.for_each_item).
-                        failing.failed(exc)
-                        await asyncio.sleep(max(seconds, min(30.0, 0.5 * 2 ** min(failing.streak, 6))))
-                        continue
-                    await asyncio.sleep(seconds)
+                # Look at the lease often enough to renew it in time, and at least once per interval.
+                tick = min(seconds, runtime.job_lease_seconds / 3)
+                try:
+                    while True:
+                        try:
+                            held = await lease.hold()
+                            JOB_LEASE_HELD.labels(job=name).set(1 if held else 0)
+                            if held and await lease.due(seconds):
+                                await _run_leased(runtime, job, lease, name)
+                            failing.recovered()
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:
+                            # A job failing as a whole (its database unreachable) backs off instead of spinning;
+                            # one item failing is the job's own business (ksbb_kit.jobs.for_each_item).
+                            failing.failed(exc)
+                            await asyncio.sleep(max(tick, min(30.0, 0.5 * 2 ** min(failing.streak, 6))))
+                            continue
+                        await asyncio.sleep(tick)
+                finally:
+                    JOB_LEASE_HELD.labels(job=name).set(0)
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(lease.release(), timeout=3)
 
             self._jobs.append((name, loop))
             return job
@@ -329,6 +359,33 @@ class ServiceRuntime:
         """The AsyncAPI specification generated from the broker's subscribers."""
         return AsyncAPI(self.broker, title=self.title, description=self.description,
                         schema_version="3.0.0").to_specification()
+
+
+async def _run_leased(runtime: ServiceRuntime, job: BackgroundJob, lease: JobLease, name: str) -> None:
+    """One run of a job, renewing its lease meanwhile (a run may outlast the lease); timed and counted."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease.seconds / 3)
+            with contextlib.suppress(Exception):
+                await lease.hold()
+
+    renewing = asyncio.create_task(renew(), name=f"{name}-lease")
+    started = time.perf_counter()
+    try:
+        await job(runtime)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        JOB_RUNS.labels(job=name, outcome="failure").inc()
+        raise
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(BaseException):
+            await renewing
+        JOB_RUN_SECONDS.labels(job=name).observe(time.perf_counter() - started)
+    JOB_RUNS.labels(job=name, outcome="success").inc()
+    JOB_LAST_SUCCESS.labels(job=name).set(time.time())
 
 
 async def _sweep_idempotency_keys(runtime: ServiceRuntime) -> None:
