@@ -194,9 +194,13 @@ async def test_write_publishes_with_trace_context_topics_and_metrics(kit_env: di
 
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         await admin.start()
+        wanted = {settings.topic(name) for name in TOPICS} | {settings.topic("ksbb.pledges.ledger.registry.dlq")}
         try:
-            existing = set(await admin.list_topics())
-            assert {settings.topic(name) for name in TOPICS} <= existing
-            assert settings.topic("ksbb.pledges.ledger.registry.dlq") in existing
+            # A busy broker shows created topics in its metadata a moment later; they must all appear.
+            await eventually(lambda: _listed(admin, wanted), within=30, what="every topic and dead-letter topic")
         finally:
             await admin.close()
+
+
+async def _listed(admin: Any, wanted: set[str]) -> bool:
+    return wanted <= set(await admin.list_topics())
