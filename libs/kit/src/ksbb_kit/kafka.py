@@ -6,6 +6,7 @@ a plain bootstrap string still works and means an unauthenticated PLAINTEXT conn
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -169,7 +170,10 @@ async def ensure_topics(
 
 
 async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]) -> dict[str, int]:
-    """Records not yet committed by a consumer group, per topic; also exported as a metric."""
+    """Records not yet committed by a whole consumer group, per topic (an operator's one-off question).
+
+    It opens its own clients; a running service reports its lag with `AssignedLag` instead.
+    """
     options = kafka_connection(bootstrap).client_options()
     async with contextlib.AsyncExitStack() as clients:
         # Each client is closed on every path, also when its own start fails or a scrape's timeout cancels it.
@@ -187,8 +191,39 @@ async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Ite
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - done)
-        for topic, value in lag.items():
-            CONSUMER_LAG.labels(group=group, topic=topic).set(value)
+        return lag
+
+
+class AssignedLag:
+    """A replica's consumer lag: only the partitions currently assigned to its own consumers.
+
+    Summed over the replicas of a group this is the group's lag (each partition is assigned to one of them),
+    and it asks through the consumers the replica already runs: no Kafka client is opened per scrape.
+    """
+
+    def __init__(self, group: str, consumers: Callable[[], Iterable[AIOKafkaConsumer]]) -> None:
+        self.group = group
+        self._consumers = consumers
+        self._reported: set[TopicPartition] = set()
+
+    async def measure(self) -> dict[TopicPartition, int]:
+        """Lag per assigned partition (end offset minus committed offset); updates `ksbb_consumer_lag_records`."""
+        lag: dict[TopicPartition, int] = {}
+        for consumer in self._consumers():
+            assigned = sorted(consumer.assignment())
+            if not assigned:
+                continue
+            ends = await consumer.end_offsets(assigned)
+            committed = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
+            for tp, done in zip(assigned, committed, strict=True):
+                lag[tp] = max(0, ends.get(tp, 0) - (done or 0))
+        for gone in self._reported - lag.keys():
+            # A partition moved to another replica (a rebalance): that replica reports it now.
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self.group, gone.topic, str(gone.partition))
+        for tp, value in lag.items():
+            CONSUMER_LAG.labels(group=self.group, topic=tp.topic, partition=str(tp.partition)).set(value)
+        self._reported = set(lag)
         return lag
 
 

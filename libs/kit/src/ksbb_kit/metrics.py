@@ -11,7 +11,11 @@ HANDLER_OUTCOMES = Counter(
 )
 OUTBOX_BACKLOG = Gauge("ksbb_outbox_backlog_documents", "Documents with unpublished events", ["collection"])
 OUTBOX_PUBLISHED = Counter("ksbb_outbox_published_total", "Events published by the outbox relay", ["topic"])
-CONSUMER_LAG = Gauge("ksbb_consumer_lag_records", "Records not yet committed by a group", ["group", "topic"])
+#: Reported by each replica for the partitions assigned to it: `sum by (group, topic)` over pods is the group's lag.
+CONSUMER_LAG = Gauge(
+    "ksbb_consumer_lag_records", "Records not yet committed by a group, per partition assigned to this replica",
+    ["group", "topic", "partition"],
+)
 DEAD_LETTERS = Counter("ksbb_dead_letters_total", "Records sent to a dead-letter topic", ["topic", "reason"])
 JOB_RUNS = Counter("ksbb_job_runs_total", "Runs of a background job by outcome (success, failure)", ["job", "outcome"])
 JOB_LAST_SUCCESS = Gauge(

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.kafka import KafkaBroker
@@ -34,8 +35,8 @@ from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, r
 from ksbb_kit.http_limits import BodySizeLimit, RouteLimits
 from ksbb_kit.jobs import JobLease, StuckItems
 from ksbb_kit.kafka import (
+    AssignedLag,
     KafkaRecordPublisher,
-    consumer_lag,
     ensure_topics,
     make_broker,
     raw_body_decoder,
@@ -93,6 +94,7 @@ class ServiceRuntime:
         )
         self.router: EventRouter | None = None
         self.dispatcher: EventDispatcher | None = None
+        self.assigned_lag = AssignedLag(settings.consumer_group, self._consumers)
         self.verifier = TokenVerifier.from_settings(settings)
         #: Markers of job items that raised (`ksbb_kit.jobs.for_each_item`), listed by `ksbb jobs stuck`.
         self.stuck = StuckItems(self.db, self.clock)
@@ -270,13 +272,16 @@ class ServiceRuntime:
         return {"mongodb": mongo_ok, "kafka": kafka_ok}
 
     async def lag(self) -> dict[str, int]:
-        """Consumer lag of this service's group per topic."""
-        if self.router is None:
-            return {}
-        return await consumer_lag(
-            self.settings.kafka_connection, self.settings.consumer_group,
-            [self.settings.topic(t.name) for t in self.router.topics()],
-        )
+        """Consumer lag per topic of the partitions assigned to this replica (the metric is per partition)."""
+        per_topic: dict[str, int] = {}
+        for tp, value in (await self.assigned_lag.measure()).items():
+            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + value
+        return per_topic
+
+    def _consumers(self) -> list[AIOKafkaConsumer]:
+        """The aiokafka consumers of this runtime's subscribers (those started)."""
+        found = [getattr(subscriber, "consumer", None) for subscriber in self.broker.subscribers]
+        return [consumer for consumer in found if isinstance(consumer, AIOKafkaConsumer)]
 
     # -- HTTP ------------------------------------------------------------------------------------
 
