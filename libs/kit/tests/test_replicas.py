@@ -81,6 +81,31 @@ async def test_one_replica_runs_each_job_run_and_another_takes_over_when_it_stop
         await second.stop()
 
 
+async def test_a_per_replica_job_runs_in_every_replica(kit_env: dict[str, Any]) -> None:
+    settings = ReplicaSettings(**kit_env)
+    ran: list[str] = []
+
+    def with_local_poll() -> ServiceRuntime:
+        runtime = ServiceRuntime(settings, title="replica", description="a replica with a per-replica job")
+
+        @runtime.every(0.1, "local-poll", per_replica=True)
+        async def poll(rt: ServiceRuntime) -> None:
+            ran.append(rt.holder_id)
+
+        return runtime
+
+    first, second = with_local_poll(), with_local_poll()
+    await first.start()
+    await second.start()
+    try:
+        await eventually(lambda: {first.holder_id, second.holder_id} <= set(ran), within=60,
+                         what="the per-replica job running in both replicas")
+        assert await first.db[LEASE_COLLECTION].find_one({"_id": "local-poll"}) is None
+    finally:
+        await first.stop()
+        await second.stop()
+
+
 async def test_a_replica_takes_a_job_over_once_a_dead_holders_lease_expires(kit_env: dict[str, Any]) -> None:
     settings = ReplicaSettings(**kit_env)
     log = RunLog()

@@ -121,11 +121,14 @@ class ServiceRuntime:
         self._startup.append(hook)
         return hook
 
-    def every(self, seconds: float, name: str) -> Callable[[BackgroundJob], BackgroundJob]:
+    def every(
+        self, seconds: float, name: str, *, per_replica: bool = False,
+    ) -> Callable[[BackgroundJob], BackgroundJob]:
         """Run a sweep periodically while the service is up (expiry, retention, retries).
 
         Under a lease (`ksbb_kit.jobs.JobLease`): of several replicas, one does each run; when it stops
-        (released) or dies (its lease expires), another takes over on the same schedule.
+        (released) or dies (its lease expires), another takes over on the same schedule. A job serving
+        this replica only (e.g. polling for its own live-feed clients) says `per_replica=True`: no lease.
         """
 
         def register(job: BackgroundJob) -> BackgroundJob:
@@ -134,8 +137,13 @@ class ServiceRuntime:
                 lease = JobLease(runtime.db, name, runtime.holder_id, runtime.job_lease_seconds)
                 failing = RepeatingFailure(log, f"background job {name} failed; it runs again", level=logging.ERROR,
                                            with_traceback=True)
-                # Look at the lease often enough to renew it in time, and at least once per interval.
+                # Look at the lease often enough to renew it in time, and at least once per interval;
+                # a replica waiting for the lease asks at most once a second.
                 tick = min(seconds, runtime.job_lease_seconds / 3)
+                waiting = min(runtime.job_lease_seconds / 3, max(tick, 1.0))
+                if per_replica:
+                    await _run_unleased(runtime, job, name, seconds, failing)
+                    return
                 try:
                     while True:
                         try:
@@ -144,6 +152,9 @@ class ServiceRuntime:
                             if held and await lease.due(seconds):
                                 await _run_leased(runtime, job, lease, name)
                             failing.recovered()
+                            if not held:
+                                await asyncio.sleep(waiting)
+                                continue
                         except asyncio.CancelledError:
                             raise
                         except Exception as exc:
@@ -364,6 +375,28 @@ class ServiceRuntime:
         """The AsyncAPI specification generated from the broker's subscribers."""
         return AsyncAPI(self.broker, title=self.title, description=self.description,
                         schema_version="3.0.0").to_specification()
+
+
+async def _run_unleased(
+    runtime: ServiceRuntime, job: BackgroundJob, name: str, seconds: float, failing: RepeatingFailure,
+) -> None:
+    """A per-replica job's loop: every replica runs it; timed and counted like the leased ones."""
+    while True:
+        started = time.perf_counter()
+        try:
+            await job(runtime)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            JOB_RUNS.labels(job=name, outcome="failure").inc()
+            failing.failed(exc)
+            await asyncio.sleep(max(seconds, min(30.0, 0.5 * 2 ** min(failing.streak, 6))))
+            continue
+        JOB_RUN_SECONDS.labels(job=name).observe(time.perf_counter() - started)
+        JOB_RUNS.labels(job=name, outcome="success").inc()
+        JOB_LAST_SUCCESS.labels(job=name).set(time.time())
+        failing.recovered()
+        await asyncio.sleep(seconds)
 
 
 async def _run_leased(runtime: ServiceRuntime, job: BackgroundJob, lease: JobLease, name: str) -> None:

@@ -102,7 +102,7 @@ def create_app(settings: PublisherSettings | None = None, *, clock: Clock | None
         await parts.store.ensure_indexes()
         await parts.snapshot_files.ensure_indexes()
 
-    @runtime.every(settings.feed_poll_seconds, "feed-poll")
+    @runtime.every(settings.feed_poll_seconds, "feed-poll", per_replica=True)  # each replica feeds its own clients
     async def poll(_: ServiceRuntime) -> None:
         await parts.poller.poll()
 
