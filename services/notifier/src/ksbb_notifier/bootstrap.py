@@ -16,6 +16,7 @@ from ksbb_notifier.adapters.http_sender import HttpUrlRules, HttpWebhookSender, 
 from ksbb_notifier.adapters.limits import LocalRateGate, LocalSlots
 from ksbb_notifier.adapters.mail_store import MongoEmailQueue
 from ksbb_notifier.adapters.mongo import Outbox
+from ksbb_notifier.adapters.pending_deliveries import MongoPendingDeliveries
 from ksbb_notifier.adapters.replica_store import MongoReplicaStore
 from ksbb_notifier.adapters.secrets import RandomSecrets, SecretBox
 from ksbb_notifier.adapters.smtp import SmtpMailer
@@ -26,6 +27,7 @@ from ksbb_notifier.app.deliveries import Deliveries
 from ksbb_notifier.app.dispatcher import Dispatcher
 from ksbb_notifier.app.endpoints import Endpoints
 from ksbb_notifier.app.mail import Mailer
+from ksbb_notifier.app.observability import QueueGauges
 from ksbb_notifier.app.ports import DeliveryQueue, MailSender, WebhookSender
 from ksbb_notifier.app.replicas import Replicas
 from ksbb_notifier.domain.ssrf import AddressPolicy
@@ -125,6 +127,12 @@ def build_notifier(
         cutoff = clock.now() - timedelta(days=settings.retention_days)
         await deliveries.sweep_finished(cutoff)
         await mailer.sweep_finished(cutoff)
+
+    queue_gauges = QueueGauges(MongoPendingDeliveries(runtime.db))
+
+    @runtime.every(15.0, "webhook-queue-gauges")
+    async def observe_queue(_: ServiceRuntime) -> None:
+        await queue_gauges.observe(clock.now())
 
     if settings.dispatcher_autostart:
 

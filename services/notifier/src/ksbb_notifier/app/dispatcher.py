@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import timedelta
 
 from ksbb_kit.jobs import JOB_ITEM_FAILURES, StuckItems
 
 from ksbb_notifier.app.endpoints import Endpoints
+from ksbb_notifier.app.observability import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERY_SECONDS
 from ksbb_notifier.app.ports import Clock, DeliveryQueue, DeliverySlots, RateGate, WebhookSender
 from ksbb_notifier.domain.deliveries import (
     Delivery,
@@ -154,15 +156,19 @@ class Dispatcher:
         reason = undeliverable_reason(endpoint, message)
         if reason is not None:
             await self._queue.settle(delivery, abandoned(reason, now))
+            WEBHOOK_ATTEMPTS.labels(outcome="abandoned").inc()
             return
         assert endpoint is not None and message is not None  # a missing one has a reason above
         if endpoint.rate_limit_per_second:
             retry_at = await self._rate_gate.admit(endpoint.id, endpoint.rate_limit_per_second, now)
             if retry_at is not None:
                 await self._queue.postpone(delivery, retry_at)
+                WEBHOOK_ATTEMPTS.labels(outcome="rate_limited").inc()
                 return
         request = signed_request(endpoint, message, self._endpoints.open_secrets(endpoint, now), now)
+        sending = time.perf_counter()
         result = await self._sender.send(request)
+        WEBHOOK_ATTEMPT_SECONDS.observe(time.perf_counter() - sending)
         done_at = self._clock.now()
         decision = decide(
             status_code=result.status_code,
@@ -174,6 +180,9 @@ class Dispatcher:
         )
         outcome = attempt_outcome(delivery, endpoint, message, result, decision, attempted_at=now, finished_at=done_at)
         await self._queue.record_attempt(delivery, outcome, keep_attempts=self._settings.attempts_kept)
+        WEBHOOK_ATTEMPTS.labels(outcome=outcome.outcome.value).inc()
+        if outcome.outcome is Outcome.SUCCEEDED:
+            WEBHOOK_DELIVERY_SECONDS.observe(max(0.0, (done_at - delivery.created_at).total_seconds()))
         if outcome.outcome is Outcome.SUCCEEDED:
             await self._endpoints.delivered(endpoint)
         elif outcome.outcome is Outcome.GONE:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ksbb_kit.ids import derived_id
 
+from ksbb_notifier.app.observability import EMAIL_SENDS
 from ksbb_notifier.app.ports import Clock, EmailQueue, MailSender, ReplicaStore
 from ksbb_notifier.domain.emails import RenderedEmail, render
 from ksbb_notifier.domain.endpoints import Endpoint
@@ -125,6 +126,7 @@ class Mailer:
                 await self._queue.settle(
                     email, {"status": "skipped", "skipped_reason": "no_email_address", "attempts": attempts}
                 )
+                EMAIL_SENDS.labels(outcome="skipped").inc()
                 return
             rendered: RenderedEmail = render(email.kind, context)
             await self._sender.send(address, rendered, message_id=email.id)
@@ -134,12 +136,14 @@ class Mailer:
                 attempts, self._schedule, claimed_at=claimed_at, now=self._clock.now(), error=error
             )
             await self._queue.settle(email, changes)
+            EMAIL_SENDS.labels(outcome="failed").inc()
             log.warning("e-mail %s attempt %d failed: %s", email.id, attempts, changes["last_error"])
             return
         await self._queue.settle(
             email,
             {"status": "sent", "sent_at": self._clock.now(), "attempts": attempts, "subject": rendered.subject},
         )
+        EMAIL_SENDS.labels(outcome="sent").inc()
 
     async def _resolve(self, email: QueuedEmail, *, last_try: bool) -> tuple[str | None, dict[str, Any]]:
         """The address and full template context, from the replicas as they are now."""

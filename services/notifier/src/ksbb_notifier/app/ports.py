@@ -289,3 +289,11 @@ class RateGate(Protocol):
     async def admit(self, endpoint_id: str, rate_per_second: float, now: datetime) -> datetime | None:
         """None if an attempt may go now (its slot is taken); otherwise when to try again."""
         ...
+
+
+class PendingDeliveries(Protocol):
+    """How big the webhook queue is (for the queue metrics)."""
+
+    async def summary(self) -> tuple[int, datetime | None]:
+        """How many deliveries are pending, and when the oldest of them was created."""
+        ...
