@@ -11,7 +11,9 @@ from ksbb_contracts import CONTENT_TYPE, CloudEvent
 from ksbb_contracts.events import DonorProfileUpdated
 from ksbb_contracts.topics import DONORS, all_topics_with_dlqs
 from ksbb_kit.cli import read_dead_letters, replay_dead_letters
+from ksbb_kit.clock import SystemClock
 from ksbb_kit.kafka import KafkaRecordPublisher, ensure_topics
+from ksbb_kit.outbox import MARKERS, new_document, outbox_entries
 from ksbb_kit.testing.kafka import TopicReader, publish_events
 from ksbb_kit.testing.waiting import eventually
 
@@ -31,11 +33,12 @@ async def test_producer_killed_between_write_and_publish_loses_nothing_and_appli
     producer.send_signal(signal.SIGKILL)  # after the write, before any publish
     producer.wait()
     assert await procs.db["aggregates"].count_documents({"_outbox_pending": True}) == 40
+    assert await procs.db[MARKERS].count_documents({}) == 40, "each write was announced by a marker first"
 
     # The relay dies right after its 15th publish, before it could mark anything sent.
     dying = procs.start("relay", KILL_AFTER_SENDS="15", KSBB_OUTBOX_LEASE_SECONDS="2")
     assert await procs.wait_exit(dying) == -signal.SIGKILL
-    assert await procs.db["aggregates"].count_documents({"_outbox_lease": {"$exists": True}}) == 1
+    assert await procs.db[MARKERS].count_documents({"lease": {"$exists": True}}) >= 1, "it died holding leases"
     await asyncio.sleep(2.5)  # the dead relay's lease on its document runs out
     finishing = procs.start("relay")
     assert await procs.wait_exit(finishing) == 0
@@ -53,6 +56,38 @@ async def test_producer_killed_between_write_and_publish_loses_nothing_and_appli
     assert set(counts.values()) == {1}, "each event id applied exactly once despite duplicates on the topic"
     consumer.send_signal(signal.SIGTERM)
     await procs.wait_exit(consumer)
+
+
+async def test_producer_killed_between_marker_and_write_loses_nothing_and_leaves_no_marker(kit_processes) -> None:
+    procs = kit_processes
+    await ensure_topics(procs.infra.kafka_bootstrap, all_topics_with_dlqs(), procs.namespace)
+    producer = procs.start("produce-half", "20")  # markers for 20 aggregates, only 10 of them written
+    await procs.wait_line(producer, "written")
+    producer.send_signal(signal.SIGKILL)
+    producer.wait()
+    markers, aggregates = procs.db[MARKERS], procs.db["aggregates"]
+    assert await markers.count_documents({}) == 20
+    assert await aggregates.count_documents({"_outbox_pending": True}) == 10
+    written = {f"don_{i:04d}" for i in range(10)}
+
+    first = procs.start("relay", KSBB_OUTBOX_MARKER_GRACE_SECONDS="60")
+    assert await procs.wait_exit(first) == 0
+    assert await aggregates.count_documents({"_outbox_pending": True}) == 0
+    assert await markers.count_documents({}) == 20, "young markers stay: the write they announce may still land"
+
+    # A slow write lands after that pass, announced only by its (still young) marker: it is published too.
+    late = DonorProfileUpdated(donor_id="don_0015", kind="person", version=1)
+    entries = outbox_entries([late], source="/ksbb/test", clock=SystemClock())
+    await aggregates.insert_one(new_document({"_id": "don_0015", "version": 1}, entries))
+    await asyncio.sleep(1.5)
+    second = procs.start("relay", KSBB_OUTBOX_MARKER_GRACE_SECONDS="1")
+    assert await procs.wait_exit(second) == 0
+    assert await aggregates.count_documents({"_outbox_pending": True}) == 0
+    assert await markers.count_documents({}) == 0, "markers older than the grace with nothing pending are dropped"
+
+    async with TopicReader(procs.infra.kafka_bootstrap, [procs.namespace + DONORS.name]) as reader:
+        seen = await reader.wait_for(lambda es: {e.subject for e in es} >= written | {"don_0015"})
+    assert {e.subject for e in seen} == written | {"don_0015"}, "nothing unwritten was published"
 
 
 async def _when_complete(procs, expected: int):  # type: ignore[no-untyped-def]

@@ -176,10 +176,11 @@ async def test_filters_by_kota_and_recipient_kind(
         ],
     )
 
-    async def consumed() -> bool:
-        return await app.db.messages.count_documents({"_id": {"$in": [e.id for e in envelopes]}}) == 2
+    async def fanned_out() -> bool:
+        # A message is stored before its deliveries: wait for the second message's fan-out to finish.
+        return await app.db.deliveries.count_documents({"message_id": {"$in": [e.id for e in envelopes]}}) >= 2
 
-    await h.eventually(consumed)
+    await h.eventually(fanned_out)
     store = app.db
     assert await store.deliveries.count_documents({"endpoint_id": pusat["id"]}) == 2
     assert await store.deliveries.count_documents({"endpoint_id": selatan["id"]}) == 0

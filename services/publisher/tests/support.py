@@ -4,6 +4,7 @@ store (the domain's merge rule, for fast unit tests of the use cases)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -240,6 +241,19 @@ class MemoryProjectionStore:
         stored = {**entry, "seq": self._last_seq}
         self.feed.append(stored)
         return stored
+
+    async def apply_parts(self, parts: Sequence[VersionedPart]) -> int:
+        """Merge parts one by one (the reference the Mongo store's batch fold must agree with)."""
+        return sum([await self.apply_part(part) for part in parts])
+
+    async def apply_offers(self, changes: Sequence[OfferChange]) -> int:
+        """Apply offer changes one by one."""
+        return sum([await self.apply_offer(change) for change in changes])
+
+    async def insert_feed_entries(self, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append new entries one by one."""
+        stored = [await self.insert_feed_entry(entry) for entry in entries]
+        return [entry for entry in stored if entry is not None]
 
     async def reset(self) -> None:
         """Forget every read model (feed numbers are not reused)."""

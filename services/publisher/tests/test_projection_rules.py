@@ -230,9 +230,24 @@ class _Replay:
     def __init__(self, batches: list[list[ReplayedRecord]]) -> None:
         self._batches = batches
 
+    async def size(self, topics: Sequence[str]) -> int:
+        return sum(len(batch) for batch in self._batches)
+
     async def batches(self, topics: Sequence[str]) -> Any:
         for batch in self._batches:
             yield batch
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.done = 0
+
+    def start(self, total: int | None) -> None:
+        self.total = total
+
+    def advance(self, done: int) -> None:
+        self.done += done
 
 
 async def test_rebuild_applies_records_through_the_live_handlers_and_counts_the_rest() -> None:
@@ -252,10 +267,14 @@ async def test_rebuild_applies_records_through_the_live_handlers_and_counts_the_
         ReplayedRecord("t", b"k", schema_violation.to_bytes()),
     ]
     rebuilt.docs[("needs", "gone")] = {"_id": "gone"}  # the rebuild starts from empty read models
-    router = build_router(Projection(rebuilt, _Clock()))
+    projection = Projection(rebuilt, _Clock())
+    router = build_router(projection)
+    progress = _Progress()
     counts = await rebuild_read_models(
-        rebuilt, _Replay([records[:7], records[7:] + unusable[:2], unusable[2:]]), ["t"], router.handlers
+        rebuilt, _Replay([records[:7], records[7:] + unusable[:2], unusable[2:]]), ["t"], set(router.handlers),
+        projection, progress=progress,
     )
+    assert progress.total == len(records) + len(unusable) == progress.done, "progress counts every record read"
     assert counts == {"applied": len(published), "skipped": 1, "malformed": 2}
     assert rebuilt.docs == live.docs and rebuilt.offers == live.offers
     assert sorted((e["_id"], e["kind"]) for e in rebuilt.feed) == sorted((e["_id"], e["kind"]) for e in live.feed)

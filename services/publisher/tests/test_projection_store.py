@@ -15,6 +15,7 @@ from ksbb_kit.testing.infra import Infra
 from ksbb_publisher.adapters.projection_store import MongoProjectionStore
 from ksbb_publisher.domain.projection import (
     READ_MODELS,
+    REVISION,
     VersionedPart,
     fold,
     ledger_part,
@@ -46,8 +47,8 @@ def parts() -> list[VersionedPart]:
 
 
 async def stored(db: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every read-model document by (model, id)."""
-    return {(name, d["_id"]): d for name in READ_MODELS async for d in db[name].find({})}
+    """Every read-model document by (model, id), without the store's revision token."""
+    return {(name, d["_id"]): d for name in READ_MODELS async for d in db[name].find({}, {REVISION: 0})}
 
 
 async def test_every_order_and_concurrent_application_ends_in_the_domain_result(infra: Infra) -> None:
@@ -94,6 +95,27 @@ async def test_offer_changes_apply_once_per_event_in_offer_order(infra: Infra) -
         assert (offer["status"], offer["quantity"], offer["area_codes"]) == ("proposed", 5, ["31.71"])
         assert await store.apply_offer(offer_change(accepted, "evt_3"))
         assert (await db.offers.find_one({"_id": "off_1"}) or {})["status"] == "accepted"
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_concurrent_batches_of_two_replicas_end_in_the_domain_result(infra: Infra) -> None:
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_batches"]
+    expected = fold(parts())
+    try:
+        for seed in range(3):
+            for name in READ_MODELS:
+                await db.drop_collection(name)
+            first, second = MongoProjectionStore(db), MongoProjectionStore(db)
+            await first.ensure_indexes()  # the unique revision index makes each conditional write a lookup
+            events = parts() * 2
+            random.Random(seed).shuffle(events)
+            batches = [events[i : i + 3] for i in range(0, len(events), 3)]
+            # Both replicas apply every batch at the same time: each write races the other's.
+            await asyncio.gather(*(store.apply_parts(batch) for batch in batches for store in (first, second)))
+            assert await stored(db) == expected, seed
     finally:
         await client.drop_database(db.name)
         await client.close()

@@ -125,6 +125,9 @@ def fingerprint(payload: Any) -> str:
 CLAIM_TIMEOUT = timedelta(seconds=30)
 #: How often a request waiting for another one with the same key looks for its result.
 CLAIM_POLL_SECONDS = 0.05
+#: Keys are forgotten by the minute: each minute's keys are listed in a few small documents (one per
+#: shard of the key hash), so the retention sweep looks up exactly the minutes that have expired.
+EXPIRY_MINUTE_SHARDS = 8
 
 #: The work run once per key: returns the response status and its JSON body.
 Work = Callable[[], Awaitable[tuple[int, Any]]]
@@ -173,6 +176,8 @@ class IdempotencyStore:
         poll_seconds: float = CLAIM_POLL_SECONDS,
     ) -> None:
         self._collection = db["idempotency_keys"]
+        #: `{_id: "<minute>/<shard>", keys: [...]}` per minute keys were stored in; `{_id: "swept", upto}`.
+        self._expiry = db["idempotency_expiry"]
         self._clock = clock
         self._retention = retention
         self._claim_timeout = claim_timeout
@@ -203,6 +208,7 @@ class IdempotencyStore:
         """
         key_id = self._id(caller, operation, key)
         token = uuid.uuid4().hex
+        await self._note_expiry(key_id)
         loop = asyncio.get_running_loop()
         give_up_waiting = loop.time() + self._claim_timeout.total_seconds()
         while True:
@@ -265,6 +271,7 @@ class IdempotencyStore:
         self, caller: str, operation: str, key: str, request_hash: str, status: int, body: Any
     ) -> None:
         """Store the response of the first request with this key (without a claim; `once` claims first)."""
+        await self._note_expiry(self._id(caller, operation, key))
         try:
             await self._collection.insert_one({
                 "_id": self._id(caller, operation, key), "request_hash": request_hash, "state": "done",
@@ -273,8 +280,44 @@ class IdempotencyStore:
         except DuplicateKeyError:
             pass
 
+    async def _note_expiry(self, key_id: str) -> None:
+        # Before the key is stored: a note for a key never stored is harmless, a stored key without one
+        # would never be forgotten.
+        minute = int(self._clock.now().timestamp()) // 60
+        shard = int(key_id[:2], 16) % EXPIRY_MINUTE_SHARDS
+        await self._expiry.update_one({"_id": f"{minute}/{shard}"}, {"$push": {"keys": key_id}}, upsert=True)
+
     async def sweep(self) -> int:
-        """Forget keys older than the retention period (no TTL indexes on the CI server)."""
+        """Forget keys older than the retention period (no TTL indexes on the CI server).
+
+        Only the minutes that have expired since the last sweep are looked up (by id), so an idle sweep
+        reads one small document; the very first sweep of a database forgets older keys by their time.
+        """
         cutoff: datetime = self._clock.now() - self._retention
-        result = await self._collection.delete_many({"created_at": {"$lt": cutoff}})
-        return result.deleted_count
+        last = int(cutoff.timestamp()) // 60 - 1  # the last minute that ended before the cutoff
+        state = await self._expiry.find_one({"_id": "swept"})
+        if state is None:
+            # Keys stored before expiry notes existed: found by time, once per database.
+            removed = (await self._collection.delete_many({"created_at": {"$lt": cutoff}})).deleted_count
+            await self._expiry.update_one({"_id": "swept"}, {"$max": {"upto": last}}, upsert=True)
+            return removed
+        removed = 0
+        for first in range(int(state["upto"]) + 1, last + 1, 60):
+            minutes = range(first, min(first + 60, last + 1))
+            notes = [f"{m}/{s}" for m in minutes for s in range(EXPIRY_MINUTE_SHARDS)]
+            found = [n async for n in self._expiry.find({"_id": {"$in": notes}})]
+            keys = list({k for n in found for k in n.get("keys", [])})
+            if keys:
+                # A key released and stored again later is newer than its old note: keep it.
+                stored = self._collection.find({"_id": {"$in": keys}}, {"created_at": 1})
+                expired = [d["_id"] async for d in stored if _aware(d["created_at"]) < cutoff]
+                if expired:
+                    removed += (await self._collection.delete_many({"_id": {"$in": expired}})).deleted_count
+            if found:
+                await self._expiry.delete_many({"_id": {"$in": [n["_id"] for n in found]}})
+            await self._expiry.update_one({"_id": "swept"}, {"$max": {"upto": minutes[-1]}})
+        return removed
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ksbb_kit.auth import TokenVerifier
+from ksbb_kit.batches import BatchDispatcher, BatchHandler, raw_batch_decoder, tolerant_batch_parser
 from ksbb_kit.calm import RepeatingFailure, quiet_client_loggers
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
@@ -91,6 +92,7 @@ class ServiceRuntime:
         self.relay = OutboxRelay(
             self.db, outbox_collections, self.publisher, topic_prefix=settings.topic_prefix,
             sweep_seconds=settings.outbox_sweep_seconds, lease_seconds=settings.outbox_lease_seconds,
+            marker_grace_seconds=settings.outbox_marker_grace_seconds,
         )
         self.router: EventRouter | None = None
         self.dispatcher: EventDispatcher | None = None
@@ -178,8 +180,12 @@ class ServiceRuntime:
         """Outbox entries for events produced by this service (embed them in the same write)."""
         return outbox_entries(events, source=self.source, clock=self.clock)
 
-    def subscribe(self, router: EventRouter) -> None:
-        """Consume the router's topics; call once, after the handlers' collaborators exist, before start."""
+    def subscribe(self, router: EventRouter, *, batch: BatchHandler | None = None, batch_size: int = 500) -> None:
+        """Consume the router's topics; call once, after the handlers' collaborators exist, before start.
+
+        With `batch`, records arrive up to `batch_size` at a time and runs of handled records go to `batch`
+        in one call (`ksbb_kit.batches`); the router's handlers remain the single-record path.
+        """
         if self.router is not None:
             raise RuntimeError("a runtime subscribes one event router")
         settings = self.settings
@@ -197,6 +203,9 @@ class ServiceRuntime:
         if not router.topics():
             return
         topics = [settings.topic(t.name) for t in router.topics()]
+        if batch is not None:
+            self._subscribe_batches(topics, BatchDispatcher(dispatcher, router, batch), batch_size)
+            return
 
         @self.broker.subscriber(
             *topics,
@@ -216,6 +225,29 @@ class ServiceRuntime:
             await dispatcher.handle(ConsumedRecord.received(
                 raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.headers or (),
             ))
+
+    def _subscribe_batches(self, topics: list[str], dispatcher: BatchDispatcher, batch_size: int) -> None:
+        @self.broker.subscriber(
+            *topics,
+            group_id=self.settings.consumer_group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+            title=f"{self.settings.service_name}-events",
+            batch=True,
+            max_records=batch_size,
+            batch_timeout_ms=100,
+            parser=tolerant_batch_parser,
+            decoder=raw_batch_decoder,
+        )
+        async def consume(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            records = raw if isinstance(raw, tuple) else (raw,)
+            await dispatcher.handle([
+                ConsumedRecord.received(r.topic, r.partition, r.offset, r.key, r.value, r.headers or ())
+                for r in records
+            ])
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -75,6 +75,11 @@ class KitSettings(BaseSettings):
     log_level: str = "INFO"
     outbox_sweep_seconds: float = Field(default=5.0, gt=0)
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
+    outbox_marker_grace_seconds: float = Field(
+        default=120.0, gt=0,
+        description="How long a write may take at most: an outbox marker nobody renewed for this long, whose document "
+        "has nothing pending, is removed (it was left by a crash between the marker and the write).",
+    )
     handler_max_attempts: int = Field(default=5, ge=1)
     handler_backoff_seconds: float = Field(default=0.2, ge=0)
     idempotency_retention_hours: float = Field(default=48.0, gt=0)

@@ -2,6 +2,8 @@
 
 Modes:
   produce N       write N aggregates, each with one pending DonorProfileUpdated event, then wait (no relay)
+  produce-half N  leave outbox markers for N aggregates but write only the first half of them, then wait:
+                  a crash between the markers and the write
   relay           run the outbox relay; with KILL_AFTER_SENDS=k, SIGKILL itself right after the k-th publish
   consume         consume donor events, counting each event id's effect; with KILL_AFTER_EFFECT=<donor_id>,
                   SIGKILL itself after applying that event's effect (before the offset commit)
@@ -43,13 +45,18 @@ class KillingPublisher:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-async def produce(runtime: ServiceRuntime, count: int) -> None:
+async def produce(runtime: ServiceRuntime, count: int, *, written: int | None = None) -> None:
+    """Mark `count` aggregates as the write path does, write the first `written` (all by default), then wait."""
     docs = []
     for i in range(count):
         donor_id = f"don_{i:04d}"
         event = DonorProfileUpdated(donor_id=donor_id, kind="person", version=1)
         docs.append(new_document({"_id": donor_id, "version": 1}, runtime.events(event)))
-    await runtime.db["aggregates"].insert_many(docs)
+    # The write path: markers first, then the write. No relay runs here; the test kills us afterwards.
+    await runtime.relay.mark("aggregates", [d["_id"] for d in docs])
+    chosen = docs[: count if written is None else written]
+    if chosen:
+        await runtime.db["aggregates"].insert_many(chosen)
     print("written", flush=True)
     await asyncio.Event().wait()
 
@@ -62,7 +69,8 @@ async def relay(runtime: ServiceRuntime) -> None:
         # The same relay as the runtime's, publishing through a producer that dies after k records.
         settings = runtime.settings
         outbox = OutboxRelay(runtime.db, ["aggregates"], KillingPublisher(runtime.publisher, kill_after),
-                             topic_prefix=settings.topic_prefix, lease_seconds=settings.outbox_lease_seconds)
+                             topic_prefix=settings.topic_prefix, lease_seconds=settings.outbox_lease_seconds,
+                             marker_grace_seconds=settings.outbox_marker_grace_seconds)
     sent = await outbox.drain()
     await runtime.publisher.stop()
     print(f"relayed {sent}", flush=True)
@@ -107,6 +115,8 @@ async def main(argv: list[str]) -> None:
                              outbox_collections=["aggregates"])
     if argv[0] == "produce":
         await produce(runtime, int(argv[1]))
+    elif argv[0] == "produce-half":
+        await produce(runtime, int(argv[1]), written=int(argv[1]) // 2)
     elif argv[0] == "relay":
         await relay(runtime)
 

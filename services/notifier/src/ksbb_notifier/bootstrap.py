@@ -71,7 +71,7 @@ def build_notifier(
     )
 
     # Adapters: each gets only what it uses.
-    outbox = Outbox(runtime.events, runtime.relay.wake)
+    outbox = Outbox(runtime.events, runtime.relay.pending)
     endpoint_store = MongoEndpointStore(runtime.db, outbox)
     delivery_store = MongoDeliveryStore(runtime.db, outbox)
     email_queue = MongoEmailQueue(runtime.db)

@@ -71,14 +71,14 @@ def compose(
     runtime = ServiceRuntime(
         settings, title=TITLE, description=DESCRIPTION, outbox_collections=OUTBOX_COLLECTIONS, clock=clock
     )
-    db, outbox, wake = runtime.db, runtime.events, runtime.relay.wake
+    db, outbox, pending = runtime.db, runtime.events, runtime.relay.pending
 
     # Stores.
     copies = copies or MongoPledgeCopies(db)
-    ledger_store = ledger_store or MongoLedgerStore(db, outbox=outbox, wake=wake)
+    ledger_store = ledger_store or MongoLedgerStore(db, outbox=outbox, pending=pending)
     replicas = replicas or MongoReplicas(db)
-    donor_store = donor_store or MongoDonorStore(db, outbox=outbox, wake=wake)
-    offer_store = offer_store or MongoOfferStore(db, outbox=outbox, wake=wake)
+    donor_store = donor_store or MongoDonorStore(db, outbox=outbox, pending=pending)
+    offer_store = offer_store or MongoOfferStore(db, outbox=outbox, pending=pending)
 
     # Use cases.
     lookback = timedelta(seconds=settings.sweep_interval_seconds * COPY_LOOKBACK_INTERVALS)

@@ -20,6 +20,7 @@ from ksbb_publisher.api import atom, exports, feed, needs, organisations, pages,
 from ksbb_publisher.api.deps import PublicApi
 from ksbb_publisher.api.errors import install_error_mapping
 from ksbb_publisher.app.exports import OpenData
+from ksbb_publisher.app.ports import Progress
 from ksbb_publisher.app.projection import Projection
 from ksbb_publisher.app.queries import PublicQueries
 from ksbb_publisher.app.rebuild import rebuild_read_models
@@ -95,7 +96,10 @@ def create_app(settings: PublisherSettings | None = None, *, clock: Clock | None
     settings = settings or PublisherSettings()
     runtime = ServiceRuntime(settings, title=TITLE, description=DESCRIPTION, clock=clock or SystemClock())
     parts = build_publisher(settings, runtime.db, runtime.clock)
-    runtime.subscribe(build_router(parts.projection))
+    # Records arrive in batches folded per document (one write per changed document); the router's
+    # handlers are the single-record path a failed batch falls back to.
+    runtime.subscribe(build_router(parts.projection), batch=parts.projection.apply_batch,
+                      batch_size=settings.consume_batch_size)
 
     @runtime.on_startup
     async def indexes(_: ServiceRuntime) -> None:
@@ -125,17 +129,20 @@ def create_app(settings: PublisherSettings | None = None, *, clock: Clock | None
     return app
 
 
-async def rebuild(settings: PublisherSettings, *, database: str | None = None, concurrency: int = 32) -> dict[str, int]:
+async def rebuild(
+    settings: PublisherSettings, *, database: str | None = None, progress: Progress | None = None
+) -> dict[str, int]:
     """Rebuild the read models in `database` (default: the service's) from the topics' beginning.
 
-    Events go through the live consumer's own handlers; see `app.rebuild.rebuild_read_models`.
+    Events go through the live consumer's batch path; see `app.rebuild.rebuild_read_models`.
     """
     client = connect(settings.mongodb_url)
     try:
         store = MongoProjectionStore(client[database or settings.database_name])
-        router = build_router(Projection(store, SystemClock()))
+        projection = Projection(store, SystemClock())
+        router = build_router(projection)
         topics = [settings.topic(t.name) for t in router.topics()]
-        replay = KafkaTopicReplay(settings.kafka_connection)
-        return await rebuild_read_models(store, replay, topics, router.handlers, concurrency=concurrency)
+        replay = KafkaTopicReplay(settings.kafka_connection, max_records=settings.consume_batch_size * 10)
+        return await rebuild_read_models(store, replay, topics, set(router.handlers), projection, progress=progress)
     finally:
         await client.close()

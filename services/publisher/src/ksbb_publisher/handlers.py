@@ -1,4 +1,9 @@
-"""Events in: one handler per public event type, registered on the publisher's event router."""
+"""Events in: one handler per public event type, registered on the publisher's event router.
+
+The live consumer applies records in batches (`Projection.apply_batch`, see the composition root); these
+handlers are the single-record path the batch falls back to, record by record, when a batch fails, so a
+poisoned record is retried and dead-lettered alone.
+"""
 
 from __future__ import annotations
 
@@ -57,8 +62,8 @@ def build_router(projection: Projection) -> EventRouter:
     router = EventRouter("publisher")
 
     @router.on(OrganisationRegistered, OrganisationUpdated, OrganisationSuspended, OrganisationReinstated)
-    async def organisation_changed(event: _OrganisationEvent, _: CloudEvent) -> None:
-        await projection.organisation(event)
+    async def organisation_changed(event: _OrganisationEvent, envelope: CloudEvent) -> None:
+        await projection.organisation(event, envelope)
 
     @router.on(
         RecipientRegistered,
@@ -69,20 +74,20 @@ def build_router(projection: Projection) -> EventRouter:
         RecipientReinstated,
         RecipientArchived,
     )
-    async def recipient_changed(event: _RecipientEvent, _: CloudEvent) -> None:
-        await projection.recipient(event)
+    async def recipient_changed(event: _RecipientEvent, envelope: CloudEvent) -> None:
+        await projection.recipient(event, envelope)
 
     @router.on(NeedOpened, NeedChanged, NeedClosed, NeedCancelled, NeedFulfilled)
-    async def need_changed(event: _NeedEvent, _: CloudEvent) -> None:
-        await projection.need(event)
+    async def need_changed(event: _NeedEvent, envelope: CloudEvent) -> None:
+        await projection.need(event, envelope)
 
     @router.on(NeedLedgerChanged)
-    async def ledger_changed(event: NeedLedgerChanged, _: CloudEvent) -> None:
-        await projection.ledger(event)
+    async def ledger_changed(event: NeedLedgerChanged, envelope: CloudEvent) -> None:
+        await projection.ledger(event, envelope)
 
     @router.on(DonorProfileUpdated)
-    async def donor_profile_updated(event: DonorProfileUpdated, _: CloudEvent) -> None:
-        await projection.donor(event)
+    async def donor_profile_updated(event: DonorProfileUpdated, envelope: CloudEvent) -> None:
+        await projection.donor(event, envelope)
 
     @router.on(
         PledgeCreated,
@@ -95,15 +100,15 @@ def build_router(projection: Projection) -> EventRouter:
         PledgeExpiring,
     )
     async def pledge_changed(event: _PledgeEvent, envelope: CloudEvent) -> None:
-        await projection.pledge(event, envelope.id)
+        await projection.pledge(event, envelope)
 
     @router.on(OfferCreated)
     async def offer_created(event: OfferCreated, envelope: CloudEvent) -> None:
-        await projection.offer_created(event, envelope.id)
+        await projection.offer(event, envelope)
 
     @router.on(MatchProposed, MatchAccepted, MatchDeclined)
     async def match_changed(event: MatchProposed | MatchAccepted | MatchDeclined, envelope: CloudEvent) -> None:
-        await projection.match(event, envelope.id)
+        await projection.offer(event, envelope)
 
     if any(topic.confidential for topic in router.topics()):
         raise RuntimeError("the publisher must never consume a confidential topic")

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 
+from ksbb_kit.progress import ProgressReport
 from ksbb_kit.runtime import serve
 
 from ksbb_publisher.bootstrap import create_app, rebuild
@@ -15,12 +16,15 @@ from ksbb_publisher.settings import PublisherSettings
 
 
 def rebuild_command(argv: list[str] | None = None) -> None:
-    """`ksbb-publisher rebuild`: drop the read models and project every public topic again from offset 0."""
+    """`ksbb-publisher rebuild`: drop the read models and project every public topic again from offset 0
+    (a progress bar with rate and time left on a terminal, a line every few seconds otherwise)."""
     parser = argparse.ArgumentParser(prog="ksbb-publisher rebuild", description=rebuild_command.__doc__)
     parser.add_argument("--database", help="target database (default: the service's own)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    print(json.dumps(asyncio.run(rebuild(PublisherSettings(), database=args.database))))
+    logging.basicConfig(level=logging.WARNING)
+    with ProgressReport("rebuild", unit="events") as progress:
+        counts = asyncio.run(rebuild(PublisherSettings(), database=args.database, progress=progress))
+    print(json.dumps(counts))
 
 
 def main() -> None:

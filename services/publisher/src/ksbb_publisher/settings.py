@@ -45,4 +45,9 @@ class PublisherSettings(KitSettings):
         default=3600.0, gt=0, description="How often the daily snapshot job wakes."
     )
     snapshot_chunk_bytes: int = Field(default=1024 * 1024, ge=1024)
+    consume_batch_size: int = Field(
+        default=500, ge=1, le=10_000,
+        description="Records projected per batch (one write per changed document per batch); a rebuild reads "
+        "ten times as many at once.",
+    )
     coverage_gap_days: int = Field(default=14, ge=1, le=365)

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock
 from ksbb_kit.http import IdempotencyStore
+from ksbb_kit.outbox import PendingWrite
 from ksbb_kit.runtime import ServiceRuntime
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -75,11 +76,11 @@ def mongo_stores(
     clock: Clock,
     *,
     outbox: OutboxEntries,
-    wake: Callable[[], None],
+    pending: PendingWrite,
     claim_grace_seconds: float,
 ) -> tuple[Stores, Callable[[], Awaitable[None]]]:
     """The MongoDB stores, given only what they use, and the start-up step that creates their indexes."""
-    writes = {"clock": clock, "outbox": outbox, "wake": wake}
+    writes: dict[str, Any] = {"clock": clock, "outbox": outbox, "pending": pending}
     claims = ClaimStore(db, clock, timedelta(seconds=claim_grace_seconds))
     accounts = AccountCollection(db["accounts"])
     stores = Stores(
@@ -149,7 +150,7 @@ def build(
             runtime.db,
             runtime.clock,
             outbox=runtime.events,
-            wake=runtime.relay.wake,
+            pending=runtime.relay.pending,
             claim_grace_seconds=settings.claim_grace_seconds,
         )
 

@@ -12,7 +12,15 @@ from ksbb_kit.outbox import PENDING, with_outbox
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ksbb_notifier.adapters.mongo import EPOCH, Document, Outbox, due_filter, insert_ignoring_duplicates, lease_guard
+from ksbb_notifier.adapters.mongo import (
+    EPOCH,
+    Document,
+    DueIndex,
+    Outbox,
+    due_filter,
+    insert_ignoring_duplicates,
+    lease_guard,
+)
 from ksbb_notifier.domain.deliveries import (
     AttemptLogEntry,
     AttemptOutcome,
@@ -92,11 +100,16 @@ class MongoDeliveryStore:
         self._messages = db["messages"]
         self._deliveries = db["deliveries"]
         self._outbox = outbox
+        #: Pending deliveries only: what the dispatcher's poll reads (see `DueIndex`).
+        self._due = DueIndex(db["delivery_due"])
+        #: The entries the last `due` returned: `claim` corrects those it could not win.
+        self._seen_due: dict[str, Document] = {}
 
     async def create_indexes(self) -> None:
         """Indexes for the claim query and the delivery log."""
         await self._deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self._deliveries.create_index([("endpoint_id", ASCENDING), ("created_at", DESCENDING)])
+        await self._due.adopt(self._deliveries, ["endpoint_id"])
 
     # -- fan-out and API -------------------------------------------------------------------------
 
@@ -106,6 +119,8 @@ class MongoDeliveryStore:
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> int:
         """Store new deliveries; existing ones are left alone. How many were new."""
+        await self._due.put([_due_entry(d.id, d.endpoint_id, d.next_attempt_at) for d in deliveries
+                             if d.status is DeliveryStatus.PENDING])
         return await insert_ignoring_duplicates(self._deliveries, [delivery_document(d) for d in deliveries])
 
     async def page(
@@ -139,6 +154,8 @@ class MongoDeliveryStore:
 
     async def change(self, endpoint_id: str, delivery_id: str, changes: dict[str, Any]) -> Delivery | None:
         """Change one delivery of one endpoint; the changed delivery, or None if there is none."""
+        if changes.get("status") == DeliveryStatus.PENDING.value:
+            await self._due.put([_due_entry(delivery_id, endpoint_id, changes["next_attempt_at"])])
         doc = await self._deliveries.find_one_and_update(
             {"_id": delivery_id, "endpoint_id": endpoint_id},
             {"$set": changes},
@@ -148,9 +165,11 @@ class MongoDeliveryStore:
 
     async def requeue_failed(self, endpoint_id: str, since: datetime, changes: dict[str, Any]) -> int:
         """Requeue an endpoint's failed deliveries created at or after `since` (and drop stale leases)."""
+        query = {"endpoint_id": endpoint_id, "status": "failed", "created_at": {"$gte": since}}
+        failed = [d["_id"] async for d in self._deliveries.find(query, {"_id": 1})]
+        await self._due.put([_due_entry(i, endpoint_id, changes["next_attempt_at"]) for i in failed])
         result = await self._deliveries.update_many(
-            {"endpoint_id": endpoint_id, "status": "failed", "created_at": {"$gte": since}},
-            {"$set": {**changes, "leased_until": EPOCH}},
+            {"_id": {"$in": failed}}, {"$set": {**changes, "leased_until": EPOCH}}
         )
         return result.modified_count
 
@@ -171,12 +190,10 @@ class MongoDeliveryStore:
         return message_from(doc) if doc is not None else None
 
     async def due(self, now: datetime, limit: int, exclude_endpoints: Sequence[str]) -> list[DueDelivery]:
-        """Pending, unleased deliveries due now, oldest first, skipping saturated endpoints."""
-        query = due_filter(now)
-        if exclude_endpoints:
-            query["endpoint_id"] = {"$nin": list(exclude_endpoints)}
-        cursor = self._deliveries.find(query, {"_id": 1, "endpoint_id": 1}).sort("next_attempt_at", ASCENDING)
-        return [DueDelivery(d["_id"], d["endpoint_id"]) for d in await cursor.limit(limit).to_list(limit)]
+        """Pending, unleased deliveries due now, oldest first, skipping saturated endpoints (from the due index)."""
+        entries = await self._due.due(now, limit, exclude_endpoints)
+        self._seen_due = {e["_id"]: e for e in entries}
+        return [DueDelivery(e["_id"], e["endpoint_id"]) for e in entries]
 
     async def claim(self, delivery_ids: Sequence[str], now: datetime, lease_until: datetime) -> list[Delivery]:
         """Lease those still due and unleased, in one write; the ones this call won.
@@ -190,10 +207,13 @@ class MongoDeliveryStore:
             {"_id": {"$in": ids}, **due_filter(now)},
             {"$set": {"leased_until": lease_until, "lease_token": token}},
         )
-        return [
-            delivery_from(d)
-            for d in await self._deliveries.find({"_id": {"$in": ids}, "lease_token": token}).to_list(None)
-        ]
+        won = [delivery_from(d) for d in await self._deliveries.find({"_id": {"$in": ids}}).to_list(None)
+               if d.get("lease_token") == token]
+        lost = [self._seen_due.pop(i) for i in ids if i in self._seen_due and i not in {d.id for d in won}]
+        for delivery in won:
+            self._seen_due.pop(delivery.id, None)
+        await self._due.correct(self._deliveries, lost)
+        return won
 
     async def release(self, delivery: Delivery) -> None:
         """Give a lease back without changing anything else (shutdown)."""
@@ -204,12 +224,14 @@ class MongoDeliveryStore:
         await self._deliveries.update_one(
             lease_guard(delivery.id, delivery.lease_token), {"$set": {"next_attempt_at": until, **UNLEASED}}
         )
+        await self._due.put([_due_entry(delivery.id, delivery.endpoint_id, until)])
 
     async def settle(self, delivery: Delivery, changes: dict[str, Any]) -> None:
         """Change a leased delivery without an attempt and release the lease."""
         await self._deliveries.update_one(
             lease_guard(delivery.id, delivery.lease_token), {"$set": {**changes, **UNLEASED}}
         )
+        await self._follow(delivery, changes)
 
     async def record_attempt(self, delivery: Delivery, outcome: AttemptOutcome, *, keep_attempts: int) -> None:
         """Store one attempt (the log keeps the last `keep_attempts`), its events, and release the lease."""
@@ -222,6 +244,20 @@ class MongoDeliveryStore:
             },
             entries,
         )
-        await self._deliveries.update_one(lease_guard(delivery.id, delivery.lease_token), update)
-        if entries:
-            self._outbox.wake_relay()
+        async with self._outbox.pending("deliveries", delivery.id, entries):
+            await self._deliveries.update_one(lease_guard(delivery.id, delivery.lease_token), update)
+        await self._follow(delivery, outcome.changes)
+
+    async def _follow(self, delivery: Delivery, changes: dict[str, Any]) -> None:
+        """Move the delivery's due entry after a change: to its next attempt, or away once it is finished.
+        (After the write: a crash in between leaves an early or stale entry, which a claim corrects.)"""
+        if changes.get("status", delivery.status.value) == DeliveryStatus.PENDING.value:
+            at = changes.get("next_attempt_at", delivery.next_attempt_at)
+            await self._due.put([_due_entry(delivery.id, delivery.endpoint_id, at)])
+        else:
+            await self._due.remove([delivery.id])
+
+
+def _due_entry(delivery_id: str, endpoint_id: str, at: datetime | None) -> Document:
+    """The due-index entry of a pending delivery (no time: due now)."""
+    return {"_id": delivery_id, "at": at or EPOCH, "endpoint_id": endpoint_id}

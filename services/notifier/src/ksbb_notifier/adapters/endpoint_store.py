@@ -140,12 +140,12 @@ class MongoEndpointStore:
             },
             entries,
         )
-        updated = await self._endpoints.find_one_and_update(
-            {"_id": endpoint_id, "enabled": True}, update, return_document=ReturnDocument.AFTER
-        )
+        async with self._outbox.pending("endpoints", endpoint_id, entries):
+            updated = await self._endpoints.find_one_and_update(
+                {"_id": endpoint_id, "enabled": True}, update, return_document=ReturnDocument.AFTER
+            )
         if updated is None:
             return None
-        self._outbox.wake_relay()
         return endpoint_from(updated)
 
     async def start_failure_streak(self, endpoint_id: str, now: datetime) -> Endpoint | None:

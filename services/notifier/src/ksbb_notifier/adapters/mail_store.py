@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ksbb_notifier.adapters.mongo import EPOCH, Document, due_filter, insert_ignoring_duplicates, lease_guard
+from ksbb_notifier.adapters.mongo import EPOCH, Document, DueIndex, due_filter, insert_ignoring_duplicates, lease_guard
 from ksbb_notifier.domain.mailing import QueuedEmail
 
 
@@ -50,30 +50,43 @@ class MongoEmailQueue:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._emails = db["emails"]
+        #: Pending e-mails only: what the sender's poll reads (see `DueIndex`).
+        self._due = DueIndex(db["email_due"])
 
     async def create_indexes(self) -> None:
         """The index of the claim query."""
         await self._emails.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        await self._due.adopt(self._emails)
 
     async def add(self, email: QueuedEmail) -> bool:
         """Queue an e-mail; False if one with its id exists already."""
+        if email.status == "pending":
+            await self._due.put([{"_id": email.id, "at": email.next_attempt_at}])
         return bool(await insert_ignoring_duplicates(self._emails, [email_document(email)]))
 
     async def claim_due(self, now: datetime, lease_until: datetime) -> QueuedEmail | None:
-        """Lease the oldest due pending e-mail, or None."""
-        doc = await self._emails.find_one_and_update(
-            due_filter(now),
-            {"$set": {"leased_until": lease_until, "lease_token": uuid.uuid4().hex}},
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
-        return email_from(doc) if doc is not None else None
+        """Lease the oldest due pending e-mail, or None (candidates come from the due index)."""
+        while candidates := await self._due.due(now, 5):
+            for candidate in candidates:
+                doc = await self._emails.find_one_and_update(
+                    {"_id": candidate["_id"], **due_filter(now)},
+                    {"$set": {"leased_until": lease_until, "lease_token": uuid.uuid4().hex}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if doc is not None:
+                    return email_from(doc)
+            await self._due.correct(self._emails, candidates)
+        return None
 
     async def settle(self, email: QueuedEmail, changes: dict[str, Any]) -> None:
         """Change a leased e-mail and release the lease."""
         await self._emails.update_one(
             lease_guard(email.id, email.lease_token), {"$set": {**changes, "leased_until": EPOCH}}
         )
+        if changes.get("status", email.status) == "pending":
+            await self._due.put([{"_id": email.id, "at": changes.get("next_attempt_at", email.next_attempt_at)}])
+        else:
+            await self._due.remove([email.id])
 
     async def sweep_finished(self, cutoff: datetime) -> int:
         """Delete sent, skipped and failed e-mails created before `cutoff`; how many."""

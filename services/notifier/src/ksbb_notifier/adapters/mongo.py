@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ksbb_contracts import Event
+from ksbb_kit.outbox import PendingWrite
+from pymongo import ASCENDING, DeleteOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
@@ -18,8 +20,6 @@ Document = dict[str, Any]
 Collection = AsyncCollection[Document]
 #: Turns events into outbox entries to embed in the same write (the runtime's `events`).
 OutboxEntries = Callable[..., list[dict[str, Any]]]
-#: Wakes the outbox relay after a write that carried events.
-WakeRelay = Callable[[], None]
 
 
 async def insert_ignoring_duplicates(collection: Collection, documents: Sequence[Document]) -> int:
@@ -46,12 +46,70 @@ def lease_guard(document_id: str, lease_token: str | None) -> Document:
     return {"_id": document_id, "lease_token": lease_token}
 
 
-class Outbox:
-    """How a store embeds events in its writes: entries from the runtime, then a wake-up for the relay."""
+class DueIndex:
+    """Work that may be due: one small document per pending item (`_id`, `at`, `endpoint_id`).
 
-    def __init__(self, entries: OutboxEntries, wake_relay: WakeRelay) -> None:
+    The delivery and e-mail loops poll this collection, never the deliveries' or e-mails' history, so an idle
+    poll reads an empty collection. An entry is written before its item can be pending and removed after
+    the item is finished; an entry that is early or stale (a crash between the two writes) is corrected
+    when the claim finds it so — an item is never pending without an entry.
+    """
+
+    def __init__(self, collection: Collection) -> None:
+        self._entries = collection
+
+    async def put(self, entries: Sequence[Document]) -> None:
+        """Add or move entries (`_id`, `at` and any fields to filter on)."""
+        if entries:
+            await self._entries.bulk_write(
+                [UpdateOne({"_id": e["_id"]}, {"$set": e}, upsert=True) for e in entries], ordered=False
+            )
+
+    async def remove(self, item_ids: Sequence[str]) -> None:
+        """Forget finished items."""
+        if item_ids:
+            await self._entries.delete_many({"_id": {"$in": list(item_ids)}})
+
+    async def due(self, now: datetime, limit: int, exclude_endpoints: Sequence[str] = ()) -> list[Document]:
+        """Entries due by `now`, earliest first."""
+        query: Document = {"at": {"$lte": now}}
+        if exclude_endpoints:
+            query["endpoint_id"] = {"$nin": list(exclude_endpoints)}
+        return await self._entries.find(query).sort("at", ASCENDING).limit(limit).to_list(limit)
+
+    async def correct(self, items: Collection, entries: Sequence[Document]) -> None:
+        """Entries (as `due` returned them) whose item could not be claimed: drop them if the item is finished
+        or gone, else move them to when the item is due (after its lease). Only entries nobody moved since
+        they were read change: a writer that moved one meanwhile knows better."""
+        if not entries:
+            return
+        projection = {"status": 1, "next_attempt_at": 1, "leased_until": 1}
+        found = {d["_id"]: d async for d in items.find({"_id": {"$in": [e["_id"] for e in entries]}}, projection)}
+        operations: list[Any] = []
+        for entry in entries:
+            item = found.get(entry["_id"])
+            seen = {"_id": entry["_id"], "at": entry["at"]}
+            if item is None or item.get("status") != "pending":
+                operations.append(DeleteOne(seen))
+            else:
+                due_at = max(item["next_attempt_at"], item.get("leased_until") or EPOCH)
+                operations.append(UpdateOne(seen, {"$set": {"at": due_at}}))
+        await self._entries.bulk_write(operations, ordered=False)
+
+    async def adopt(self, items: Collection, fields: Sequence[str] = ()) -> None:
+        """Entries for pending items stored before this index existed (once per start)."""
+        projection = {"next_attempt_at": 1, **dict.fromkeys(fields, 1)}
+        await self.put([{"_id": d["_id"], "at": d["next_attempt_at"], **{f: d.get(f) for f in fields}}
+                        async for d in items.find({"status": "pending"}, projection)])
+
+
+class Outbox:
+    """How a store embeds events in its writes: entries from the runtime, and the relay's `pending` block
+    around the write (a marker before it, publishing right after it)."""
+
+    def __init__(self, entries: OutboxEntries, pending: PendingWrite) -> None:
         self.entries = entries
-        self.wake_relay = wake_relay
+        self.pending = pending
 
     def entries_for(self, events: Sequence[Event]) -> list[dict[str, Any]]:
         """Outbox entries of the events (none for none)."""

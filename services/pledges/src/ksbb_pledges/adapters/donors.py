@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ksbb_kit.outbox import new_document, strip_outbox, with_outbox
+from ksbb_kit.outbox import PendingWrite, new_document, strip_outbox, with_outbox
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -16,10 +16,10 @@ from ksbb_pledges.domain.donors import Donor, DonorUpdate
 class MongoDonorStore:
     """Creates and updates donor profiles, guarded by their version."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, outbox: OutboxEntries, wake: Callable[[], None]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, outbox: OutboxEntries, pending: PendingWrite) -> None:
         self.donors = db["donors"]
         self._outbox = outbox
-        self._wake = wake
+        self._pending = pending
 
     async def get(self, donor_id: str) -> Donor | None:
         """A donor profile without outbox bookkeeping."""
@@ -34,16 +34,17 @@ class MongoDonorStore:
             if current is None:
                 document = {"_id": donor_id, **update.fields, "created_at": update.fields["updated_at"]}
                 try:
-                    await self.donors.insert_one(new_document(document, entries))
+                    async with self._pending("donors", donor_id, entries):
+                        await self.donors.insert_one(new_document(document, entries))
                 except DuplicateKeyError:
                     continue
             else:
                 document = {**current, **update.fields}
-                result = await self.donors.update_one(
-                    {"_id": donor_id, "version": current["version"]}, with_outbox({"$set": update.fields}, entries)
-                )
+                async with self._pending("donors", donor_id, entries):
+                    result = await self.donors.update_one(
+                        {"_id": donor_id, "version": current["version"]}, with_outbox({"$set": update.fields}, entries)
+                    )
                 if result.matched_count == 0:
                     continue  # a concurrent update won; apply ours on top of it
-            self._wake()
             # Read back what is stored now (a later version may already be there); ours if it vanished.
             return await self.get(donor_id) or document

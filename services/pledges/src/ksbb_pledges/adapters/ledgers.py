@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ksbb_contracts.vocab import NeedStatus
-from ksbb_kit.outbox import new_document, with_outbox
+from ksbb_kit.outbox import PendingWrite, new_document, with_outbox
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -65,13 +65,13 @@ class MongoLedgerStore:
         db: AsyncDatabase[dict[str, Any]],
         *,
         outbox: OutboxEntries,
-        wake: Callable[[], None],
+        pending: PendingWrite,
     ) -> None:
         self.ledgers = db["ledgers"]
         # The copies follow every write; their listing and repair are the copies store's own business.
         self.copies = MongoPledgeCopies(db)
         self._outbox = outbox
-        self._wake = wake
+        self._pending = pending
         # One writer per need inside this process: contenders queue here instead of losing optimistic
         # races against each other; other processes are still held off by the revision guard.
         self._need_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -193,8 +193,10 @@ class MongoLedgerStore:
                 if change.noop:
                     return change.result
                 document = change.applied_to(fresh)
+                entries = self._outbox(*change.events)
                 try:
-                    await self.ledgers.insert_one(new_document(document, self._outbox(*change.events)))
+                    async with self._pending("ledgers", need_id, entries):
+                        await self.ledgers.insert_one(new_document(document, entries))
                 except DuplicateKeyError:
                     continue  # another writer created it first: decide again on theirs
                 await self._after_write(document, change)
@@ -213,7 +215,9 @@ class MongoLedgerStore:
             elif change.replaced is not None:
                 guard["pledges.pledge_id"] = change.replaced[1]["pledge_id"]
                 update["$set"]["pledges.$"] = change.replaced[1]
-            result = await self.ledgers.update_one(guard, with_outbox(update, self._outbox(*change.events)))
+            entries = self._outbox(*change.events)
+            async with self._pending("ledgers", need_id, entries):
+                result = await self.ledgers.update_one(guard, with_outbox(update, entries))
             if result.matched_count == 1:
                 await self._after_write({**doc, **change.set_fields, "rev": doc["rev"] + 1}, change)
                 return change.result
@@ -221,7 +225,6 @@ class MongoLedgerStore:
             await asyncio.sleep(random.uniform(0, min(0.001 * attempt, 0.02)))
 
     async def _after_write(self, ledger: Ledger, change: LedgerChange[Any]) -> None:
-        self._wake()
         await self.copies.sync(ledger, change.changed())
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from ksbb_contracts import Event
-from ksbb_kit.outbox import new_document, strip_outbox, with_outbox
+from ksbb_kit.outbox import PendingWrite, new_document, strip_outbox, with_outbox
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -20,10 +20,10 @@ from ksbb_pledges.domain.offers import Offer
 class MongoOfferStore:
     """Stores offers; state changes are conditional on the offer's status."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, outbox: OutboxEntries, wake: Callable[[], None]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, outbox: OutboxEntries, pending: PendingWrite) -> None:
         self.offers = db["offers"]
         self._outbox = outbox
-        self._wake = wake
+        self._pending = pending
 
     async def get(self, offer_id: str) -> Offer | None:
         """An offer without outbox bookkeeping."""
@@ -31,11 +31,12 @@ class MongoOfferStore:
 
     async def insert(self, offer: Offer, events: Sequence[Event]) -> bool:
         """Store a new offer with its events; False when one with its id exists already."""
+        entries = self._outbox(*events)
         try:
-            await self.offers.insert_one(new_document(offer, self._outbox(*events)))
+            async with self._pending("offers", offer["_id"], entries):
+                await self.offers.insert_one(new_document(offer, entries))
         except DuplicateKeyError:
             return False
-        self._wake()
         return True
 
     async def page(self, *, donor_id: str | None, cursor: str | None, limit: int) -> Page:
@@ -57,10 +58,9 @@ class MongoOfferStore:
 
     async def change_if(self, offer_id: str, status: str, fields: dict[str, Any], events: Sequence[Event]) -> bool:
         """Set fields (with their events) of an offer that is in `status`; False when it is not."""
-        result = await self.offers.update_one(
-            {"_id": offer_id, "status": status}, with_outbox({"$set": fields}, self._outbox(*events))
-        )
-        if result.matched_count == 0:
-            return False
-        self._wake()
-        return True
+        entries = self._outbox(*events)
+        async with self._pending("offers", offer_id, entries):
+            result = await self.offers.update_one(
+                {"_id": offer_id, "status": status}, with_outbox({"$set": fields}, entries)
+            )
+        return result.matched_count > 0

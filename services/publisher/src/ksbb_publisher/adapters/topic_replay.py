@@ -13,9 +13,26 @@ from ksbb_publisher.app.ports import ReplayedRecord
 class KafkaTopicReplay:
     """Replays topics without a consumer group: nothing is committed, the service's group is untouched."""
 
-    def __init__(self, connection: str | KafkaConnection, *, max_records: int = 2000) -> None:
+    def __init__(self, connection: str | KafkaConnection, *, max_records: int = 5000) -> None:
         self._connection = kafka_connection(connection)
         self._max_records = max_records
+
+    async def size(self, topics: Sequence[str]) -> int:
+        """How many records the topics hold now: end minus beginning offsets, summed over partitions."""
+        consumer = AIOKafkaConsumer(**self._connection.client_options(), enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
+            ]
+            if not partitions:
+                return 0
+            ends = await consumer.end_offsets(partitions)
+            starts = await consumer.beginning_offsets(partitions)
+            return sum(ends[tp] - starts[tp] for tp in partitions)
+        finally:
+            await consumer.stop()
 
     async def batches(self, topics: Sequence[str]) -> AsyncIterator[list[ReplayedRecord]]:
         """Every record up to the end offsets seen at the start, in batches (offset order per partition)."""

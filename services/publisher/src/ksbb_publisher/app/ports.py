@@ -21,16 +21,18 @@ class ProjectionStore(Protocol):
         """Indexes for the public queries (and numbers for feed entries stored before `seq` existed)."""
         ...
 
-    async def apply_part(self, part: VersionedPart) -> bool:
-        """Merge a versioned part into its document (see `domain.projection.merge`); True when applied."""
+    async def apply_parts(self, parts: Sequence[VersionedPart]) -> int:
+        """Merge versioned parts into their documents (see `domain.projection.batch_updates`), in one write
+        per changed document; returns how many documents changed."""
         ...
 
-    async def apply_offer(self, change: OfferChange) -> bool:
-        """Apply an offer change unless its event id was applied already; True when applied."""
+    async def apply_offers(self, changes: Sequence[OfferChange]) -> int:
+        """Apply offer changes in order, each event id once per offer; returns how many offers changed."""
         ...
 
-    async def insert_feed_entry(self, entry: Doc) -> Doc | None:
-        """Store a new feed entry with the next gap-free `seq`; None when the entry exists already."""
+    async def insert_feed_entries(self, entries: Sequence[Doc]) -> list[Doc]:
+        """Store new feed entries with the next gap-free `seq`s, in order; returns those stored now
+        (entries that exist already are skipped)."""
         ...
 
     async def reset(self) -> None:
@@ -193,6 +195,22 @@ class ReplayedRecord:
 class TopicReplay(Protocol):
     """Reads topics from their beginning up to the end offsets seen when reading starts."""
 
+    async def size(self, topics: Sequence[str]) -> int:
+        """How many records the topics hold now (what a replay starting now reads, about)."""
+        ...
+
     def batches(self, topics: Sequence[str]) -> AsyncIterator[list[ReplayedRecord]]:
         """Records in batches; within a partition in offset order."""
+        ...
+
+
+class Progress(Protocol):
+    """Shows how far a long job is (a bar with rate and time left on a terminal, periodic lines otherwise)."""
+
+    def start(self, total: int | None) -> None:
+        """The job starts; `total` units of work (None when unknown)."""
+        ...
+
+    def advance(self, done: int) -> None:
+        """`done` more units are finished."""
         ...

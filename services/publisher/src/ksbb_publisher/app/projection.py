@@ -1,16 +1,36 @@
-"""Projecting public events into the read models; the same use case serves live consumption and rebuild."""
+"""Projecting public events into the read models; the same use case serves live consumption and rebuild.
+
+Events are applied in batches: each event becomes a versioned part, an offer change or a feed entry; the
+store folds a batch per document (`domain.projection.batch_updates`) and writes each changed document
+once. A single event is a batch of one.
+"""
 
 from __future__ import annotations
 
-from ksbb_contracts.events import DonorProfileUpdated, NeedLedgerChanged, OfferCreated
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ksbb_contracts import CloudEvent, Event
+from ksbb_contracts.events import (
+    DonorProfileUpdated,
+    MatchAccepted,
+    MatchDeclined,
+    MatchProposed,
+    NeedLedgerChanged,
+    OfferCreated,
+)
 from ksbb_contracts.events.pledges import _PledgeEvent
 from ksbb_contracts.events.registry import _NeedEvent, _OrganisationEvent, _RecipientEvent
 from ksbb_kit.clock import Clock
 
-from ksbb_publisher.app.ports import FeedListener, ProjectionStore
+from ksbb_publisher.app.ports import Doc, FeedListener, ProjectionStore
 from ksbb_publisher.domain.feed import feed_entry
 from ksbb_publisher.domain.projection import (
+    OfferChange,
     OfferEvent,
+    VersionedPart,
     donor_part,
     ledger_part,
     need_part,
@@ -22,48 +42,87 @@ from ksbb_publisher.domain.projection import (
 )
 
 
+@dataclass
+class BatchChanges:
+    """What a batch of events changes, in event order."""
+
+    parts: list[VersionedPart] = field(default_factory=list)
+    offers: list[OfferChange] = field(default_factory=list)
+    feed: list[Doc] = field(default_factory=list)
+
+
+def changes_of(items: Sequence[tuple[Event, CloudEvent]], now: datetime) -> BatchChanges:
+    """The read-model changes of public events (each event with its envelope)."""
+    changes = BatchChanges()
+    for event, envelope in items:
+        if isinstance(event, _OrganisationEvent):
+            changes.parts.append(organisation_part(event))
+        elif isinstance(event, _RecipientEvent):
+            changes.parts.append(recipient_part(event, now))
+        elif isinstance(event, _NeedEvent):
+            changes.parts.append(need_part(event, now))
+        elif isinstance(event, NeedLedgerChanged):
+            changes.parts.append(ledger_part(event, now))
+        elif isinstance(event, DonorProfileUpdated):
+            changes.parts.append(donor_part(event))
+        elif isinstance(event, _PledgeEvent):
+            changes.parts.append(pledge_part(event))
+            entry = feed_entry(event, envelope.id, now)
+            if entry is not None:
+                changes.feed.append(entry)
+        elif isinstance(event, OfferCreated):
+            changes.offers.append(offer_created_change(event, envelope.id))
+        elif isinstance(event, MatchProposed | MatchAccepted | MatchDeclined):
+            changes.offers.append(offer_change(event, envelope.id))
+        else:
+            raise TypeError(f"the publisher does not project {type(event).__name__}")
+    return changes
+
+
 class Projection:
-    """Applies each kind of public event to the read models, idempotently."""
+    """Applies public events to the read models, idempotently, one batch at a time."""
 
     def __init__(self, store: ProjectionStore, clock: Clock, on_feed_entry: FeedListener | None = None) -> None:
         self._store = store
         self._clock = clock
         self._on_feed_entry = on_feed_entry
 
-    async def organisation(self, event: _OrganisationEvent) -> None:
+    async def apply_batch(self, items: Sequence[tuple[Any, CloudEvent]]) -> None:
+        """Apply events (each with its envelope): parts and offers folded per document, then new feed entries."""
+        changes = changes_of(items, self._clock.now())
+        if changes.parts:
+            await self._store.apply_parts(changes.parts)
+        if changes.offers:
+            await self._store.apply_offers(changes.offers)
+        if changes.feed:
+            for entry in await self._store.insert_feed_entries(changes.feed):
+                if self._on_feed_entry is not None:
+                    await self._on_feed_entry(entry)
+
+    async def organisation(self, event: _OrganisationEvent, envelope: CloudEvent) -> None:
         """An organisation registered, changed, suspended or reinstated."""
-        await self._store.apply_part(organisation_part(event))
+        await self.apply_batch([(event, envelope)])
 
-    async def recipient(self, event: _RecipientEvent) -> None:
+    async def recipient(self, event: _RecipientEvent, envelope: CloudEvent) -> None:
         """A recipient's lifecycle or public facts changed."""
-        await self._store.apply_part(recipient_part(event, self._clock.now()))
+        await self.apply_batch([(event, envelope)])
 
-    async def need(self, event: _NeedEvent) -> None:
+    async def need(self, event: _NeedEvent, envelope: CloudEvent) -> None:
         """A need opened, changed or ended."""
-        await self._store.apply_part(need_part(event, self._clock.now()))
+        await self.apply_batch([(event, envelope)])
 
-    async def ledger(self, event: NeedLedgerChanged) -> None:
+    async def ledger(self, event: NeedLedgerChanged, envelope: CloudEvent) -> None:
         """A need's progress (committed, in transit, delivered) changed."""
-        await self._store.apply_part(ledger_part(event, self._clock.now()))
+        await self.apply_batch([(event, envelope)])
 
-    async def donor(self, event: DonorProfileUpdated) -> None:
+    async def donor(self, event: DonorProfileUpdated, envelope: CloudEvent) -> None:
         """A donor's public profile changed (including an opt-out of showing the name)."""
-        await self._store.apply_part(donor_part(event))
+        await self.apply_batch([(event, envelope)])
 
-    async def pledge(self, event: _PledgeEvent, event_id: str) -> None:
+    async def pledge(self, event: _PledgeEvent, envelope: CloudEvent) -> None:
         """A pledge changed state: update the pledge, and add a feed entry when it is public activity."""
-        await self._store.apply_part(pledge_part(event))
-        entry = feed_entry(event, event_id, self._clock.now())
-        if entry is None:
-            return
-        inserted = await self._store.insert_feed_entry(entry)
-        if inserted is not None and self._on_feed_entry is not None:
-            await self._on_feed_entry(inserted)
+        await self.apply_batch([(event, envelope)])
 
-    async def offer_created(self, event: OfferCreated, event_id: str) -> None:
-        """A donor offered goods."""
-        await self._store.apply_offer(offer_created_change(event, event_id))
-
-    async def match(self, event: OfferEvent, event_id: str) -> None:
-        """An offer's match was proposed, accepted or declined."""
-        await self._store.apply_offer(offer_change(event, event_id))
+    async def offer(self, event: OfferEvent, envelope: CloudEvent) -> None:
+        """A donor offered goods, or an offer's match was proposed, accepted or declined."""
+        await self.apply_batch([(event, envelope)])

@@ -7,6 +7,8 @@ own fields of a shared document with its own version field, so the parts merge w
 Offers carry no version; they are ordered per offer (Kafka key) and applied once by event id.
 
 `merge` and `fold` define the result; the Mongo store applies the same rule atomically per document.
+A batch of events is folded in memory first (`batch_updates`, `fold_offer_changes`): per document only
+what is newer than the stored versions is written, so a batch costs one write per changed document.
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ from ksbb_publisher.domain.areas import area_fields
 
 #: Collections rebuilt from the topics; `snapshots` and `snapshot_chunks` are not read models.
 READ_MODELS: tuple[str, ...] = ("recipients", "needs", "organisations", "donors", "pledges", "feed", "offers")
-#: Fields that record when (`projected_at`) and in which order (`seq`) this database projected something:
-#: they differ between two builds (a rebuild applies aggregates concurrently, in another order).
-VOLATILE_FIELDS: frozenset[str] = frozenset({"projected_at", "seq"})
+#: A read-model document's revision: a fresh random token on every write, under a unique index, so a write
+#: can be conditional on the document being exactly as read with an index lookup (on any server).
+REVISION = "_rev"
+#: Fields that record when (`projected_at`), in which order (`seq`) and by which write (`_rev`) this
+#: database projected something: they differ between two builds.
+VOLATILE_FIELDS: frozenset[str] = frozenset({"projected_at", "seq", REVISION})
 
 OfferEvent: TypeAlias = OfferCreated | MatchProposed | MatchAccepted | MatchDeclined
 #: Offer event type -> the offer's public status after it.
@@ -96,6 +101,55 @@ def fold(
         if merged is not None:
             state[part.key] = merged
     return state
+
+
+def batch_updates(
+    parts: Iterable[VersionedPart], stored: Mapping[DocKey, Mapping[str, Any]]
+) -> dict[DocKey, dict[str, Any]]:
+    """Per document, the fields to set so that it equals `fold(parts, stored)`; unchanged documents are absent.
+
+    `stored` needs only the version fields of each document. Per document and version field the newest part
+    wins (the first of equal versions: a redelivery carries the same fields); its fields and version are set.
+    """
+    winners: dict[tuple[DocKey, str], VersionedPart] = {}
+    for part in parts:
+        slot = (part.key, part.version_field)
+        best = winners.get(slot)
+        if best is not None:
+            if part.version > best.version:
+                winners[slot] = part
+        elif part.is_newer_than(stored.get(part.key)):
+            winners[slot] = part
+    updates: dict[DocKey, dict[str, Any]] = {}
+    for (key, version_field), part in winners.items():
+        updates.setdefault(key, {}).update({**part.fields, version_field: part.version})
+    return updates
+
+
+@dataclass(frozen=True)
+class OfferUpdate:
+    """What a batch changes on one offer: fields to set, and the event ids applied (in order)."""
+
+    fields: Mapping[str, Any]
+    event_ids: tuple[str, ...]
+
+
+def fold_offer_changes(
+    changes: Iterable[OfferChange], applied: Mapping[str, Iterable[str]]
+) -> dict[str, OfferUpdate]:
+    """Per offer, the changes not applied yet folded in order (later fields win); `applied` holds the event
+    ids each offer already recorded. Offers with nothing new are absent."""
+    seen = {offer_id: set(ids) for offer_id, ids in applied.items()}
+    fields: dict[str, dict[str, Any]] = {}
+    ids: dict[str, list[str]] = {}
+    for change in changes:
+        done = seen.setdefault(change.offer_id, set())
+        if change.event_id in done:
+            continue
+        done.add(change.event_id)
+        fields.setdefault(change.offer_id, {}).update(change.fields)
+        ids.setdefault(change.offer_id, []).append(change.event_id)
+    return {offer_id: OfferUpdate(fields[offer_id], tuple(ids[offer_id])) for offer_id in fields}
 
 
 def organisation_part(event: _OrganisationEvent) -> VersionedPart:

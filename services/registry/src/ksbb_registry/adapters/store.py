@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from ksbb_kit.errors import ApiError
 from ksbb_kit.http import decode_cursor, encode_cursor
-from ksbb_kit.outbox import OUTBOX, PENDING, new_document, tombstone_entry, with_outbox
+from ksbb_kit.outbox import OUTBOX, PENDING, PendingWrite, new_document, tombstone_entry, with_outbox
 from pydantic import BaseModel
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -150,14 +150,14 @@ class AggregateCollection(Generic[A]):
         *,
         clock: Clock,
         outbox: OutboxEntries,
-        wake: Callable[[], None],
+        pending: PendingWrite,
         attempts: int = 8,
     ) -> None:
         self.collection = collection
         self.documents = documents
         self.clock = clock
         self.outbox = outbox
-        self.wake = wake
+        self.pending = pending
         self.attempts = attempts
 
     def _entries(self, change: Change[A]) -> list[Doc]:
@@ -176,14 +176,13 @@ class AggregateCollection(Generic[A]):
         document = self.documents.dump(change.after)
         entries = self._entries(change)
         try:
-            await self.collection.insert_one(new_document(document, entries))
+            async with self.pending(self.collection.name, document["_id"], entries):
+                await self.collection.insert_one(new_document(document, entries))
         except DuplicateKeyError:
             existing = await self.get(document["_id"])
             if existing is None:
                 raise
             return existing, False
-        if entries:
-            self.wake()
         return change.after, True
 
     async def update(self, aggregate_id: str, decide: Decide[A]) -> tuple[A, bool] | None:
@@ -216,15 +215,14 @@ class AggregateCollection(Generic[A]):
             if change.appended:
                 update["$push"] = {name: encode(entry) for name, entry in change.appended}
             entries = self._entries(change)
-            written = await self.collection.find_one_and_update(
-                {"_id": aggregate_id, "version": version},
-                with_outbox(update, entries),
-                projection=HIDDEN,
-                return_document=ReturnDocument.AFTER,
-            )
+            async with self.pending(self.collection.name, aggregate_id, entries):
+                written = await self.collection.find_one_and_update(
+                    {"_id": aggregate_id, "version": version},
+                    with_outbox(update, entries),
+                    projection=HIDDEN,
+                    return_document=ReturnDocument.AFTER,
+                )
             if written is not None:
-                if entries:
-                    self.wake()
                 return self.documents.load(written), True
         raise ConcurrentChange("the resource is changing too often; try again")
 

@@ -1,0 +1,61 @@
+"""The delivery queue's poll reads only pending work (the due index), never the delivery history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from ksbb_kit.mongo import connect
+from ksbb_kit.testing.infra import Infra
+from ksbb_notifier.adapters.delivery_store import MongoDeliveryStore, delivery_document
+from ksbb_notifier.adapters.mongo import Outbox
+from ksbb_notifier.domain.deliveries import Delivery, DeliveryStatus
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def delivery(delivery_id: str, status: DeliveryStatus = DeliveryStatus.PENDING, at: datetime = NOW) -> Delivery:
+    """A delivery of a test message to endpoint whe_1."""
+    return Delivery(
+        id=delivery_id, message_id="msg_1", endpoint_id="whe_1", organisation_id="org_1", event_type="ksbb.test.v1",
+        status=status, attempts=0, round_attempts=0, next_attempt_at=at, created_at=NOW, updated_at=NOW,
+    )
+
+
+async def test_due_work_comes_from_the_index_and_stale_entries_are_corrected(infra: Infra) -> None:
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_due_index"]
+
+    def no_events(*_: Any) -> list[dict[str, Any]]:
+        return []
+
+    store = MongoDeliveryStore(db, Outbox(no_events, None))  # type: ignore[arg-type]
+    try:
+        # History: finished deliveries written straight into the log are never looked at by the poll.
+        await db.deliveries.insert_many([
+            delivery_document(delivery(f"dlv_old{i}", DeliveryStatus.SUCCEEDED)) for i in range(50)
+        ])
+        await store.add_deliveries([delivery("dlv_due"), delivery("dlv_later", at=NOW + timedelta(hours=1))])
+        assert [d.id for d in await store.due(NOW, 10, [])] == ["dlv_due"]
+        assert await db.delivery_due.count_documents({}) == 2, "one entry per pending delivery, nothing else"
+
+        # A crash between a delivery's final write and its entry's removal leaves a stale entry: the claim
+        # that cannot win it removes it.
+        await db.deliveries.update_one({"_id": "dlv_due"}, {"$set": {"status": "succeeded"}})
+        assert [d.id for d in await store.due(NOW, 10, [])] == ["dlv_due"]
+        assert await store.claim(["dlv_due"], NOW, NOW + timedelta(minutes=1)) == []
+        assert await store.due(NOW, 10, []) == []
+        assert await db.delivery_due.count_documents({}) == 1
+
+        # Pending deliveries stored before the index existed are adopted at start-up.
+        await db.deliveries.insert_one(delivery_document(delivery("dlv_legacy")))
+        await store.create_indexes()
+        assert [d.id for d in await store.due(NOW, 10, [])] == ["dlv_legacy"]
+        [claimed] = await store.claim(["dlv_legacy"], NOW, NOW + timedelta(minutes=1))
+        assert claimed.id == "dlv_legacy"
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
