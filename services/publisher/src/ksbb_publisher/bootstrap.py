@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock, SystemClock
+from ksbb_kit.kafka import consumer_lag
 from ksbb_kit.mongo import connect
 from ksbb_kit.runtime import ServiceRuntime
 from pymongo.asynchronous.database import AsyncDatabase
@@ -112,7 +114,9 @@ def create_app(settings: PublisherSettings | None = None, *, clock: Clock | None
 
     @runtime.every(settings.snapshot_interval_seconds, "open-data-snapshot")
     async def snapshot(_: ServiceRuntime) -> None:
-        await parts.snapshots.take(runtime.clock.now())
+        # Under the job lease: one replica takes it, once the group has consumed what was published so far.
+        topics = [settings.topic(t.name) for t in runtime.router.topics()] if runtime.router else []
+        await parts.snapshots.take_when_caught_up(runtime.clock.now(), lambda: read_models_caught_up(settings, topics))
 
     app = runtime.create_app([module.router for module in ROUTERS])
     pages.mount_static(app)
@@ -127,6 +131,21 @@ def create_app(settings: PublisherSettings | None = None, *, clock: Clock | None
     ).install(app)
     app.state.parts = parts
     return app
+
+
+async def read_models_caught_up(settings: PublisherSettings, topics: list[str]) -> bool:
+    """Whether the publisher's consumer group has no lag on the topics it projects."""
+    return sum((await consumer_lag(settings.kafka_connection, settings.consumer_group, topics)).values()) == 0
+
+
+async def retake_snapshot(settings: PublisherSettings, day: date) -> dict[str, Any]:
+    """Take the snapshot named `day` again from the read models as they are now (`ksbb-publisher snapshot`)."""
+    client = connect(settings.mongodb_url)
+    try:
+        parts = build_publisher(settings, client[settings.database_name], SystemClock())
+        return await parts.snapshots.retake(day, SystemClock().now())
+    finally:
+        await client.close()
 
 
 async def rebuild(

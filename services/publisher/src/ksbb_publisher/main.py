@@ -1,4 +1,4 @@
-"""Entry point: `ksbb-publisher` runs the service; `ksbb-publisher rebuild` rebuilds the read models."""
+"""Entry point: `ksbb-publisher` runs the service; `rebuild` rebuilds the read models; `snapshot` re-takes one."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import asyncio
 import json
 import logging
 import sys
+from datetime import date
 
 from ksbb_kit.progress import ProgressReport
 from ksbb_kit.runtime import serve
 
-from ksbb_publisher.bootstrap import create_app, rebuild
+from ksbb_publisher.bootstrap import create_app, rebuild, retake_snapshot
 from ksbb_publisher.settings import PublisherSettings
 
 
@@ -27,10 +28,24 @@ def rebuild_command(argv: list[str] | None = None) -> None:
     print(json.dumps(counts))
 
 
+def snapshot_command(argv: list[str] | None = None) -> None:
+    """`ksbb-publisher snapshot --day YYYY-MM-DD`: take that day's open-data snapshot again from the read models
+    as they are now (e.g. after a rebuild, or when the day's snapshot was taken before they caught up)."""
+    parser = argparse.ArgumentParser(prog="ksbb-publisher snapshot", description=snapshot_command.__doc__)
+    parser.add_argument("--day", required=True, type=date.fromisoformat, help="the snapshot's day, YYYY-MM-DD")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    meta = asyncio.run(retake_snapshot(PublisherSettings(), args.day))
+    print(json.dumps({"snapshot_id": meta["_id"], "files": len(meta["files"])}))
+
+
 def main() -> None:
     """Run the publisher service, or a sub-command."""
     if len(sys.argv) > 1 and sys.argv[1] == "rebuild":
         rebuild_command(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "snapshot":
+        snapshot_command(sys.argv[2:])
         return
     settings = PublisherSettings()
     serve(lambda: create_app(settings), settings)

@@ -45,6 +45,11 @@ class MongoSnapshotFiles:
         """One snapshot's metadata."""
         return await self._db.snapshots.find_one({"_id": snapshot_id})
 
+    async def discard(self, snapshot_id: str) -> None:
+        """Unlist a snapshot (metadata first: a listed snapshot is always complete), then delete its chunks."""
+        await self._db.snapshots.delete_one({"_id": snapshot_id})
+        await self._db.snapshot_chunks.delete_many({"snapshot": snapshot_id})
+
     async def read(self, snapshot_id: str, name: str) -> AsyncIterator[bytes]:
         """The bytes of one snapshot file, chunk by chunk."""
         chunks = self._db.snapshot_chunks.find({"snapshot": snapshot_id, "file": name}).sort("n", ASCENDING)

@@ -182,6 +182,10 @@ class SnapshotFiles(Protocol):
         """The bytes of one file, chunk by chunk."""
         ...
 
+    async def discard(self, snapshot_id: str) -> None:
+        """Unlist a snapshot, then delete its chunks (before it is taken again)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReplayedRecord:

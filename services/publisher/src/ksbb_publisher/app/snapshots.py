@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date, datetime
 from typing import Any
 
 from ksbb_publisher.app.exports import OpenData
@@ -21,9 +21,25 @@ class Snapshots:
         self._open_data = open_data
         self._chunk = chunk_bytes
 
-    async def take(self, now: datetime) -> dict[str, Any] | None:
-        """Take today's snapshot unless it exists; returns its metadata when taken now."""
-        snapshot_id = now.date().isoformat()
+    async def take_when_caught_up(
+        self, now: datetime, caught_up: Callable[[], Awaitable[bool]],
+    ) -> dict[str, Any] | None:
+        """Take today's snapshot unless it exists, but only once the read models have caught up with the
+        events published so far (`caught_up`): a snapshot taken at start-up, mid-replay, would be empty."""
+        if await self._files.exists(now.date().isoformat()) or not await caught_up():
+            return None
+        return await self.take(now)
+
+    async def retake(self, day: date, now: datetime) -> dict[str, Any]:
+        """Take the snapshot named `day` again from the read models as they are now (an operator's command)."""
+        await self._files.discard(day.isoformat())
+        taken = await self.take(now, day=day)
+        assert taken is not None  # just discarded
+        return taken
+
+    async def take(self, now: datetime, *, day: date | None = None) -> dict[str, Any] | None:
+        """Take today's (or `day`'s) snapshot unless it exists; returns its metadata when taken now."""
+        snapshot_id = (day or now.date()).isoformat()
         if await self._files.exists(snapshot_id):
             return None
         files = []
