@@ -1,5 +1,6 @@
 """KSBB event contracts: the single source of truth for every Kafka message."""
 
+from ksbb_contracts import limits  # the bounds of every public input field, one place
 from ksbb_contracts.envelope import CONTENT_TYPE, TYPE_HEADER, CloudEvent
 from ksbb_contracts.events import EVENT_TYPES, Event, event_class, parse_event
 from ksbb_contracts.topics import TOPICS, Topic
@@ -13,5 +14,6 @@ __all__ = [
     "Event",
     "Topic",
     "event_class",
+    "limits",
     "parse_event",
 ]
