@@ -22,6 +22,7 @@ from ksbb_kit.clock import ManualClock
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.kafka import TopicReader, publish_events
 from ksbb_kit.testing.waiting import eventually
+from ksbb_registry.adapters.due import DueEntries
 from ksbb_registry.api.deps import Services
 
 from .conftest import Caller, need_payload, organisation_payload, recipient_payload
@@ -337,7 +338,9 @@ async def test_sweep_repairs_needs_left_open_by_a_crash(
     org_id = await new_org(admin)
     rid = (await active_recipient(admin, org_id))["recipient_id"]
     nid = (await admin.post(f"/v1/recipients/{rid}/needs", json=need_payload())).json()["need_id"]
-    # Simulate a crash right after the suspension write: status changed, needs not yet closed.
+    # Simulate a crash right after the suspension write: status changed, needs not yet closed. The write path
+    # leaves the sweep's entry before that write, so the crash leaves it too.
+    await DueEntries(registry_db, "recipients.pending_need_closure").put(rid, None)
     await registry_db["recipients"].update_one(
         {"_id": rid}, {"$set": {"status": "suspended", "pending_need_closure": True}, "$inc": {"version": 1}}
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 
 from ksbb_kit.auth import DevIssuer, Role
+from ksbb_kit.progress import ProgressReport
 from ksbb_kit.testing.waiting import eventually
 
 
@@ -28,6 +30,13 @@ class DemoContext:
         """An HTTP client for one service, authenticated as a role when given."""
         headers = {"authorization": f"Bearer {self.token(role, **claims)}"} if role else {}
         return httpx.AsyncClient(base_url=self.urls[service], headers=headers, timeout=30)
+
+    def progress(self, description: str, total: int | None, *, unit: str = "items") -> ProgressReport:
+        """A started progress report for one seed step: a bar with rate and time left on a terminal, a line every
+        few seconds otherwise. Use it in a `with` block and `advance(n)` as work is done."""
+        report = ProgressReport(description, unit=unit, stream=sys.stdout, interval=5.0)
+        report.start(total)
+        return report
 
     async def eventually(
         self, check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0, what: str = "condition"

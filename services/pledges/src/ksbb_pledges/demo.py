@@ -184,11 +184,16 @@ async def seed(ctx: DemoContext) -> None:
         result["donors"] = await _batched(partial(_profile, clients, donor) for donor in DONORS)
         planned_date = (date.today() + timedelta(days=2)).isoformat()
         quantities = _quantities(planned, ledgers)
-        walked = await _batched(
+        walks = [
             partial(_walk, clients, pledge, quantity, planned_date)
             for pledge, quantity in zip(planned, quantities, strict=True)
             if quantity
-        )
+        ]
+        walked: list[dict[str, Any] | None] = []
+        with ctx.progress("  pledges: pledges and their lifecycles", len(walks), unit="pledges") as progress:
+            for start in range(0, len(walks), BATCH):
+                walked += await _batched(walks[start : start + BATCH])
+                progress.advance(len(walks[start : start + BATCH]))
         counts: Counter[str] = Counter()
         places: set[tuple[str, str]] = set()
         for pledge in filter(None, walked):

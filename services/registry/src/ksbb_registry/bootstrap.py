@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from ksbb_kit.clock import Clock
 from ksbb_kit.http import IdempotencyStore
 from ksbb_kit.outbox import PendingWrite
+from ksbb_kit.outbox import PendingWrite
 from ksbb_kit.runtime import ServiceRuntime
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -85,8 +86,8 @@ def mongo_stores(
     accounts = AccountCollection(db["accounts"])
     stores = Stores(
         organisations=OrganisationCollection(db["organisations"], ORGANISATION_DOCUMENTS, **writes),
-        recipients=RecipientCollection(db["recipients"], RECIPIENT_DOCUMENTS, **writes),
-        needs=NeedCollection(db["needs"], NEED_DOCUMENTS, **writes),
+        recipients=(recipients := RecipientCollection(db["recipients"], RECIPIENT_DOCUMENTS, **writes)),
+        needs=(needs := NeedCollection(db["needs"], NEED_DOCUMENTS, **writes)),
         reports=ReportCollection(db["reports"]),
         report_rate=RateCounters(db["report_rate"]),
         claims=claims,
@@ -95,6 +96,8 @@ def mongo_stores(
 
     async def setup() -> None:
         await ensure_indexes(db)
+        await needs.adopt_due()  # sweep entries for work written before entries existed
+        await recipients.adopt_due()
         await accounts.setup()
         await claims.setup()  # its sweep index, and the one-off claim backfill of older data
 

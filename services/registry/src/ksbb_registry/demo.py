@@ -306,8 +306,10 @@ async def seed(ctx: DemoContext, *, recipients_wanted: int = RECIPIENTS) -> None
 
         plans = _plan(rng, recipients_wanted)
         try:
-            for start in range(0, len(plans), BATCH):
-                await asyncio.gather(*(one(p) for p in plans[start : start + BATCH]))
+            with ctx.progress("  registry: recipients", len(plans), unit="recipients") as progress:
+                for start in range(0, len(plans), BATCH):
+                    await asyncio.gather(*(one(p) for p in plans[start : start + BATCH]))
+                    progress.advance(len(plans[start : start + BATCH]))
         finally:
             for client in facilitators.values():
                 await client.aclose()

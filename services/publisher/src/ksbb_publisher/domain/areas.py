@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from ksbb_contracts.areas import UnknownArea, areas
@@ -24,6 +25,13 @@ AREA_KEYS = (
 
 def area_fields(kelurahan_code: str) -> dict[str, Any]:
     """Codes and names of provinsi, kota, kecamatan and kelurahan; names are None for unknown codes."""
+    # The reference data never changes while running: each code's lineage is looked up once (a projection
+    # batch asks for the same few hundred kelurahan thousands of times). A fresh dict for every caller.
+    return dict(_area_fields(kelurahan_code))
+
+
+@lru_cache(maxsize=4096)
+def _area_fields(kelurahan_code: str) -> dict[str, Any]:
     try:
         lineage = areas().lineage(kelurahan_code)
     except UnknownArea:

@@ -17,6 +17,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ksbb_registry.adapters.due import DueEntries, due_time
 from ksbb_registry.app.ports import Clock, Decide, ListQuery, Page
 from ksbb_registry.domain.change import Change
 from ksbb_registry.domain.errors import ConcurrentChange, InvalidCursor
@@ -142,6 +143,8 @@ class AggregateCollection(Generic[A]):
 
     #: Projection of list pages (subclasses leave out what lists never show).
     list_projection: ClassVar[Doc] = HIDDEN
+    #: Fields whose value makes a document work for a sweep; entries in `sweep_due` follow them.
+    due_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -175,6 +178,7 @@ class AggregateCollection(Generic[A]):
         """Insert a new aggregate with its first events; an existing id (retried create) returns it."""
         document = self.documents.dump(change.after)
         entries = self._entries(change)
+        await self._due_before(document["_id"], {f: document.get(f) for f in self.due_fields if document.get(f)}, ())
         try:
             async with self.pending(self.collection.name, document["_id"], entries):
                 await self.collection.insert_one(new_document(document, entries))
@@ -215,6 +219,7 @@ class AggregateCollection(Generic[A]):
             if change.appended:
                 update["$push"] = {name: encode(entry) for name, entry in change.appended}
             entries = self._entries(change)
+            ending = await self._due_before(aggregate_id, update["$set"], change.cleared)
             async with self.pending(self.collection.name, aggregate_id, entries):
                 written = await self.collection.find_one_and_update(
                     {"_id": aggregate_id, "version": version},
@@ -223,8 +228,30 @@ class AggregateCollection(Generic[A]):
                     return_document=ReturnDocument.AFTER,
                 )
             if written is not None:
+                for name, rev in ending.items():
+                    await self.due(name).drop(aggregate_id, rev)
                 return self.documents.load(written), True
         raise ConcurrentChange("the resource is changing too often; try again")
+
+    def due(self, name: str) -> DueEntries:
+        """The sweep entries that follow one of `due_fields` (see `adapters.due`)."""
+        return DueEntries(self.collection.database, f"{self.collection.name}.{name}")
+
+    async def _due_before(self, aggregate_id: str, setting: Doc, clearing: Any) -> dict[str, str | None]:
+        """Entries for the due fields a write sets, before it; the revisions of those it clears (dropped after)."""
+        ending: dict[str, str | None] = {}
+        for name in self.due_fields:
+            if setting.get(name):
+                await self.due(name).put(aggregate_id, due_time(setting[name]))
+            elif name in setting or name in clearing:
+                ending[name] = await self.due(name).seen(aggregate_id)
+        return ending
+
+    async def adopt_due(self) -> None:
+        """Entries for documents made due before entries existed (one query per due field, once per start)."""
+        for name in self.due_fields:
+            found = self.collection.find({name: {"$nin": [None, False]}}, {name: 1})
+            await self.due(name).adopt([(d["_id"], due_time(d[name])) async for d in found])
 
     async def find(self, query: ListQuery, page: Page) -> tuple[list[A], str | None]:
         """One page sorted by id, and the cursor of the next page."""
