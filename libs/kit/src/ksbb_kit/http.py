@@ -16,6 +16,7 @@ from typing import Any
 from ksbb_contracts.limits import CURSOR_MAX
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+from starlette.requests import Request
 
 from ksbb_kit.clock import Clock
 from ksbb_kit.errors import ApiError
@@ -78,6 +79,20 @@ def log_access(
             "duration_ms": round(seconds * 1000, 3), "client": client,
         }},
     )
+
+
+def app_state_part(holder: str, part: str) -> Callable[[Request], Any]:
+    """A route dependency returning one part of what the composition root put on `app.state.<holder>`.
+
+    Services declare `Annotated[TheService, Depends(app_state_part("use_cases", "pledges"))]` instead of one
+    accessor function per use case.
+    """
+
+    def dependency(request: Request) -> Any:
+        return getattr(getattr(request.app.state, holder), part)
+
+    dependency.__name__ = f"{holder}_{part}"
+    return dependency
 
 
 def etag_for(resource_id: str, version: int) -> str:

@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query
 from ksbb_contracts import limits
 from ksbb_kit.auth import Principal, Role, require_roles
 from ksbb_kit.errors import ApiError
-from ksbb_kit.http import IdempotencyStore, StoredResponse, decode_cursor, encode_cursor, fingerprint
+from ksbb_kit.http import IdempotencyStore, StoredResponse, app_state_part, decode_cursor, encode_cursor, fingerprint
 from pydantic import BaseModel
 
 from ksbb_pledges.app.donors import DonorService
@@ -35,36 +35,11 @@ def attach(app: FastAPI, use_cases: UseCases) -> None:
     app.state.use_cases = use_cases
 
 
-def _use_cases(request: Request) -> UseCases:
-    use_cases: UseCases = request.app.state.use_cases
-    return use_cases
-
-
-def _ledger(request: Request) -> LedgerService:
-    return _use_cases(request).ledger
-
-
-def _pledges(request: Request) -> PledgeService:
-    return _use_cases(request).pledges
-
-
-def _offers(request: Request) -> OfferService:
-    return _use_cases(request).offers
-
-
-def _donors(request: Request) -> DonorService:
-    return _use_cases(request).donors
-
-
-def _idempotency(request: Request) -> IdempotencyStore:
-    return _use_cases(request).idempotency
-
-
-Ledger = Annotated[LedgerService, Depends(_ledger)]
-Pledges = Annotated[PledgeService, Depends(_pledges)]
-Offers = Annotated[OfferService, Depends(_offers)]
-Donors = Annotated[DonorService, Depends(_donors)]
-Idempotency = Annotated[IdempotencyStore, Depends(_idempotency)]
+Ledger = Annotated[LedgerService, Depends(app_state_part("use_cases", "ledger"))]
+Pledges = Annotated[PledgeService, Depends(app_state_part("use_cases", "pledges"))]
+Offers = Annotated[OfferService, Depends(app_state_part("use_cases", "offers"))]
+Donors = Annotated[DonorService, Depends(app_state_part("use_cases", "donors"))]
+Idempotency = Annotated[IdempotencyStore, Depends(app_state_part("use_cases", "idempotency"))]
 
 DonorPrincipal = Annotated[Principal, Depends(require_roles(Role.DONOR))]
 IdempotencyKey = Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from ksbb_kit.clock import Clock
 from ksbb_kit.errors import ApiError
-from ksbb_kit.http import decode_cursor, encode_cursor
+from ksbb_kit.http import app_state_part, decode_cursor, encode_cursor
 
 from ksbb_publisher.app.exports import OpenData
 from ksbb_publisher.app.queries import PublicQueries
@@ -44,36 +44,12 @@ def public_api(request: Request) -> PublicApi:
     return api
 
 
-def _settings(request: Request) -> PublisherSettings:
-    return public_api(request).settings
-
-
-def _clock(request: Request) -> Clock:
-    return public_api(request).clock
-
-
-def _queries(request: Request) -> PublicQueries:
-    return public_api(request).queries
-
-
-def _open_data(request: Request) -> OpenData:
-    return public_api(request).open_data
-
-
-def _snapshots(request: Request) -> Snapshots:
-    return public_api(request).snapshots
-
-
-def _feed_stream(request: Request) -> FeedStream:
-    return public_api(request).feed_stream
-
-
-SettingsDep = Annotated[PublisherSettings, Depends(_settings)]
-ClockDep = Annotated[Clock, Depends(_clock)]
-QueriesDep = Annotated[PublicQueries, Depends(_queries)]
-OpenDataDep = Annotated[OpenData, Depends(_open_data)]
-SnapshotsDep = Annotated[Snapshots, Depends(_snapshots)]
-FeedStreamDep = Annotated[FeedStream, Depends(_feed_stream)]
+SettingsDep = Annotated[PublisherSettings, Depends(app_state_part("public_api", "settings"))]
+ClockDep = Annotated[Clock, Depends(app_state_part("public_api", "clock"))]
+QueriesDep = Annotated[PublicQueries, Depends(app_state_part("public_api", "queries"))]
+OpenDataDep = Annotated[OpenData, Depends(app_state_part("public_api", "open_data"))]
+SnapshotsDep = Annotated[Snapshots, Depends(app_state_part("public_api", "snapshots"))]
+FeedStreamDep = Annotated[FeedStream, Depends(app_state_part("public_api", "feed_stream"))]
 #: Page size of every list.
 PageLimit = Annotated[int, Query(ge=1, le=200)]
 

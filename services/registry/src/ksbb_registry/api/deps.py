@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, Query, Request
 from ksbb_contracts import limits
 from ksbb_kit.auth import Principal, Role, require_roles
-from ksbb_kit.http import IdempotencyStore, check_if_match
+from ksbb_kit.http import IdempotencyStore, app_state_part, check_if_match
 
 from ksbb_registry.api import errors
 from ksbb_registry.app.members import MemberService
@@ -44,36 +44,12 @@ def services_of(request: Request) -> Services:
     return services
 
 
-def _organisations(request: Request) -> OrganisationService:
-    return services_of(request).organisations
-
-
-def _recipients(request: Request) -> RecipientService:
-    return services_of(request).recipients
-
-
-def _needs(request: Request) -> NeedService:
-    return services_of(request).needs
-
-
-def _reports(request: Request) -> ReportService:
-    return services_of(request).reports
-
-
-def _members(request: Request) -> MemberService:
-    return services_of(request).members
-
-
-def _idempotency(request: Request) -> IdempotencyStore:
-    return services_of(request).idempotency
-
-
-Organisations = Annotated[OrganisationService, Depends(_organisations)]
-Recipients = Annotated[RecipientService, Depends(_recipients)]
-Needs = Annotated[NeedService, Depends(_needs)]
-Reports = Annotated[ReportService, Depends(_reports)]
-Members = Annotated[MemberService, Depends(_members)]
-Idempotency = Annotated[IdempotencyStore, Depends(_idempotency)]
+Organisations = Annotated[OrganisationService, Depends(app_state_part("registry", "organisations"))]
+Recipients = Annotated[RecipientService, Depends(app_state_part("registry", "recipients"))]
+Needs = Annotated[NeedService, Depends(app_state_part("registry", "needs"))]
+Reports = Annotated[ReportService, Depends(app_state_part("registry", "reports"))]
+Members = Annotated[MemberService, Depends(app_state_part("registry", "members"))]
+Idempotency = Annotated[IdempotencyStore, Depends(app_state_part("registry", "idempotency"))]
 
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 Staff = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.FACILITATOR))]
