@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from ksbb_kit.clock import Clock
 from ksbb_kit.http import IdempotencyStore
 from ksbb_kit.outbox import PendingWrite
-from ksbb_kit.outbox import PendingWrite
 from ksbb_kit.runtime import ServiceRuntime
 from pymongo.asynchronous.database import AsyncDatabase
 
