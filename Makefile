@@ -17,6 +17,7 @@ help:
 	@echo "make run   - start Kafka, MongoDB-wire server, the four services with demo data and the gateway"
 	@echo "make test  - install everything needed and run the whole test suite"
 	@echo "make stop  - stop the local Kafka, MongoDB-wire server, Keycloak and Mailpit"
+	@echo "make bench - run every benchmark on fresh infrastructure and regenerate docs/performance.md"
 	@echo "make run OBSERVE=1 - also Prometheus (Debian) with the platform's alert rules on http://127.0.0.1:9190"
 
 setup:
@@ -92,3 +93,7 @@ test: setup lint browser-deps gateway-deps deploy-tools  # a layering breach fai
 
 test-unit: setup
 	$(UV) run --no-sync pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: setup  # every benchmark in bench/suite.py on its own fresh infrastructure, then docs/performance.md
+	$(UV) run --no-sync python bench/run_all.py $(BENCH_ARGS)

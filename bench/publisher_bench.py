@@ -1,110 +1,129 @@
-"""Publisher benchmark: projection replay vs raw consume + bulk write, SSE fan-out latency, RSS.
+"""Publisher benchmark: rebuild (projection replay) against raw consume + bulk write, at growing sizes.
 
-Run against the local infrastructure (not part of the test suite):
+    uv run --no-sync python bench/publisher_bench.py --sizes 100000,1000000
 
-    export $(cat .ksbb/infra/infra.env | xargs)
-    uv run --no-sync python bench/publisher_bench.py --events 1000000 --clients 1000
-
-1. Publishes N realistic public events (recipients, needs, ledger changes, donors, pledge lifecycles) to
-   fresh topics, then measures in the same run:
-   - baseline: read every record from offset 0 and bulk-insert the raw envelopes (no logic), events/s;
-   - projection: `ksbb-publisher rebuild` of the same topics into the read models, events/s;
-   and prints the ratio.
-2. Starts the publisher (uvicorn, real port), opens C SSE clients, publishes pledges and reports the
-   delivery latency (publish → received by every client) p50/p99, plus the process RSS idle and under load.
+For every size N, on fresh topics: publishes N realistic public events (recipients, needs, donors, pledge
+lifecycles with their ledger changes), then measures in the same run
+  - the baseline: read every record from offset 0 and bulk-insert the raw envelopes (no logic), events/s;
+  - `ksbb-publisher rebuild` of the same topics into the read models (the live consumer's batch path), events/s;
+and reports the ratio (goal ≥ 0.5). Across sizes it reports the per-event cost at the largest size against
+the size given as `--reference` (goal: at most 20 % slower per event), and draws rebuild events/s against
+the event count. Then it opens SSE clients on a served publisher and measures publish → receipt latency.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import resource
-import statistics
+import copy
+import json
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from ksbb_contracts import CONTENT_TYPE, CloudEvent
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from common import Results, Row, Series, bench_arguments, infra_env, ratio, rss_mib
+from ksbb_contracts import CONTENT_TYPE
 from ksbb_contracts.areas import areas
+from ksbb_contracts.events import (
+    DonorProfileUpdated,
+    NeedLedgerChanged,
+    NeedOpened,
+    OrganisationRegistered,
+    PledgeCreated,
+    PledgeDelivered,
+    RecipientActivated,
+)
 from ksbb_contracts.topics import all_topics_with_dlqs
-from ksbb_kit.kafka import KafkaRecordPublisher, ensure_topics
+from ksbb_kit.kafka import ensure_topics
 from ksbb_kit.mongo import connect
-from ksbb_publisher.bootstrap import create_app
+from ksbb_kit.progress import ProgressReport
+from ksbb_kit.testing.factories import envelope, make_event
+from ksbb_kit.testing.service import served
+from ksbb_publisher.bootstrap import create_app, rebuild
 from ksbb_publisher.handlers import public_event_types
-from ksbb_publisher.rebuild import rebuild
 from ksbb_publisher.settings import PublisherSettings
-from ksbb_publisher.testing import NOW, donor, ledger, need, organisation, pledge, recipient, served
+
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+RATIO_GOAL = 0.5
+SCALING_GOAL = 0.8  # per-event cost at the largest size at most 20 % above the reference size's
 
 
-def rss_mib() -> float:
-    """Current resident set size of this process in MiB (Linux /proc; falls back to the peak)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class Scenario:
+    """Envelopes of realistic public events, built from one template per event type (fast for millions)."""
 
+    def __init__(self) -> None:
+        self.kelurahan = [a.code for a in areas().level("kelurahan")]
+        self.templates = {
+            kind: json.loads(envelope(make_event(kind)).to_bytes())
+            for kind in (OrganisationRegistered, RecipientActivated, NeedOpened, DonorProfileUpdated,
+                         PledgeCreated, PledgeDelivered, NeedLedgerChanged)
+        }
+        self.topics = {kind: kind.topic.name for kind in self.templates}
 
-def scenario(n_events: int) -> list[Any]:
-    """About n_events public events: each recipient has one need, a donor and several pledge lifecycles."""
-    kelurahan = [a.code for a in areas().level("kelurahan")]
-    events: list[Any] = [organisation("org_bench", "Yayasan Benchmark")]
-    r = 0
-    while len(events) < n_events:
-        kel = kelurahan[r % len(kelurahan)]
-        rid, nid, did = f"rcp_{r}", f"need_{r}", f"donor_{r % 5000}"
-        events += [
-            recipient(rid, "org_bench", kel, f"RW {r % 20 + 1:02d}", households=20 + r % 80),
-            need(nid, rid, "org_bench", kel, quantity=100),
-            donor(did, f"Donor {r}", show=r % 2 == 0),
-        ]
-        for p in range(4):
-            pid, at = f"plg_{r}_{p}", NOW + timedelta(minutes=r + p)
-            events += [
-                pledge(pid, nid, rid, "org_bench", did, kel, quantity=5, at=at),
-                ledger(
-                    nid, rid, requested=100, committed=5 * p + 5, delivered=5 * p, version=2 * p + 1, at=at
-                ),
-                pledge(pid, nid, rid, "org_bench", did, kel, quantity=5, version=3, delivered=5, at=at),
-                ledger(
-                    nid, rid, requested=100, committed=5 * p, delivered=5 * p + 5, version=2 * p + 2, at=at
-                ),
+    def _event(self, kind: type, subject: str, data: dict[str, Any], at: datetime) -> tuple[str, str, bytes]:
+        document = copy.deepcopy(self.templates[kind])
+        document.update(id=f"evt_{uuid.uuid4().hex}", subject=subject, time=at.isoformat().replace("+00:00", "Z"))
+        document["data"] = data
+        return self.topics[kind], subject, json.dumps(document, separators=(",", ":")).encode()
+
+    def events(self, count: int) -> list[tuple[str, str, bytes]]:
+        """About `count` (topic, key, envelope bytes): per recipient one need, a donor, four pledge lifecycles."""
+        t = self.templates
+        out = [self._event(OrganisationRegistered, "org_bench", _with(t[OrganisationRegistered]["data"], organisation={
+            "organisation_id": "org_bench", "name": "Yayasan Benchmark"}), NOW)]
+        r = 0
+        while len(out) < count:
+            kel = self.kelurahan[r % len(self.kelurahan)]
+            rid, nid, did = f"rcp_{r}", f"need_{r}", f"dnr_{r % 5000}"
+            recipient = {"recipient_id": rid, "organisation_id": "org_bench", "kelurahan_code": kel, "rw": r % 20 + 1,
+                         "name": f"RW {r % 20 + 1:02d}"}
+            need = {"need_id": nid, "recipient_id": rid, "organisation_id": "org_bench", "kelurahan_code": kel,
+                    "quantity": 100}
+            out += [
+                self._event(RecipientActivated, rid, _with(t[RecipientActivated]["data"], recipient=recipient), NOW),
+                self._event(NeedOpened, nid, _with(t[NeedOpened]["data"], need=need), NOW),
+                self._event(DonorProfileUpdated, did, {**t[DonorProfileUpdated]["data"], "donor_id": did,
+                                                       "show_name": r % 2 == 0}, NOW),
             ]
-        r += 1
-    return events[:n_events]
+            for p in range(4):
+                pid, at = f"plg_{r}_{p}", NOW + timedelta(minutes=r + p)
+                pledge = {"pledge_id": pid, "need_id": nid, "recipient_id": rid, "organisation_id": "org_bench",
+                          "donor_id": did, "kelurahan_code": kel, "quantity": 5}
+                created = _with(t[PledgeCreated]["data"], pledge=pledge)
+                delivered = _with(t[PledgeDelivered]["data"], pledge={**pledge, "delivered_quantity": 5, "version": 3})
+                delivered["received_quantity"] = 5
+                ledger = {**t[NeedLedgerChanged]["data"], "need_id": nid, "recipient_id": rid, "requested": 100}
+                out += [
+                    self._event(PledgeCreated, pid, created, at),
+                    self._event(NeedLedgerChanged, nid, {**ledger, "committed": 5 * p + 5, "delivered": 5 * p,
+                                                         "ledger_version": 2 * p + 1}, at),
+                    self._event(PledgeDelivered, pid, delivered, at),
+                    self._event(NeedLedgerChanged, nid, {**ledger, "committed": 5 * p, "delivered": 5 * p + 5,
+                                                         "ledger_version": 2 * p + 2}, at),
+                ]
+            r += 1
+        return out[:count]
 
 
-async def publish(settings: PublisherSettings, events: list[Any]) -> None:
-    """Publish events fast (batched sends, one ack wait per batch)."""
-    producer = KafkaRecordPublisher(settings.kafka_bootstrap, client_id="ksbb-bench")
+def _with(data: dict[str, Any], **nested: dict[str, Any]) -> dict[str, Any]:
+    """A copy of event data with fields of nested snapshots replaced."""
+    result = copy.deepcopy(data)
+    for name, fields in nested.items():
+        result[name] = {**result[name], **fields}
+    return result
+
+
+async def publish(bootstrap: str, prefix: str, events: list[tuple[str, str, bytes]]) -> None:
+    """Publish fast: batched sends, one acknowledgement wait per few thousand records."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
     try:
-        raw = producer._producer
         pending = []
-        for event in events:
-            envelope = CloudEvent(
-                id=uuid.uuid4().hex,
-                source="/ksbb/bench",
-                type=event.event_type,
-                subject=event.subject,
-                time=NOW,
-                data=event.model_dump(mode="json"),
-            )
-            pending.append(
-                await raw.send(
-                    settings.topic(event.topic.name),
-                    envelope.to_bytes(),
-                    key=envelope.subject.encode(),
-                    headers=[("content-type", CONTENT_TYPE.encode())],
-                )
-            )
+        for topic, key, value in events:
+            pending.append(await producer.send(prefix + topic, value, key=key.encode(),
+                                               headers=[("content-type", CONTENT_TYPE.encode())]))
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
                 pending = []
@@ -113,17 +132,15 @@ async def publish(settings: PublisherSettings, events: list[Any]) -> None:
         await producer.stop()
 
 
-async def baseline(settings: PublisherSettings, database: str) -> int:
-    """Raw consume of every public topic from offset 0 + bulk insert of the envelopes; returns records."""
+async def baseline(settings: PublisherSettings, database: str) -> tuple[int, float]:
+    """Raw consume of every public topic from offset 0 + unordered bulk insert of the envelopes."""
     topics = sorted({settings.topic(cls.topic.name) for cls in public_event_types()})
     client = connect(settings.mongodb_url)
     collection = client[database]["raw_events"]
-    await collection.drop()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     count = 0
+    started = time.perf_counter()
     try:
         await consumer._client.force_metadata_update()
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
@@ -132,149 +149,195 @@ async def baseline(settings: PublisherSettings, database: str) -> int:
         ends = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
         while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=2000)
-            docs = [
-                {"_id": f"{r.topic}/{r.partition}/{r.offset}", "value": r.value}
-                for records in batches.values()
-                for r in records
-            ]
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
+            docs = [{"_id": f"{r.topic}/{r.partition}/{r.offset}", "value": r.value}
+                    for records in batches.values() for r in records]
             if docs:
                 await collection.insert_many(docs, ordered=False)
                 count += len(docs)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+        elapsed = time.perf_counter() - started
     finally:
         await consumer.stop()
         await client.drop_database(database)
         await client.close()
-    return count
+    return count, elapsed
 
 
-async def sse_fanout(settings: PublisherSettings, clients: int, pledges: int) -> dict[str, float]:
-    """Open `clients` SSE streams, publish pledges, measure publish → receipt latency at every client."""
-    app = create_app(settings)
+async def measure_size(base: PublisherSettings, scenario: Scenario, size: int) -> dict[str, float]:
+    """Publish `size` events to fresh topics; the baseline and the rebuild of them, events/s each."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    settings = base.model_copy(update={"topic_prefix": prefix})
+    await ensure_topics(settings.kafka_bootstrap, all_topics_with_dlqs(), prefix)
+    events = scenario.events(size)
+    started = time.perf_counter()
+    await publish(settings.kafka_bootstrap, prefix, events)
+    print(f"[publisher] {size:,}: published in {time.perf_counter() - started:.0f}s", flush=True)
+    raw, raw_s = await baseline(settings, f"{settings.database_name}_baseline")
+    with ProgressReport(f"[publisher] rebuild of {size:,}", unit="events", terminal=False, interval=15) as progress:
+        started = time.perf_counter()
+        counts = await rebuild(settings, progress=progress)
+        rebuild_s = time.perf_counter() - started
+    client = connect(settings.mongodb_url)
+    await client.drop_database(settings.database_name)
+    await client.close()
+    figures = {"baseline": raw / raw_s, "rebuild": counts["applied"] / rebuild_s, "applied": counts["applied"]}
+    print(f"[publisher] {size:,}: baseline {figures['baseline']:,.0f} events/s, rebuild {figures['rebuild']:,.0f} "
+          f"events/s (ratio {figures['rebuild'] / figures['baseline']:.2f}); RSS {rss_mib():.0f} MiB", flush=True)
+    return figures
+
+
+PROFILE_GROUPS = {
+    "validating envelopes and events (pydantic)": ("validate_json", "validate_python", "from_bytes", "_parsed"),
+    "decoding Kafka records (aiokafka; the baseline does this too)": ("aiokafka/",),
+    "building read-model changes (domain)": ("ksbb_publisher/domain/", "ksbb_publisher/app/projection.py"),
+    "encoding and decoding BSON (pymongo)": ("pymongo/", "bson/", "_cmessage", "_cbson"),
+    "waiting for the database server and Kafka": ("'poll' of 'select", "select.epoll"),
+}
+
+
+async def profiled_rebuild(base: PublisherSettings, scenario: Scenario, size: int) -> str:
+    """Where a rebuild's time goes (cProfile of one rebuild of `size` events), as one line for the notes."""
+    import cProfile
+    import pstats
+
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    settings = base.model_copy(update={"topic_prefix": prefix})
+    await ensure_topics(settings.kafka_bootstrap, all_topics_with_dlqs(), prefix)
+    await publish(settings.kafka_bootstrap, prefix, scenario.events(size))
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.enable()
+    await rebuild(settings)
+    profile.disable()
+    elapsed = time.perf_counter() - started
+    client = connect(settings.mongodb_url)
+    await client.drop_database(settings.database_name)
+    await client.close()
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    shares = dict.fromkeys(PROFILE_GROUPS, 0.0)
+    total = sum(own for (_, _, own, _, _) in stats.values()) or 1.0
+    for (file, _, name), (_, _, own, _, _) in stats.items():
+        where = f"{file}:{name}"
+        for group, needles in PROFILE_GROUPS.items():
+            if any(needle in where for needle in needles):
+                shares[group] += own
+                break
+    parts = ", ".join(f"{100 * v / total:.0f} % {k}" for k, v in shares.items())
+    rest = 100 * (1 - sum(shares.values()) / total)
+    waiting = shares["waiting for the database server and Kafka"] / total
+    verdict = ("the rebuild is bound by Python CPU in this process, not by the database server" if waiting < 0.3
+               else "the rebuild waits mostly for the database server or Kafka")
+    return (f"profile of one {size:,}-event rebuild ({size / elapsed:,.0f} events/s under cProfile): {parts}, "
+            f"{rest:.0f} % everything else (asyncio, Python glue): {verdict}")
+
+
+async def sse_fanout(base: PublisherSettings, scenario: Scenario, clients: int, pledges: int) -> dict[str, float]:
+    """Open SSE streams, publish pledges one by one, measure publish → receipt at every client."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    settings = base.model_copy(update={"topic_prefix": prefix})
+    await ensure_topics(settings.kafka_bootstrap, all_topics_with_dlqs(), prefix)
     latencies: list[float] = []
     sent_at: dict[str, float] = {}
-    async with served(app) as base:
-        idle = rss_mib()
+    created = scenario.templates[PledgeCreated]["data"]
+    async with served(create_app(settings)) as url:
         limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
-        async with httpx.AsyncClient(
-            base_url=base, timeout=httpx.Timeout(10, read=120), limits=limits
-        ) as http:
-            ready = asyncio.Event()
-            opened = 0
-            done = asyncio.Event()
-            expected = clients * pledges
+        async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=120), limits=limits) as http:
+            opened, done = asyncio.Event(), asyncio.Event()
+            count = 0
 
             async def listen() -> None:
-                nonlocal opened
+                nonlocal count
                 async with http.stream("GET", "/v1/public/feed/stream") as response:
-                    opened += 1
-                    if opened == clients:
-                        ready.set()
+                    count += 1
+                    if count == clients:
+                        opened.set()
                     async for line in response.aiter_lines():
-                        if line.startswith("data: "):
-                            pid = line.split('"pledge_id": "')[1].split('"')[0]
-                            latencies.append(time.perf_counter() - sent_at[pid])
-                            if len(latencies) >= expected:
+                        if line.startswith("data: ") and '"pledge_id"' in line:
+                            pid = json.loads(line[6:])["pledge_id"]
+                            if pid in sent_at:
+                                latencies.append(time.perf_counter() - sent_at[pid])
+                            if len(latencies) >= clients * pledges:
                                 done.set()
-                                return
-                            if done.is_set():
-                                return
 
             tasks = [asyncio.create_task(listen()) for _ in range(clients)]
-            await asyncio.wait_for(ready.wait(), timeout=120)
-            await asyncio.sleep(1)
-            for n in range(pledges):
-                pid = f"plg_sse_{n}"
-                sent_at[pid] = time.perf_counter()
-                event = pledge(
-                    pid,
-                    "need_0",
-                    "rcp_0",
-                    "org_bench",
-                    "donor_0",
-                    "31.71.01.1001",
-                    at=NOW + timedelta(days=1, seconds=n),
-                )
-                await publish(settings, [event])
-                await asyncio.sleep(0.2)
-            loaded = rss_mib()
             try:
+                await asyncio.wait_for(opened.wait(), timeout=120)
+                await asyncio.sleep(0.5)
+                for n in range(pledges):
+                    pid = f"plg_sse_{n}"
+                    data = _with(created, pledge={"pledge_id": pid})
+                    sent_at[pid] = time.perf_counter()
+                    await publish(settings.kafka_bootstrap, prefix,
+                                  [scenario._event(PledgeCreated, pid, data, NOW + timedelta(days=1, seconds=n))])
+                    await asyncio.sleep(0.2)
                 await asyncio.wait_for(done.wait(), timeout=120)
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-    ordered = sorted(latencies)
-    return {
-        "deliveries": len(ordered),
-        "p50_ms": 1000 * statistics.median(ordered),
-        "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
-        "rss_idle_mib": idle,
-        "rss_load_mib": loaded,
-    }
-
-
-async def main() -> None:
-    """Run the benchmark and print the figures."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--pledges", type=int, default=20, help="pledges published during the SSE test")
-    args = parser.parse_args()
-    prefix = f"bench{uuid.uuid4().hex[:6]}."
-    settings = PublisherSettings(
-        kafka_bootstrap=os.environ.get("KSBB_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
-        mongodb_url=os.environ.get("KSBB_MONGODB_URL", "mongodb://127.0.0.1:27018/"),
-        topic_prefix=prefix,
-        log_level="WARNING",
-        sse_queue_size=1024,
-        feed_poll_seconds=5,
-    )
-    await ensure_topics(settings.kafka_bootstrap, all_topics_with_dlqs(), prefix)
-    events = scenario(args.events)
-    started = time.perf_counter()
-    await publish(settings, events)
-    print(f"published {len(events)} events in {time.perf_counter() - started:.1f}s (prefix {prefix})")
-    print(f"RSS before replay: {rss_mib():.0f} MiB")
-
-    started = time.perf_counter()
-    raw = await baseline(settings, f"{settings.database_name}_baseline")
-    base_s = time.perf_counter() - started
-    started = time.perf_counter()
-    counts = await rebuild(settings)
-    proj_s = time.perf_counter() - started
-    print(f"baseline raw consume + bulk write: {raw} records in {base_s:.1f}s = {raw / base_s:,.0f} events/s")
-    print(
-        f"projection replay (rebuild):       {counts['applied']} events in {proj_s:.1f}s = "
-        f"{counts['applied'] / proj_s:,.0f} events/s"
-    )
-    print(f"projection / baseline throughput ratio: {(counts['applied'] / proj_s) / (raw / base_s):.2f}")
-    print(f"RSS after replay: {rss_mib():.0f} MiB")
-
-    # The SSE part runs on fresh topics: a new consumer group would otherwise first re-read the whole replay.
-    sse_prefix = f"bench{uuid.uuid4().hex[:6]}."
-    await ensure_topics(settings.kafka_bootstrap, all_topics_with_dlqs(), sse_prefix)
-    sse_settings = settings.model_copy(update={"topic_prefix": sse_prefix})
-    figures = await sse_fanout(sse_settings, args.clients, args.pledges)
-    await_drop = connect(settings.mongodb_url)
-    await await_drop.drop_database(sse_settings.database_name)
-    await await_drop.close()
-    print(
-        f"SSE fan-out to {args.clients} clients: {figures['deliveries']:.0f} deliveries, "
-        f"p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms"
-    )
-    print(
-        f"RSS (benchmark process incl. server and clients): idle {figures['rss_idle_mib']:.0f} MiB, "
-        f"under load {figures['rss_load_mib']:.0f} MiB"
-    )
     client = connect(settings.mongodb_url)
     await client.drop_database(settings.database_name)
     await client.close()
+    ordered = sorted(latencies)
+    return {"p50_ms": 1000 * ordered[len(ordered) // 2], "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))]}
+
+
+async def main() -> None:
+    """Run the benchmark and print (and optionally write) the figures."""
+    parser = bench_arguments(__doc__)
+    parser.add_argument("--sizes", default="20000,100000", help="comma-separated event counts (rebuild scaling)")
+    parser.add_argument("--reference", type=int, default=100_000, help="the size the largest one is compared with")
+    parser.add_argument("--clients", type=int, default=200, help="SSE clients")
+    parser.add_argument("--pledges", type=int, default=10, help="pledges published during the SSE test")
+    parser.add_argument("--profile", type=int, default=20_000, help="events of the profiled rebuild (0: none)")
+    args = parser.parse_args()
+    if args.tiny:
+        args.sizes, args.reference, args.clients, args.pledges, args.profile = "200,400", 200, 3, 2, 200
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    env = infra_env()
+    settings = PublisherSettings(kafka_bootstrap=env["KSBB_KAFKA_BOOTSTRAP"], mongodb_url=env["KSBB_MONGODB_URL"],
+                                 log_level="WARNING", sse_queue_size=1024, feed_poll_seconds=5, topic_partitions=2,
+                                 dev_issuer_enabled=True)  # a public-only service: no token is ever checked here
+    scenario = Scenario()
+    results = Results("publisher")
+    figures = {size: await measure_size(settings, scenario, size) for size in sizes}
+    results.series.append(Series(
+        plot="publisher_rebuild_scaling", label="rebuild (batch projection)", x_label="events replayed",
+        y_label="events/s", points=[(size, f["rebuild"]) for size, f in figures.items()],
+    ))
+    results.series.append(Series(
+        plot="publisher_rebuild_scaling", label="baseline: raw consume + bulk insert", x_label="events replayed",
+        y_label="events/s", points=[(size, f["baseline"]) for size, f in figures.items()],
+    ))
+    for size, f in figures.items():
+        share = f["rebuild"] / f["baseline"]
+        results.add(Row(
+            path=f"publisher rebuild, {size:,} events (events/s)", figure=f["rebuild"], unit="events/s",
+            baseline=f["baseline"], baseline_label="events/s raw consume + bulk insert", ratio=share,
+            goal=f"≥ {RATIO_GOAL} × baseline", met=share >= RATIO_GOAL,
+        ))
+    largest = sizes[-1]
+    reference = args.reference if args.reference in figures else sizes[0]
+    if largest != reference:
+        per_event = ratio(figures[largest]["rebuild"], figures[reference]["rebuild"])
+        results.add(Row(
+            path=f"publisher rebuild scaling: events/s at {largest:,} vs {reference:,} events",
+            figure=figures[largest]["rebuild"], unit="events/s", baseline=figures[reference]["rebuild"],
+            baseline_label=f"events/s at {reference:,}", ratio=per_event,
+            goal=f"≥ {SCALING_GOAL} (≤ 20 % slower per event)", met=per_event >= SCALING_GOAL,
+        ))
+    if args.profile:
+        results.notes.append(await profiled_rebuild(settings, scenario, args.profile))
+        print(f"[publisher] {results.notes[-1]}", flush=True)
+    sse = await sse_fanout(settings, scenario, args.clients, args.pledges)
+    results.add(Row(
+        path=f"publisher SSE fan-out to {args.clients} clients, p99 (ms)", figure=sse["p99_ms"], unit="ms",
+        goal="informational", note=f"p50 {sse['p50_ms']:.0f} ms; {args.pledges} pledges, publish → every client",
+    ))
+    results.write(args.json)
 
 
 if __name__ == "__main__":

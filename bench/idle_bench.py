@@ -1,0 +1,227 @@
+"""Idle benchmark: CPU the database server burns while the whole stack has nothing to do.
+
+    uv run --no-sync python bench/idle_bench.py            # against the infrastructure in the environment
+
+1. Measures the database server's CPU with no service connected (the baseline);
+2. starts the four services (each its own process, on free ports, in a fresh namespace), seeds the demo
+   data through their HTTP APIs (as `make run` does) and waits until every consumer group has caught up
+   and every outbox is empty;
+3. adds history: `--history` copies of every document the seeds left (finished, with nothing pending or
+   due, under new ids), as a stack that has run for a while has;
+4. measures the database server's CPU (from /proc/<pid>/stat of its Java process) over the minute that
+   starts one minute after catching up. Goal: under 5 % of a core.
+
+Periodic work that scans a collection (a sweep, a poll, a relay pass) costs CPU in proportion to what the
+stack has ever stored, so this figure is where a scan that grows with history shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from common import Results, Row, bench_arguments, cpu_seconds, free_port, infra_env, infra_pid, ratio, rss_mib
+from ksbb_kit.auth import DevIssuer
+from ksbb_kit.demo import DemoContext
+from ksbb_kit.mongo import connect
+from pymongo.errors import BulkWriteError
+
+SERVICES = ("registry", "pledges", "notifier", "publisher")
+GOAL_PERCENT = 5.0
+#: Collections that hold no history: bookkeeping of pending work, counters, snapshots.
+NOT_HISTORY = {"feed_sequence", "snapshots", "snapshot_chunks", "dead_letter_payloads", "report_rate"}
+
+
+def as_history(collection: str, document: dict[str, Any], copy: int, position: int) -> dict[str, Any]:
+    """A finished copy of a document: a new id, nothing pending, nothing due, no unique value repeated."""
+    old = {**document, "_id": f"hist{copy}_{document['_id']}"}
+    for name in ("_outbox", "_outbox_lease", "_rev", "series_next_at", "pending_need_closure", "leased_until",
+                 "lease_token"):
+        old.pop(name, None)
+    if "_outbox_pending" in old:
+        old["_outbox_pending"] = False
+    if collection == "ledgers":
+        old.update(pledges=[], leaving=[])
+    elif collection == "deliveries":
+        old["status"] = "succeeded"
+    elif collection == "emails":
+        old["status"] = "sent"
+    elif collection == "claims":
+        old["confirmed"] = True
+    elif collection == "feed":
+        old["seq"] = -(copy * 1_000_000 + position + 1)  # below every live number: never announced
+    return old
+
+
+async def add_history(mongodb_url: str, prefix: str, copies: int) -> int:
+    """Copy every document of every service database `copies` times as finished history; returns how many."""
+    client = connect(mongodb_url)
+    added = 0
+    try:
+        for service in SERVICES:
+            db = client[f"{prefix.replace('.', '_')}ksbb_{service}"]
+            for name in await db.list_collection_names():
+                if name.startswith(("_", "system.")) or name in NOT_HISTORY:
+                    continue
+                documents = [d async for d in db[name].find({})]
+                clones = [as_history(name, d, c, i) for c in range(copies) for i, d in enumerate(documents)]
+                for start in range(0, len(clones), 2000):
+                    try:
+                        added += len((await db[name].insert_many(clones[start : start + 2000], ordered=False))
+                                     .inserted_ids)
+                    except BulkWriteError as exc:  # a unique value the copy still repeats: that copy is left out
+                        added += len(clones[start : start + 2000]) - len(exc.details.get("writeErrors", []))
+    finally:
+        await client.close()
+    return added
+
+
+def service_env(base: dict[str, str], issuer: DevIssuer, prefix: str) -> dict[str, str]:
+    """The environment of every service process (development settings, the dev issuer, a fresh namespace)."""
+    return {
+        **os.environ, **base,
+        "KSBB_ENV": "development", "KSBB_DEV_ISSUER_ENABLED": "true", "KSBB_JWKS_URL": str(issuer.jwks_path),
+        "KSBB_JWT_ISSUER": issuer.issuer, "KSBB_JWT_AUDIENCE": issuer.audience, "KSBB_TOPIC_PREFIX": prefix,
+        "KSBB_LOG_LEVEL": "WARNING", "KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1","localhost"]',
+    }
+
+
+@contextlib.contextmanager
+def started(env: dict[str, str], logs: Path) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], str]]]:
+    """The four services as separate processes; terminated on exit."""
+    processes: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    try:
+        for name in SERVICES:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            log = (logs / f"{name}.log").open("ab")
+            process = subprocess.Popen(
+                [sys.executable, "-m", f"ksbb_{name}.main"],
+                env={**env, f"KSBB_{name.upper()}_HTTP_PORT": str(port), f"KSBB_{name.upper()}_PUBLIC_URL": url},
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+            processes[name] = (process, url)
+        yield processes
+    finally:
+        for process, _ in processes.values():
+            process.terminate()
+        for process, _ in processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def wait_ready(processes: dict[str, tuple[subprocess.Popen[bytes], str]], logs: Path) -> None:
+    """Until every service answers /readyz with 200."""
+    async with httpx.AsyncClient(timeout=3) as client:
+        for name, (process, url) in processes.items():
+            deadline = time.monotonic() + 120
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"{name} exited; see {logs / (name + '.log')}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} not ready after 120 s; see {logs / (name + '.log')}")
+                await asyncio.sleep(0.5)
+
+
+def metric_sum(text: str, name: str) -> float:
+    """The sum of every sample of one Prometheus metric."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+async def caught_up(processes: dict[str, tuple[subprocess.Popen[bytes], str]]) -> bool:
+    """Every consumer group has committed everything and every outbox is empty."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _, url in processes.values():
+            text = (await client.get(f"{url}/metrics")).text
+            if metric_sum(text, "ksbb_consumer_lag_records") or metric_sum(text, "ksbb_outbox_backlog_documents"):
+                return False
+    return True
+
+
+async def cpu_share(pid: int, seconds: float) -> float:
+    """Percent of one core the process used over the next `seconds`."""
+    before, started_at = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - before) / (time.monotonic() - started_at)
+
+
+async def main() -> None:
+    """Run the benchmark and print (and optionally write) the figures."""
+    parser = bench_arguments(__doc__)
+    parser.add_argument("--window", type=float, default=60.0, help="seconds per CPU measurement")
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds after catching up before measuring")
+    parser.add_argument("--recipients", type=int, default=300, help="recipients the registry demo seeds")
+    parser.add_argument("--seeds", default=",".join(SERVICES), help="services whose demo seed runs, in order")
+    parser.add_argument("--history", type=int, default=10, help="copies of the seeded documents added as history")
+    args = parser.parse_args()
+    if args.tiny:
+        args.window, args.settle, args.recipients, args.seeds, args.history = 2.0, 1.0, 4, "registry", 1
+    results = Results("idle")
+    base = infra_env()
+    mongo_pid = infra_pid("mongo")
+    if mongo_pid is None:
+        raise SystemExit("the database server's process was not found (set KSBB_INFRA_DIR to the infra state folder)")
+    baseline = await cpu_share(mongo_pid, args.window)
+    print(f"database server CPU with no service connected: {baseline:.2f} % of a core", flush=True)
+
+    prefix = f"idle{uuid.uuid4().hex[:6]}."
+    logs = Path(tempfile.mkdtemp(prefix="ksbb-idle-logs-"))
+    print(f"service logs in {logs}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ksbb-idle-") as tmp:
+        issuer = DevIssuer(Path(tmp) / "issuer")
+        with started(service_env(base, issuer, prefix), logs) as processes:
+            await wait_ready(processes, logs)
+            ctx = DemoContext(urls={name: url for name, (_, url) in processes.items()}, issuer=issuer)
+            seeded = time.monotonic()
+            for name in args.seeds.split(","):
+                module = importlib.import_module(f"ksbb_{name}.demo")
+                try:
+                    if name == "registry":
+                        await module.seed(ctx, recipients_wanted=args.recipients)
+                    else:
+                        await module.seed(ctx)
+                except Exception as exc:  # what was seeded still counts: the figure is about idling with data
+                    print(f"the {name} demo seed stopped early ({type(exc).__name__}: {exc}); measuring anyway")
+            print(f"demo seeded in {time.monotonic() - seeded:.0f}s", flush=True)
+            waited = time.monotonic()
+            while not await caught_up(processes):
+                if time.monotonic() - waited > 600:
+                    raise SystemExit("the stack did not catch up within 10 minutes")
+                await asyncio.sleep(3)
+            print(f"caught up {time.monotonic() - waited:.0f}s after the seed", flush=True)
+            history = await add_history(base["KSBB_MONGODB_URL"], prefix, args.history)
+            print(f"added {history:,} documents of history ({args.history} copies of what the seeds left)", flush=True)
+            first = await cpu_share(mongo_pid, args.settle)
+            idle = await cpu_share(mongo_pid, args.window)
+            services = {name: rss_mib(process.pid) for name, (process, _) in processes.items()}
+    print(f"database server CPU in the first {args.settle:.0f}s after catching up: {first:.2f} % of a core")
+    print("service RSS idle (MiB): " + ", ".join(f"{n} {v:.0f}" for n, v in services.items()))
+    results.add(Row(
+        path="idle stack: database server CPU (% of a core), the minute after catching up",
+        figure=idle, unit="% of a core", goal=f"< {GOAL_PERCENT:g} % of a core",
+        baseline=baseline, baseline_label="% with no service connected",
+        ratio=ratio(idle, max(baseline, 0.01), smaller_is_better=True), met=idle < GOAL_PERCENT,
+        note=f"demo data ({args.recipients} recipients) plus {history:,} documents of history; first "
+             f"{args.settle:.0f}s after catching up: {first:.1f} %",
+    ))
+    results.write(args.json)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,45 @@
+"""Every benchmark `make bench` runs, in order: adding one is one entry here.
+
+A benchmark is a script in bench/ that takes `--json PATH` (its result rows and plot series, see
+common.Results) and `--tiny` (the smallest sizes, run by the test suite so no benchmark rots). `args` are
+its arguments for `make bench`; each runs on its own fresh infrastructure (own Kafka and database server).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark script and how `make bench` runs it."""
+
+    name: str
+    script: str
+    #: Arguments for `make bench` (the full size).
+    args: tuple[str, ...] = ()
+    #: The database server's backend for its fresh infrastructure: `memory` (tests) or `h2` (`make run`).
+    backend: str = "memory"
+    #: Java heap of the fresh Kafka and database server.
+    heap: str = "1g"
+    #: Whether it needs Kafka and the database server at all.
+    infrastructure: bool = True
+    #: What it usually takes on the reference machine, for the progress shown by `make bench` (minutes).
+    minutes: float = 5.0
+
+
+BENCHMARKS: tuple[Benchmark, ...] = (
+    Benchmark("idle", "idle_bench.py", backend="h2", minutes=6),
+    Benchmark("publisher", "publisher_bench.py", args=("--sizes", "20000,100000,1000000"), heap="3g", minutes=16),
+    Benchmark("matching", "matching_bench.py", infrastructure=False, minutes=1),
+)
+
+
+def by_name(names: list[str] | None) -> list[Benchmark]:
+    """The benchmarks with these names (all when none are given), in suite order."""
+    if not names:
+        return list(BENCHMARKS)
+    unknown = set(names) - {b.name for b in BENCHMARKS}
+    if unknown:
+        raise SystemExit(f"unknown benchmarks: {', '.join(sorted(unknown))} (known: {[b.name for b in BENCHMARKS]})")
+    return [b for b in BENCHMARKS if b.name in names]
