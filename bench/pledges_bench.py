@@ -1,41 +1,49 @@
-"""Benchmark of pledge creation against a bare FastAPI + PyMongo endpoint doing one comparable write.
+"""Pledges benchmark: creating pledges on one hot need with a long history, and spread over many needs,
+each next to a bare FastAPI + PyMongo endpoint doing one comparable write, measured in the same run.
 
-Usage (infrastructure running):
-    uv run --no-sync python bench/pledges_bench.py [--requests 2000] [--concurrency 32] [--needs 1]
+    uv run --no-sync python bench/pledges_bench.py [--levels 0,500,1000,2000] [--requests 300]
+    uv run --no-sync python bench/pledges_bench.py --tiny            # a smoke run (the test suite's)
 
-Starts, in the same run and on the same machine: the real `ksbb-pledges` service (own topic prefix and
-database) and a baseline app whose endpoint does one conditional `update_one` with `$inc`/`$push` on
-one document (the same shape as a reservation, without auth, outbox, quantities or copies). Both get the
-same load (one hot need by default — the worst case for the optimistic retry — or spread over
-`--needs`); the script prints throughput, p50/p99 latency, their ratio, and the service's RSS idle and
-under load (from /proc).
+Starts the real `ksbb-pledges` service (own namespace and database) and a baseline app whose endpoint
+does one conditional `update_one` with `$inc`/`$push` on one document — the shape of a reservation
+without auth, outbox, quantities or copies. Then:
+
+* hot need: the need's history grows through the API (pledges made and cancelled: settled pledges) to
+  each level of `--levels`; at each level `--requests` creates go to the hot need and the same number to
+  the baseline's one document (the baseline measured before and after, their mean is the figure), and
+  are cancelled afterwards (they join the history). Latency against pledges on the need is the plot;
+  the throughput ratio at the last level is the figure (goal ≥ 0.5× the bare write);
+* spread: `--requests` creates round-robin over `--spread-needs` needs against as many baseline
+  documents (goal ≥ 0.7×);
+* the service's RSS idle and under load (goal ≤ 150 MiB idle, ≤ 300 MiB loaded).
+
+Figures are printed and, with `--json`, written as rows and series for docs/performance.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+from common import Results, Row, Series, bench_arguments, free_port, infra_env, ratio, rss_mib
 from ksbb_contracts.events.registry import NeedOpened, NeedPublic
 from ksbb_contracts.vocab import Item, NeedStatus, Priority
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.testing.kafka import publish_events
 from pydantic import BaseModel
 
-KAFKA = os.environ.get("KSBB_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-MONGO = os.environ.get("KSBB_MONGODB_URL", "mongodb://127.0.0.1:27018/")
+HOT_NEED = "ned_bench_hot"
+DONOR = "bench-donor"
+PLENTY = 1_000_000
 
 
 class BaselineBody(BaseModel):
@@ -45,13 +53,13 @@ class BaselineBody(BaseModel):
     quantity: int
 
 
-def baseline_app() -> object:
+def baseline_app() -> Any:
     """The bare endpoint: one conditional single-document write, like a reservation."""
     from fastapi import FastAPI
     from pymongo import AsyncMongoClient
 
     app = FastAPI()
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(MONGO)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(os.environ["KSBB_MONGODB_URL"])
     collection = client[os.environ["BENCH_DB"]]["needs"]
 
     @app.post("/pledges", status_code=201)
@@ -60,190 +68,272 @@ def baseline_app() -> object:
         result = await collection.update_one(
             {"_id": body.need_id, "$expr": {"$lte": [{"$add": ["$committed", body.quantity]}, "$requested"]}},
             {"$inc": {"committed": body.quantity, "rev": 1}, "$push": {"pledges": {"id": pledge_id}}},
-            upsert=False,
         )
         return {"pledge_id": pledge_id, "matched": str(result.matched_count)}
 
     return app
 
 
-def start_servers(env: dict[str, str], baseline_port: int) -> tuple[subprocess.Popen[bytes], ...]:
-    """The real service and the baseline app, as child processes."""
-    executable = shutil.which("ksbb-pledges") or "ksbb-pledges"
-    service = subprocess.Popen([executable], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    command = [sys.executable, "-m", "uvicorn", "pledges_bench:baseline_app", "--factory"]
-    command += [
-        "--port",
-        str(baseline_port),
-        "--log-level",
-        "warning",
-        "--app-dir",
-        str(Path(__file__).parent),
-    ]
-    baseline = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return service, baseline
+@dataclass
+class Load:
+    """One closed-loop load: how long it took, each request's latency, and the pledge ids created."""
+
+    seconds: float
+    latencies: list[float]
+    created: list[str]
+    failed: int
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, q: float) -> float:
+        """A latency percentile in milliseconds."""
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+
+    def line(self, name: str) -> str:
+        """A one-line summary."""
+        return (f"{name:<9} {self.rate:8.1f} req/s  p50 {self.percentile(0.5):7.1f} ms  "
+                f"p99 {self.percentile(0.99):7.1f} ms  ({len(self.created)} created, {self.failed} failed)")
 
 
-def free_port() -> int:
-    """A free local TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of a process in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-async def wait_ready(url: str, path: str) -> None:
-    """Poll until the server answers."""
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            try:
-                if (await client.get(url + path)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"{url} did not become ready")
-
-
-async def load(
-    url: str, bodies: list[dict[str, object]], headers: dict[str, str], concurrency: int
-) -> tuple[float, list[float], int]:
-    """Send every body with bounded concurrency; returns seconds, latencies, successes."""
+async def load(client: httpx.AsyncClient, url: str, bodies: list[dict[str, Any]], concurrency: int,
+               headers: dict[str, str] | None = None) -> Load:
+    """POST every body with at most `concurrency` in flight."""
     latencies: list[float] = []
-    ok = 0
-    queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    created: list[str] = []
+    failed = 0
+    queue = list(reversed(bodies))
 
-        async def worker() -> None:
-            nonlocal ok
-            while not queue.empty():
-                body = queue.get_nowait()
-                began = time.perf_counter()
-                response = await client.post(url, json=body, headers=headers)
-                latencies.append(time.perf_counter() - began)
-                ok += response.status_code == 201
+    async def worker() -> None:
+        nonlocal failed
+        while queue:
+            body = queue.pop()
+            began = time.perf_counter()
+            response = await client.post(url, json=body, headers=headers)
+            latencies.append(time.perf_counter() - began)
+            if response.status_code == 201:
+                created.append(response.json()["pledge_id"])
+            else:
+                failed += 1
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - began, latencies, ok
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Load(time.perf_counter() - began, latencies, created, failed)
 
 
-def summary(name: str, seconds: float, latencies: list[float], ok: int) -> tuple[float, float, float]:
-    """Print and return throughput, p50 and p99 (ms)."""
-    ordered = sorted(latencies)
-    p50 = statistics.median(ordered) * 1000
-    p99 = ordered[max(int(len(ordered) * 0.99) - 1, 0)] * 1000
-    rate = len(latencies) / seconds
-    print(f"{name:<10} {rate:8.1f} req/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   ({ok} × 201)")
-    return rate, p50, p99
+async def cancel_all(client: httpx.AsyncClient, url: str, pledge_ids: list[str], concurrency: int,
+                     headers: dict[str, str]) -> None:
+    """Cancel pledges (they settle and join the need's history)."""
+    queue = list(pledge_ids)
+
+    async def worker() -> None:
+        while queue:
+            pledge_id = queue.pop()
+            response = await client.post(f"{url}/v1/pledges/{pledge_id}/cancel", headers=headers)
+            if response.status_code != 200:
+                raise SystemExit(f"cancel {pledge_id}: {response.status_code} {response.text}")
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def need_event(need_id: str) -> NeedOpened:
+    """A need as the registry opens it, large enough never to be over-pledged."""
+    return NeedOpened(
+        need=NeedPublic(
+            need_id=need_id,
+            recipient_id="rcp_bench",
+            organisation_id="org_bench",
+            kelurahan_code="31.71.01.1001",
+            item=Item.SEMBAKO,
+            quantity=PLENTY,
+            unit="paket",
+            priority=Priority.HIGH,
+            needed_by=date.today() + timedelta(days=30),
+            status=NeedStatus.OPEN,
+            version=1,
+        ),
+        occurred_at=datetime.now(UTC),
+    )
+
+
+async def wait_until(check: Any, what: str, within: float = 120) -> None:
+    """Poll an async check until it holds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if await check():
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+class Sampler:
+    """Samples a process's RSS in the background; the peak is the loaded figure."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mib(self.pid))
+            await asyncio.sleep(0.5)
+
+    def start(self) -> None:
+        """Begin sampling."""
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> float:
+        """Stop; the peak RSS in MiB."""
+        if self._task:
+            self._task.cancel()
+        return self.peak
 
 
 async def main() -> None:
-    """Run both servers, load them the same way, print the figures and ratios."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--needs", type=int, default=1, help="spread the load over this many needs")
+    """Start both servers, run the hot-need levels and the spread load, report."""
+    parser = bench_arguments(__doc__)
+    parser.add_argument("--levels", default="0,500,1000,2000", help="settled pledges on the hot need, per step")
+    parser.add_argument("--requests", type=int, default=300, help="creates measured per step")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--spread-needs", type=int, default=100)
     args = parser.parse_args()
+    levels = [int(n) for n in args.levels.split(",")]
+    if args.tiny:
+        levels, args.requests, args.spread_needs, args.concurrency = [0, 10], 20, 4, 4
+    results = Results("pledges")
+    state = Path(tempfile.mkdtemp(prefix="ksbb-bench-pledges-"))
+    issuer = DevIssuer(state / "issuer")
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    issuer = DevIssuer(Path(tempfile.mkdtemp(prefix="ksbb-bench-")))
     service_port, baseline_port = free_port(), free_port()
     env = {
-        **os.environ,
-        "KSBB_PLEDGES_HTTP_PORT": str(service_port),
-        "KSBB_TOPIC_PREFIX": prefix,
-        "KSBB_KAFKA_BOOTSTRAP": KAFKA,
-        "KSBB_MONGODB_URL": MONGO,
-        "KSBB_JWKS_URL": str(issuer.jwks_path),
-        "KSBB_JWT_ISSUER": issuer.issuer,
-        "KSBB_JWT_AUDIENCE": issuer.audience,
-        "KSBB_LOG_LEVEL": "WARNING",
+        **os.environ, **infra_env(),
+        "KSBB_PLEDGES_HTTP_PORT": str(service_port), "KSBB_TOPIC_PREFIX": prefix,
+        "KSBB_ENV": "development", "KSBB_DEV_ISSUER_ENABLED": "true", "KSBB_JWKS_URL": str(issuer.jwks_path),
+        "KSBB_JWT_ISSUER": issuer.issuer, "KSBB_JWT_AUDIENCE": issuer.audience, "KSBB_LOG_LEVEL": "WARNING",
         "BENCH_DB": prefix.replace(".", "_") + "baseline",
     }
-    service, baseline = start_servers(env, baseline_port)
+    logs = [(state / name).open("wb") for name in ("pledges.log", "baseline.log")]
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ksbb_pledges.main", env=env, stdout=logs[0], stderr=logs[0]
+    )
+    baseline = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "pledges_bench:baseline_app", "--factory", "--port", str(baseline_port),
+        "--log-level", "warning", "--app-dir", str(Path(__file__).parent), env=env, stdout=logs[1], stderr=logs[1],
+    )
+    service_url, baseline_url = f"http://127.0.0.1:{service_port}", f"http://127.0.0.1:{baseline_port}"
+    token = issuer.token("donor", subject=DONOR, ttl_seconds=4 * 3600)
+    donor = {"authorization": f"Bearer {token}"}
+    planned = (date.today() + timedelta(days=2)).isoformat()
+    # Idle connections expire before the servers' 5 s keep-alive timeout (reusing a closing one fails).
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=1)
     try:
-        service_url, baseline_url = f"http://127.0.0.1:{service_port}", f"http://127.0.0.1:{baseline_port}"
-        await wait_ready(service_url, "/readyz")
-        await wait_ready(baseline_url, "/docs")
-        total = args.requests * 2
-        need_ids = [f"ned_bench_{n:03d}" for n in range(args.needs)]
-        events = [
-            NeedOpened(
-                need=NeedPublic(
-                    need_id=need_id,
-                    recipient_id="rcp_bench",
-                    organisation_id="org_bench",
-                    kelurahan_code="31.71.01.1001",
-                    item=Item.SEMBAKO,
-                    quantity=total,
-                    unit="paket",
-                    priority=Priority.HIGH,
-                    needed_by=date.today() + timedelta(days=30),
-                    status=NeedStatus.OPEN,
-                    version=1,
-                ),
-                occurred_at=datetime.now(UTC),
-            )
-            for need_id in need_ids
-        ]
-        await publish_events(KAFKA, prefix, events)
-        from pymongo import AsyncMongoClient
+        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
 
-        mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(MONGO)
-        await mongo[env["BENCH_DB"]]["needs"].insert_many(
-            [{"_id": n, "requested": total, "committed": 0, "rev": 0, "pledges": []} for n in need_ids]
-        )
-        await mongo.close()
-        async with httpx.AsyncClient() as client:
-            for need_id in need_ids:
-                for _ in range(300):
-                    if (await client.get(f"{service_url}/v1/needs/{need_id}/ledger")).status_code == 200:
-                        break
-                    await asyncio.sleep(0.2)
-        idle = rss_mb(service.pid)
-        token = issuer.token("donor", subject="bench-donor", ttl_seconds=3600)
-        planned = (date.today() + timedelta(days=2)).isoformat()
-        bodies = [
-            {"need_id": need_ids[i % len(need_ids)], "quantity": 1, "planned_date": planned}
-            for i in range(args.requests)
-        ]
-        # Warm-up, then the measured runs, interleaved in the same process lifetime.
-        await load(f"{baseline_url}/pledges", bodies[:50], {}, 8)
-        await load(f"{service_url}/v1/pledges", bodies[:50], {"authorization": f"Bearer {token}"}, 8)
-        print(f"{args.requests} creates each over {args.needs} need(s), concurrency {args.concurrency}:")
-        base = summary("baseline", *await load(f"{baseline_url}/pledges", bodies, {}, args.concurrency))
-        svc = summary(
-            "pledges",
-            *await load(
-                f"{service_url}/v1/pledges",
-                bodies,
-                {"authorization": f"Bearer {token}"},
-                args.concurrency,
-            ),
-        )
-        loaded = rss_mb(service.pid)
-        print(
-            f"ratio pledges/baseline: throughput {svc[0] / base[0]:.2f}×, p50 {svc[1] / base[1]:.2f}×, "
-            f"p99 {svc[2] / base[2]:.2f}×"
-        )
-        print(f"pledges RSS: idle {idle:.0f} MiB, after load {loaded:.0f} MiB")
+            async def ready(url: str, path: str) -> bool:
+                return (await client.get(url + path)).status_code == 200
+
+            await wait_until(lambda: ready(service_url, "/readyz"), "the pledges service")
+            await wait_until(lambda: ready(baseline_url, "/docs"), "the baseline app")
+            spread = [f"ned_bench_{n:03d}" for n in range(args.spread_needs)]
+            await publish_events(env["KSBB_KAFKA_BOOTSTRAP"], prefix, [need_event(n) for n in [HOT_NEED, *spread]])
+            from pymongo import AsyncMongoClient
+
+            mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env["KSBB_MONGODB_URL"])
+            await mongo[env["BENCH_DB"]]["needs"].insert_many(
+                [{"_id": n, "requested": PLENTY, "committed": 0, "rev": 0, "pledges": []} for n in [HOT_NEED, *spread]]
+            )
+            for need_id in [HOT_NEED, *spread]:
+                await wait_until(lambda n=need_id: ready(service_url, f"/v1/needs/{n}/ledger"), f"ledger of {need_id}")
+            idle = rss_mib(service.pid)
+            sampler = Sampler(service.pid)
+            sampler.start()
+
+            def bodies(need_ids: list[str], count: int) -> list[dict[str, Any]]:
+                return [{"need_id": need_ids[i % len(need_ids)], "quantity": 1, "planned_date": planned}
+                        for i in range(count)]
+
+            async def measured(need_ids: list[str]) -> tuple[Load, float, Load]:
+                """Baseline, service, baseline again (their mean brackets the service's run)."""
+                work = bodies(need_ids, args.requests)
+                before = await load(client, f"{baseline_url}/pledges", work, args.concurrency)
+                ours = await load(client, f"{service_url}/v1/pledges", work, args.concurrency, donor)
+                after = await load(client, f"{baseline_url}/pledges", work, args.concurrency)
+                return ours, (before.rate + after.rate) / 2, before
+
+            # Warm-up of both (connections, caches), on needs the measurements do not use.
+            await load(client, f"{baseline_url}/pledges", bodies(spread, 40), 4)
+            warm = await load(client, f"{service_url}/v1/pledges", bodies(spread, 40), 4, donor)
+            await cancel_all(client, service_url, warm.created, args.concurrency, donor)
+
+            latency_ours = Series("hot_need_write_latency", "pledges service p50", "settled pledges on the need",
+                                  "create latency (ms)")
+            latency_ours_p99 = Series("hot_need_write_latency", "pledges service p99", latency_ours.x_label,
+                                      latency_ours.y_label)
+            latency_bare = Series("hot_need_write_latency", "bare write p50", latency_ours.x_label,
+                                  latency_ours.y_label)
+            history = 0
+            hot: tuple[Load, float, Load] | None = None
+            for level in levels:
+                if level > history:
+                    grown = await load(client, f"{service_url}/v1/pledges", bodies([HOT_NEED], level - history),
+                                       args.concurrency, donor)
+                    await cancel_all(client, service_url, grown.created, args.concurrency, donor)
+                    history += len(grown.created)
+                print(f"hot need with {history} settled pledges, {args.requests} creates each, "
+                      f"concurrency {args.concurrency}:", flush=True)
+                hot = await measured([HOT_NEED])
+                ours, bare_rate, bare = hot
+                print(bare.line("baseline"), f"(mean of two runs {bare_rate:.1f} req/s)")
+                print(ours.line("pledges"), f"ratio {ratio(ours.rate, bare_rate):.2f}", flush=True)
+                latency_ours.points.append((history, round(ours.percentile(0.5), 2)))
+                latency_ours_p99.points.append((history, round(ours.percentile(0.99), 2)))
+                latency_bare.points.append((history, round(bare.percentile(0.5), 2)))
+                await cancel_all(client, service_url, ours.created, args.concurrency, donor)
+                history += len(ours.created)
+            results.series += [latency_ours, latency_ours_p99, latency_bare]
+
+            print(f"spread over {len(spread)} needs, {args.requests} creates each:", flush=True)
+            spread_ours, spread_bare_rate, spread_bare = await measured(spread)
+            print(spread_bare.line("baseline"), f"(mean of two runs {spread_bare_rate:.1f} req/s)")
+            print(spread_ours.line("pledges"), f"ratio {ratio(spread_ours.rate, spread_bare_rate):.2f}", flush=True)
+            loaded = await sampler.stop()
+            await mongo.close()
+
+        assert hot is not None
+        ours, bare_rate, _ = hot
+        hot_ratio = ratio(ours.rate, bare_rate)
+        results.add(Row(
+            f"pledges: creates on one hot need with {levels[-1]:,} settled pledges", round(ours.rate, 1), "creates/s",
+            "≥ 0.5× bare write", round(bare_rate, 1), "bare FastAPI + PyMongo write/s", round(hot_ratio, 2),
+            hot_ratio >= 0.5, f"p50 {ours.percentile(0.5):.1f} ms, p99 {ours.percentile(0.99):.1f} ms; "
+            f"concurrency {args.concurrency}",
+        ))
+        spread_ratio = ratio(spread_ours.rate, spread_bare_rate)
+        results.add(Row(
+            f"pledges: creates spread over {len(spread)} needs", round(spread_ours.rate, 1), "creates/s",
+            "≥ 0.7× bare write", round(spread_bare_rate, 1), "bare FastAPI + PyMongo write/s",
+            round(spread_ratio, 2), spread_ratio >= 0.7,
+            f"p50 {spread_ours.percentile(0.5):.1f} ms, p99 {spread_ours.percentile(0.99):.1f} ms",
+        ))
+        results.add(Row("pledges: RSS idle", round(idle, 1), "MiB", "≤ 150 MiB", met=idle <= 150))
+        results.add(Row("pledges: RSS under load (peak)", round(loaded, 1), "MiB", "≤ 300 MiB", met=loaded <= 300))
+        results.write(args.json)
     finally:
         for process in (service, baseline):
             process.terminate()
             try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
                 process.kill()
+        for log in logs:
+            log.close()
 
 
 if __name__ == "__main__":

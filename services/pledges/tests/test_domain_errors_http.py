@@ -127,6 +127,15 @@ EXPECTED: list[tuple[PledgesError, int, dict[str, Any]]] = [
             "details": {"access_ended_at": "2026-03-16T08:00:00+00:00"},
         },
     ),
+    (
+        errors.TooManyLivePledges(1000),
+        409,
+        {
+            "code": "too_many_live_pledges",
+            "message": "the need already has 1000 pledges on their way; try again once some are delivered",
+            "details": {"live_pledges_limit": 1000},
+        },
+    ),
 ]
 
 

@@ -63,7 +63,9 @@ async def test_two_processes_never_over_commit(
         }
         processes.append(start_service(executable, env))
     urls = [f"http://127.0.0.1:{port}" for port in ports]
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    # Idle connections expire well before the servers' 5 s keep-alive timeout: reusing one the server is
+    # closing at that moment fails the request (a ReadError) on a busy machine.
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=1)
     try:
         async with httpx.AsyncClient(timeout=120, limits=limits) as client:
             for url, process in zip(urls, processes, strict=True):

@@ -1,4 +1,9 @@
-"""Per-pledge copies in MongoDB (`pledges`): derived from the ledgers for listing, never newer-overwritten."""
+"""Per-pledge copies in MongoDB (`pledges`): every pledge for listing, and the only home of settled ones.
+
+A live pledge's copy follows its ledger (never overwritten by an older version). Once a pledge settles,
+its copy is written first and it then leaves the ledger's `leaving` list (`move_out`): from then on the
+copy is the pledge.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from ksbb_pledges.app.ports import Page
+from ksbb_pledges.domain.ledger import is_live
 from ksbb_pledges.domain.pledge import Ledger, Pledge
 
 #: Ledger fields the copies repair does not need to read.
 OUTBOX_FIELDS_HIDDEN = {"_outbox": 0, "_outbox_pending": 0, "_outbox_lease": 0, "_applied": 0}
+#: Fields a copy adds to its pledge (the need's facts).
+NEED_FACTS = ("need_id", "recipient_id", "organisation_id", "kelurahan_code", "item", "unit")
 
 
 class MongoPledgeCopies:
@@ -29,14 +37,27 @@ class MongoPledgeCopies:
         await self.copies.create_index([("donor_id", ASCENDING)])
         await self.copies.create_index([("need_id", ASCENDING)])
         await self.copies.create_index([("recipient_id", ASCENDING)])
+        await self.copies.create_index([("offer_id", ASCENDING)])
+
+    async def get(self, pledge_id: str) -> dict[str, Any] | None:
+        """One pledge's copy (with its need's facts), or None."""
+        return await self.copies.find_one({"_id": pledge_id})
+
+    async def of_need(self, need_id: str) -> list[Pledge]:
+        """Every copied pledge of a need, as its ledger would hold it."""
+        return [pledge_of_copy(c) async for c in self.copies.find({"need_id": need_id})]
+
+    async def of_offer(self, offer_id: str) -> dict[str, Pledge]:
+        """The copied pledges made from an offer, by need id."""
+        return {c["need_id"]: pledge_of_copy(c) async for c in self.copies.find({"offer_id": offer_id})}
 
     async def sync(self, ledger: Ledger, pledges: Sequence[Pledge]) -> None:
-        """Upsert the copies of these pledges, never overwriting a newer one."""
+        """Upsert the copies of these pledges, never overwriting a newer one (the same version: rewritten)."""
         if not pledges:
             return
         operations = [
             ReplaceOne(
-                {"_id": p["pledge_id"], "version": {"$lt": p["version"]}},
+                {"_id": p["pledge_id"], "version": {"$lte": p["version"]}},
                 _copy(ledger, p),
                 upsert=True,
             )
@@ -48,6 +69,21 @@ class MongoPledgeCopies:
             # Duplicate keys mean a newer copy is already there; anything else is a real failure.
             if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                 raise
+
+    async def move_out(self, ledger: Ledger, settled: Sequence[Pledge]) -> None:
+        """Settled pledges leave their ledger: their copies are written first, then the ledger lets go of them.
+
+        Idempotent, so a move a crash interrupted is simply done again. A settled pledge never changes, so
+        the ledger's revision need not move (no decision depends on where a settled pledge is kept).
+        """
+        if not settled:
+            return
+        await self.sync(ledger, settled)
+        ids = [p["pledge_id"] for p in settled]
+        await self.ledgers.update_one(
+            {"_id": ledger["_id"]},
+            {"$pull": {"leaving": {"pledge_id": {"$in": ids}}, "pledges": {"pledge_id": {"$in": ids}}}},
+        )
 
     async def page(
         self, *, donor_id: str | None = None, recipient_id: str | None = None, cursor: str | None, limit: int
@@ -65,29 +101,37 @@ class MongoPledgeCopies:
         return Page(items=found[:limit], next_cursor=next_cursor)
 
     async def repair(self, *, since: datetime | None = None) -> int:
-        """Rewrite copies that a crash left behind the ledger; returns how many were rewritten.
+        """Rewrite copies that a crash left behind the ledger, finish interrupted moves; returns how many.
 
         `since` limits the scan to ledgers changed after it (the periodic sweep); None scans all (the
-        first sweep after a start, which covers any time the service was down).
+        first sweep after a start, which covers any time the service was down). Settled pledges still in a
+        ledger — parked in `leaving` by an interrupted move, or kept there before pledges left ledgers —
+        move out to their copies.
         """
         repaired = 0
         query: dict[str, Any] = {} if since is None else {"updated_at": {"$gte": since}}
         async for ledger in self.ledgers.find(query, projection=OUTBOX_FIELDS_HIDDEN):
+            held = ledger.get("pledges", [])
+            ids = [p["pledge_id"] for p in held]
             copies = {
                 c["_id"]: c.get("version", 0)
-                async for c in self.copies.find({"need_id": ledger["_id"]}, projection={"version": 1})
+                async for c in self.copies.find({"_id": {"$in": ids}}, projection={"version": 1})
             }
-            stale = [p for p in ledger.get("pledges", []) if copies.get(p["pledge_id"], 0) < p["version"]]
+            stale = [p for p in held if is_live(p) and copies.get(p["pledge_id"], 0) < p["version"]]
             if stale:
                 await self.sync(ledger, stale)
                 repaired += len(stale)
+            settled = [*ledger.get("leaving", []), *(p for p in held if not is_live(p))]
+            if settled:
+                await self.move_out(ledger, settled)
+                repaired += len(settled)
         return repaired
 
 
 def _copy(ledger: Ledger, pledge: Pledge) -> dict[str, Any]:
     """The copy of one pledge: the pledge with its need's facts, keyed by the pledge id."""
     return {
-        **{k: v for k, v in pledge.items() if k not in ("pledge_id", "request_hash")},
+        **{k: v for k, v in pledge.items() if k != "pledge_id"},
         "_id": pledge["pledge_id"],
         "need_id": ledger["_id"],
         "recipient_id": ledger["recipient_id"],
@@ -95,4 +139,12 @@ def _copy(ledger: Ledger, pledge: Pledge) -> dict[str, Any]:
         "kelurahan_code": ledger["kelurahan_code"],
         "item": ledger["item"],
         "unit": ledger.get("unit"),
+    }
+
+
+def pledge_of_copy(copy: dict[str, Any]) -> Pledge:
+    """A pledge as its ledger held it, from its copy."""
+    return {
+        **{k: v for k, v in copy.items() if k not in ("_id", *NEED_FACTS)},
+        "pledge_id": copy["_id"],
     }

@@ -30,6 +30,7 @@ from ksbb_pledges.domain.errors import (
     PledgesError,
     ReceivedExceedsPledged,
     RecipientUnavailable,
+    TooManyLivePledges,
     UnknownNeed,
 )
 
@@ -42,6 +43,7 @@ CONFLICT = (
     PledgeNotLive,
     ContactAccessEnded,
     OfferNotOpen,
+    TooManyLivePledges,
 )
 UNPROCESSABLE = (
     IdempotencyKeyReused,
@@ -80,6 +82,8 @@ def _field_and_details(error: PledgesError) -> tuple[str | None, dict[str, Any] 
             return None, {"available": 0, "need_status": status}
         case RecipientUnavailable():
             return None, {"available": 0}
+        case TooManyLivePledges(limit=limit):
+            return None, {"live_pledges_limit": limit}
         case IllegalTransition(status=status) | OfferNotOpen(status=status):
             return None, {"status": status}
         case UnknownNeed():

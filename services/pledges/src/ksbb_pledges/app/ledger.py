@@ -45,18 +45,32 @@ class LedgerService:
         return ledger
 
     async def with_pledges(self, need_id: str, principal: Principal) -> Ledger:
-        """A need's ledger with its pledges, for the recipient, its facilitators and admins."""
+        """A need's ledger with every pledge it ever had, for the recipient, its facilitators and admins."""
         ledger = await self.ledger(need_id)
         check_sees_recipient(principal, ledger["recipient_id"], ledger["organisation_id"])
-        return ledger
+        return {**ledger, "pledges": await self.store.pledges_of_need(need_id)}
 
-    async def reserve(self, need_id: str, pledge: Pledge, *, allow_partial: bool = False) -> Reservation:
-        """Reserve a new pledge on a need's ledger (or find it again when the create is retried)."""
+    async def reserve(
+        self,
+        need_id: str,
+        pledge: Pledge,
+        *,
+        allow_partial: bool = False,
+        has_copy: bool = True,
+        new_id: bool = False,
+    ) -> Reservation:
+        """Reserve a new pledge on a need's ledger (or find it again when the create is retried).
+
+        `has_copy=False` says no per-pledge copy of this id exists (so a settled pledge of that id cannot
+        exist either); `new_id` says the id was just made up, so no pledge of that id exists anywhere.
+        """
 
         def decide(ledger: Ledger) -> LedgerChange[Reservation]:
             return reserve(ledger, pledge, now=self.clock.now(), allow_partial=allow_partial)
 
-        return await self.store.apply(need_id, decide, focus=pledge["pledge_id"])
+        return await self.store.apply(
+            need_id, decide, focus=pledge["pledge_id"], look_in_copies=has_copy, new_pledge=new_id
+        )
 
     async def sweep_expiry(self) -> dict[str, int]:
         """Expire overdue pledges and remind donors of pledges about to expire; durable (state in the store)."""

@@ -82,10 +82,11 @@ class PledgeService:
         """Reserve a donor's pledge on the need's ledger; a retried create (same key) finds the first one."""
         subject = principal.subject
         pledge_id = derived_id("plg", subject, idempotency_key) if idempotency_key else new_id("plg")
-        if idempotency_key:
-            elsewhere = await self.store.ledger_of_pledge(pledge_id)
-            if elsewhere is not None and elsewhere["_id"] != request.need_id:
-                raise IdempotencyKeyReused("another need")
+        # A retry finds its pledge's copy by id (no scan); a pledge whose copy a crash delayed is still
+        # found by the reservation itself, in the need's ledger.
+        made_for = await self.store.need_of_pledge(pledge_id) if idempotency_key else None
+        if made_for is not None and made_for != request.need_id:
+            raise IdempotencyKeyReused("another need")
         check_planned_date(request.planned_date, self.clock.now().date())
         pledge = new_pledge(
             pledge_id=pledge_id,
@@ -97,7 +98,9 @@ class PledgeService:
             request_hash=request.fingerprint(),
             note=request.note,
         )
-        return await self.ledger.reserve(request.need_id, pledge)
+        return await self.ledger.reserve(
+            request.need_id, pledge, has_copy=made_for is not None, new_id=not idempotency_key
+        )
 
     async def mine(self, principal: Principal, cursor: str | None, limit: int) -> Page:
         """A donor's own pledges; every pledge for an admin."""

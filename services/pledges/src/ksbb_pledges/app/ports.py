@@ -31,18 +31,29 @@ class Page:
 
 
 class LedgerStore(Protocol):
-    """Need ledgers (one document per need, pledges embedded), changed only through `apply`."""
+    """Need ledgers (one document per need, live pledges embedded), changed only through `apply`.
+
+    Settled pledges leave the ledger for the per-pledge copies; the reads of one pledge still find them.
+    """
 
     async def create_indexes(self) -> None:
         """Create the indexes the queries need."""
         ...
 
     async def get(self, need_id: str, *, focus: str | None = None) -> Ledger | None:
-        """A ledger; with `focus`, its `pledges` hold only that pledge (if present)."""
+        """A ledger with its live pledges; with `focus`, its `pledges` hold only that pledge (if it exists)."""
         ...
 
     async def ledger_of_pledge(self, pledge_id: str) -> Ledger | None:
-        """The ledger holding a pledge, with only that pledge in `pledges`."""
+        """The ledger of a pledge, with only that pledge (live or settled) in `pledges`."""
+        ...
+
+    async def need_of_pledge(self, pledge_id: str) -> str | None:
+        """The need a pledge was made for, if its copy says so (one cheap lookup, no scan)."""
+        ...
+
+    async def pledges_of_need(self, need_id: str) -> list[Pledge]:
+        """Every pledge a need ever had, live and settled, oldest first."""
         ...
 
     async def apply(
@@ -52,13 +63,18 @@ class LedgerStore(Protocol):
         *,
         create: Callable[[], Ledger] | None = None,
         focus: str | None = None,
+        look_in_copies: bool = True,
+        new_pledge: bool = False,
     ) -> R:
         """Write `decide`'s change to the need's ledger atomically, events included; returns its result.
 
         `decide` sees the ledger as read and may raise to refuse; when another writer changed the
         ledger in between, it is called again on a fresh read. `create` builds the ledger of a need not
         stored yet (without it, UnknownNeed); `focus` reads only that pledge, so the decision must append
-        or replace just that one.
+        or replace just that one — a pledge that settled is shown too (it no longer changes), looked up in
+        the copies unless `look_in_copies` is off (an id that has no copy). `new_pledge` says the focused
+        id was just made up: it exists nowhere, so the store may decide on the ledger as it last wrote it
+        (the revision guard still catches any other writer; refusals are always decided on a fresh read).
         """
         ...
 

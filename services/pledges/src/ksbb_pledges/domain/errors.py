@@ -65,6 +65,18 @@ class RecipientUnavailable(PledgesError):
 
 
 @dataclass(eq=False)
+class TooManyLivePledges(PledgesError):
+    """A need holds at most so many live pledges at once (it bounds the size and cost of its ledger)."""
+
+    rule: ClassVar[str] = "too_many_live_pledges"
+    limit: int
+
+    @property
+    def message(self) -> str:
+        return f"the need already has {self.limit} pledges on their way; try again once some are delivered"
+
+
+@dataclass(eq=False)
 class IdempotencyKeyReused(PledgesError):
     """A retry key names an earlier, different request."""
 

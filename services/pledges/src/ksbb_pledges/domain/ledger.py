@@ -1,11 +1,17 @@
 """The need ledger's decisions (pure): reservations, lifecycle moves, registry facts and expiry.
 
-A ledger is one document per need: the need's facts, its quantities and its embedded pledges (the
-authoritative copy of every pledge). A decision reads a ledger as it was and returns a LedgerChange —
+A ledger is one document per need: the need's facts, its quantities and its live pledges (the authoritative
+copy of each pledge until it settles). A decision reads a ledger as it was and returns a LedgerChange —
 the pledge(s) it changes, the fields to set (need facts, quantities, ledger version) and the events that
 result. The store writes a change as ONE conditional single-document update guarded by the revision it
 read, events included, so a decider that lost a race re-reads and decides again: a need can never be
 committed beyond what it requested.
+
+Decisions see a ledger's pledges as one list. The store keeps only the live ones in the document: a pledge
+that settles (delivered, cancelled, rejected, expired) leaves it in the same write (into `leaving`) and
+moves to the per-pledge collection right after, so a write costs O(live pledges), never O(history). The
+quantities are kept by differences, never recounted from the list, and a need holds at most
+MAX_LIVE_PLEDGES live + leaving pledges (see `domain.bounds`).
 """
 
 from __future__ import annotations
@@ -29,16 +35,19 @@ from ksbb_contracts.events.pledges import (
 from ksbb_contracts.events.registry import NeedPublic
 from ksbb_contracts.vocab import NeedStatus, PledgeStatus, RecipientStatus
 
+from ksbb_pledges.domain.bounds import MAX_LIVE_PLEDGES
 from ksbb_pledges.domain.errors import (
     IdempotencyKeyReused,
     NeedNotOpen,
     OverPledged,
     ReceivedExceedsPledged,
     RecipientUnavailable,
+    TooManyLivePledges,
 )
 from ksbb_pledges.domain.lifecycle import (
     CANCELLED,
     EXPIRED,
+    LIVE,
     RELEASABLE,
     TRANSITIONS,
     ExpiryPolicy,
@@ -94,6 +103,10 @@ class LedgerChange(Generic[R]):
             return [self.replaced[1]]
         return [p for p in self.pledges or [] if p["pledge_id"] in self.changed_pledge_ids]
 
+    def departing(self) -> list[Pledge]:
+        """The changed pledges that settled: they leave the ledger document for the per-pledge collection."""
+        return [p for p in self.changed() if not is_live(p)]
+
     def applied_to(self, ledger: Ledger) -> Ledger:
         """The ledger as it is after this change (what the store's update makes of it)."""
         if self.noop:
@@ -115,6 +128,16 @@ class Reservation(NamedTuple):
     ledger: Ledger
     pledge: Pledge
     replayed: bool
+
+
+def is_live(pledge: Pledge) -> bool:
+    """Whether a pledge still holds a reservation on its way to the recipient (pledged, confirmed, dispatched)."""
+    return PledgeStatus(pledge["status"]) in LIVE
+
+
+def held_pledges(ledger: Ledger) -> int:
+    """How many pledges the ledger document holds: its live ones and the settled ones still leaving it."""
+    return int(ledger.get("live_pledges", 0)) + len(ledger.get("leaving", []))
 
 
 def unchanged(result: R) -> LedgerChange[R]:
@@ -146,7 +169,9 @@ def new_ledger(need: NeedPublic, *, recipient_blocked: bool, recipient_version: 
         "delivered": 0,
         "ledger_version": 0,
         "rev": 1,
+        "live_pledges": 0,
         "pledges": [],
+        "leaving": [],
         "created_at": now,
         "last_delivered_at": None,
     }
@@ -165,23 +190,30 @@ def recipient_blocked(status: str | None) -> bool:
 def settle(ledger: Ledger, change: LedgerChange[R], now: datetime) -> LedgerChange[R]:
     """Complete a change: new quantities, `updated_at`, and a ledger event when the quantities moved.
 
-    Appending or replacing one pledge adjusts the stored totals by that pledge's difference (exact,
-    because the write is guarded by the revision they were read at); a whole new list is recounted.
+    The stored totals (and the live-pledge count) move by the difference between the changed pledges'
+    old and new states — exact, because the write is guarded by the revision they were read at, and
+    never a recount: settled pledges are no longer in the ledger to be counted.
     """
     if change.noop:
         return change
     fields: dict[str, Any] = {**change.set_fields, "updated_at": now}
     if change.pledges is not None:
-        q = quantities(change.pledges)
+        ids = change.changed_pledge_ids
+        old = [p for p in ledger.get("pledges", []) if p["pledge_id"] in ids]
+        new = [p for p in change.pledges if p["pledge_id"] in ids]
     else:
-        before = quantities([change.replaced[0]] if change.replaced else [])
-        after = quantities([change.appended] if change.appended else [change.replaced[1]] if change.replaced else [])
-        q = Quantities(
-            ledger["committed"] + after.committed - before.committed,
-            ledger["in_transit"] + after.in_transit - before.in_transit,
-            ledger["delivered"] + after.delivered - before.delivered,
-        )
+        old = [change.replaced[0]] if change.replaced else []
+        new = [change.appended] if change.appended else [change.replaced[1]] if change.replaced else []
+    before, after = quantities(old), quantities(new)
+    q = Quantities(
+        ledger["committed"] + after.committed - before.committed,
+        ledger["in_transit"] + after.in_transit - before.in_transit,
+        ledger["delivered"] + after.delivered - before.delivered,
+    )
     fields.update(committed=q.committed, in_transit=q.in_transit, delivered=q.delivered)
+    fields["live_pledges"] = (
+        int(ledger.get("live_pledges", 0)) + sum(map(is_live, new)) - sum(map(is_live, old))
+    )
     merged = {**ledger, **fields}
     events = list(change.events)
     moved = any(merged.get(k) != ledger.get(k) for k in ANNOUNCED)
@@ -224,11 +256,13 @@ def _release(ledger: Ledger, change: LedgerChange[R], reason: str, now: datetime
 def reserve(ledger: Ledger, pledge: Pledge, *, now: datetime, allow_partial: bool = False) -> LedgerChange[Reservation]:
     """Reserve a new pledge: the need is open, its recipient not blocked, and enough of it remains.
 
-    A pledge id the ledger already holds is a retried create: the stored pledge comes back unchanged
+    A pledge id the ledger already holds (live, or settled and leaving; the store also shows one already
+    moved to the per-pledge collection) is a retried create: the stored pledge comes back unchanged
     (IdempotencyKeyReused if the retry asks for something else). With `allow_partial` (an accepted
-    offer), a pledge larger than what remains is cut to it instead of refused.
+    offer), a pledge larger than what remains is cut to it instead of refused. A need holding
+    MAX_LIVE_PLEDGES pledges takes no more until some settle (TooManyLivePledges).
     """
-    for existing in ledger.get("pledges", []):
+    for existing in [*ledger.get("pledges", []), *ledger.get("leaving", [])]:
         if existing["pledge_id"] == pledge["pledge_id"]:
             if existing.get("request_hash") != pledge["request_hash"]:
                 raise IdempotencyKeyReused("a different pledge")
@@ -243,6 +277,8 @@ def reserve(ledger: Ledger, pledge: Pledge, *, now: datetime, allow_partial: boo
         if not allow_partial or available == 0:
             raise OverPledged(available)
         quantity = available
+    if held_pledges(ledger) >= MAX_LIVE_PLEDGES:
+        raise TooManyLivePledges(MAX_LIVE_PLEDGES)
     reserved = {**pledge, "quantity": quantity, "created_at": now, "updated_at": now}
     change = LedgerChange(
         result=Reservation(ledger, reserved, False),
