@@ -12,6 +12,7 @@ import httpx
 import pytest
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.clock import ManualClock
+from ksbb_kit.testing.waiting import eventually
 from ksbb_registry.adapters.claims import BACKFILL_MARKER, ClaimStore
 from ksbb_registry.api.deps import Services
 from ksbb_registry.settings import RegistrySettings
@@ -83,7 +84,12 @@ async def test_concurrent_registrations_of_one_rw_let_exactly_one_through(
     assert {r.json()["field"] for r in responses if r.status_code == 409} == {"rw"}
     assert await count_recipients(admin, org_id) == 1
     claim = await claims.find_one({"_id": "rw:31.74.01.1001/11"})
-    assert claim is not None and claim["recipient_id"] == winner and claim["confirmed"] is True
+    assert claim is not None and claim["recipient_id"] == winner
+
+    async def confirmed() -> bool:  # the confirmation follows the answer
+        return bool((await claims.find_one({"_id": "rw:31.74.01.1001/11"}))["confirmed"])
+
+    await eventually(confirmed, within=10, what="the winner's claim confirmed")
     # The losers released the name claims they had taken before losing the RW claim.
     assert await claims.count_documents({"recipient_id": {"$ne": winner}, "_id": {"$regex": "^name:"}}) == 0
 

@@ -5,17 +5,21 @@ registration's insert fails with DuplicateKeyError instead of passing a read-the
 transactions are needed (mongo-java-server has none); a crash between the claim and the recipient write
 leaves an orphan claim that is taken over atomically (compare-and-set on the stale holder) once it is older
 than the grace period, or removed by `sweep`.
+
+Round trips: a registration's keys are claimed in one write when they are free (the common case), and
+confirmed or released in one write; only a key that is already taken costs a read of its claim.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from ksbb_contracts.vocab import RecipientStatus
 from ksbb_kit.jobs import StuckItems, for_each_item
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ksbb_registry.adapters.store import Doc
 from ksbb_registry.app.ports import ClaimResult, Clock
@@ -27,6 +31,7 @@ CLAIM_INDEXES = [
 _ARCHIVED = RecipientStatus.ARCHIVED.value
 #: Marks a database whose pre-existing recipients have had their keys claimed (never a duplicate key).
 BACKFILL_MARKER = "meta:backfill-v1"
+DUPLICATE_KEY = 11000
 
 
 def claim_query(claim_id: str) -> Doc:
@@ -79,16 +84,41 @@ class ClaimStore:
             pass  # another instance finished the backfill at the same time
         return claimed
 
-    async def claim(self, key: str, recipient_id: str) -> ClaimResult:
-        """Claim `key` for `recipient_id`, taking over a stale claim; otherwise report its live holder."""
-        for _ in range(self.attempts):
-            try:
-                await self.claims.insert_one(
-                    {"_id": key, "recipient_id": recipient_id, "claimed_at": self.now(), "confirmed": False}
-                )
-                return ClaimResult(key, held=True, new=True)
-            except DuplicateKeyError:
-                pass
+    async def claim_many(self, keys: Sequence[str], recipient_id: str) -> list[ClaimResult]:
+        """Claim every key for `recipient_id` (one write when all are free); a result per key, in order."""
+        keys = list(keys)
+        if not keys:
+            return []
+        now = self.now()
+        fresh = [{"_id": key, "recipient_id": recipient_id, "claimed_at": now, "confirmed": False} for key in keys]
+        try:
+            await self.claims.insert_many(fresh, ordered=False)
+            return [ClaimResult(key, held=True, new=True) for key in keys]
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            taken = {keys[e["index"]] for e in errors}
+        return [
+            await self.claim(key, recipient_id, known_taken=True) if key in taken
+            else ClaimResult(key, held=True, new=True)
+            for key in keys
+        ]
+
+    async def claim(self, key: str, recipient_id: str, *, known_taken: bool = False) -> ClaimResult:
+        """Claim `key` for `recipient_id`, taking over a stale claim; otherwise report its live holder.
+
+        `known_taken` skips the first insert when a batch claim just found the key taken.
+        """
+        for attempt in range(self.attempts):
+            if not (known_taken and attempt == 0):
+                try:
+                    await self.claims.insert_one(
+                        {"_id": key, "recipient_id": recipient_id, "claimed_at": self.now(), "confirmed": False}
+                    )
+                    return ClaimResult(key, held=True, new=True)
+                except DuplicateKeyError:
+                    pass
             claim = await self.claims.find_one({"_id": key})
             if claim is None:
                 continue  # released in between: try the insert again
@@ -119,20 +149,21 @@ class ClaimStore:
         return ClaimResult(key, held=False, holder=None)
 
     async def confirm(self, keys: list[str], recipient_id: str) -> list[str]:
-        """Mark claims as backed by a written recipient; returns keys no longer held (lost to a takeover)."""
-        lost = []
-        for key in keys:
-            result = await self.claims.update_one(
-                {"_id": key, "recipient_id": recipient_id}, {"$set": {"confirmed": True}}
-            )
-            if result.matched_count == 0:
-                lost.append(key)
-        return lost
+        """Mark claims as backed by a written recipient (one write); returns keys no longer held (lost to a
+        takeover, found with one more read only when some are)."""
+        if not keys:
+            return []
+        held = {"_id": {"$in": list(keys)}, "recipient_id": recipient_id}
+        result = await self.claims.update_many(held, {"$set": {"confirmed": True}})
+        if result.matched_count == len(set(keys)):
+            return []
+        still = {claim["_id"] async for claim in self.claims.find(held, projection={"_id": 1})}
+        return [key for key in keys if key not in still]
 
     async def release(self, keys: list[str], recipient_id: str) -> None:
-        """Drop the given claims if (and only if) `recipient_id` still holds them."""
-        for key in keys:
-            await self.claims.delete_one({"_id": key, "recipient_id": recipient_id})
+        """Drop the given claims if (and only if) `recipient_id` still holds them (one write)."""
+        if keys:
+            await self.claims.delete_many({"_id": {"$in": list(keys)}, "recipient_id": recipient_id})
 
     async def release_all(self, recipient_id: str) -> int:
         """Free every claim of an archived recipient (a live override duplicate inherits it)."""

@@ -6,7 +6,7 @@ more Protocol here, an adapter implementing it, and one more constructor argumen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -166,6 +166,10 @@ class DuplicateClaims(Protocol):
 
     async def claim(self, key: str, recipient_id: str) -> ClaimResult:
         """Claim `key` for `recipient_id`, taking over a stale claim; otherwise report its live holder."""
+        ...
+
+    async def claim_many(self, keys: Sequence[str], recipient_id: str) -> list[ClaimResult]:
+        """Claim every key for `recipient_id` (as `claim` does, one write when they are all free), in order."""
         ...
 
     async def confirm(self, keys: list[str], recipient_id: str) -> list[str]:

@@ -3,8 +3,11 @@ list; the repair of duplicate-key claims."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ksbb_contracts.vocab import OrganisationStatus, RecipientKind, RecipientStatus
 from ksbb_kit.auth import Principal
@@ -24,6 +27,7 @@ from ksbb_registry.app.ports import (
 )
 from ksbb_registry.domain import duplicates, lifecycle
 from ksbb_registry.domain import recipients as rules
+from ksbb_registry.domain.areas import Location
 from ksbb_registry.domain.catalogue import Suggestion, suggest_needs
 from ksbb_registry.domain.change import Change
 from ksbb_registry.domain.errors import (
@@ -80,6 +84,7 @@ class RecipientService:
         self.claims = claims
         self.needs = needs
         self.clock = clock
+        self._background: set[asyncio.Task[None]] = set()
 
     async def get(self, recipient_id: str) -> Recipient:
         """A recipient with its audit trail (NotFound otherwise)."""
@@ -112,52 +117,91 @@ class RecipientService:
         self, recipient_id: str, command: NewRecipient, principal: Principal
     ) -> tuple[Recipient, bool]:
         """Register a recipient for an organisation (its facilitators or admins); a retried create returns
-        the first one. Duplicates are refused unless an admin overrides."""
-        existing = await self.recipients.get(recipient_id)
-        if existing is not None:
-            return existing, False  # a retried create with the same Idempotency-Key
-        require(
-            actor_for(principal, command.organisation_id) is not None,
-            "facilitators register recipients for their own organisation only",
+        the first one. Duplicates are refused unless an admin overrides.
+
+        Round trips in the common case: the organisation read and the claims of the duplicate keys at once
+        (claims only for a caller and a body that pass the checks needing no data; given back when the
+        organisation refuses), then the document with its events; the claims' confirmation follows without
+        holding up the answer (the claims sweep confirms any a crash left unconfirmed)."""
+        actor_refused = _refusal(
+            lambda: require(
+                actor_for(principal, command.organisation_id) is not None,
+                "facilitators register recipients for their own organisation only",
+            )
         )
         override = command.duplicate_override_reason
-        require(not override or principal.is_admin, "only admins may override duplicate detection")
-        organisation = await self.organisations.get(command.organisation_id)
-        if organisation is None:
-            raise UnknownOrganisation(
+        override_refused = _refusal(
+            lambda: require(not override or principal.is_admin, "only admins may override duplicate detection")
+        )
+        location: Location | None = None
+        invalid: RuleBroken | None = None
+        try:
+            location = rules.validate_new(command)
+        except RuleBroken as broken:
+            invalid = broken
+        keys = rules.keys_of(command, location) if location is not None else None
+        claimable = keys is not None and not (actor_refused or override_refused)
+        # Claim first, insert second: the unique claim id is what makes concurrent registrations race-free.
+        # A retried create is not looked for first: its claims are already its own, and its insert finds
+        # the recipient it created (the API replays a retried request's answer before it comes this far).
+        organisation, (held, conflicts) = await asyncio.gather(
+            self.organisations.get(command.organisation_id),
+            self._claim_all(
+                duplicates.claim_keys(*keys) if claimable and keys else [], recipient_id, stop_at_conflict=not override
+            ),
+        )
+        new_claims = [c.key for c in held if c.new]
+        refused: RuleBroken | None = actor_refused or override_refused
+        if refused is None and organisation is None:
+            refused = UnknownOrganisation(
                 f"organisation {command.organisation_id} does not exist", field="organisation_id"
             )
-        if organisation.status is not OrganisationStatus.ACTIVE:
-            raise OrganisationNotActive()
-        location = rules.validate_new(command)
-        keys = rules.keys_of(command, location)
-        # Claim first, insert second: the unique claim id is what makes concurrent registrations race-free.
-        held, conflicts = await self._claim_all(
-            duplicates.claim_keys(*keys), recipient_id, stop_at_conflict=not override
-        )
+        elif refused is None and organisation is not None and organisation.status is not OrganisationStatus.ACTIVE:
+            refused = OrganisationNotActive()
+        refused = refused or invalid
+        if refused is not None:
+            await self.claims.release(new_claims, recipient_id)
+            raise refused
         if conflicts and (not override or any(c.holder is None for c in conflicts)):
             # A concurrent retry with the same Idempotency-Key may have just created this very recipient.
             created_meanwhile = await self.recipients.get(recipient_id)
             if created_meanwhile is not None:
                 return created_meanwhile, False
-            await self.claims.release([c.key for c in held if c.new], recipient_id)
+            await self.claims.release(new_claims, recipient_id)
             raise await self._duplicate_error(next(c for c in conflicts if not override or c.holder is None))
         # Admin override: registered without the contested keys (their holders keep them).
         overridden = list(dict.fromkeys(c.holder for c in conflicts if c.holder))
+        assert location is not None and keys is not None  # a body that fails validation was refused above
         change = rules.register(
             recipient_id, command, location, keys, author_of(principal), self.clock.now(), overridden
         )
         try:
             result = await self.recipients.insert(change)
         except BaseException:
-            await self.claims.release([c.key for c in held if c.new], recipient_id)
+            await self.claims.release(new_claims, recipient_id)
             raise
-        lost = await self.claims.confirm([c.key for c in held], recipient_id)
+        self._in_background(self._confirm([c.key for c in held], recipient_id))
+        return result
+
+    async def _confirm(self, keys: list[str], recipient_id: str) -> None:
+        """Mark a written recipient's claims as backed by it; a claim lost meanwhile is reported."""
+        lost = await self.claims.confirm(keys, recipient_id)
         if lost:
             log.error(
                 "recipient %s lost duplicate claims %s to a takeover (grace too short?)", recipient_id, lost
             )
-        return result
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run bookkeeping after the answer; a failure is logged (the sweep repairs what it left undone)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._background.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("claim confirmation failed; the claims sweep will confirm", exc_info=finished.exception())
+
+        task.add_done_callback(done)
 
     async def change(
         self,
@@ -292,15 +336,14 @@ class RecipientService:
     async def _claim_all(
         self, keys: list[str], recipient_id: str, *, stop_at_conflict: bool
     ) -> tuple[list[ClaimResult], list[ClaimResult]]:
-        """Claim duplicate keys in a fixed order; returns (held, conflicting)."""
-        held: list[ClaimResult] = []
-        conflicts: list[ClaimResult] = []
-        for key in keys:
-            result = await self.claims.claim(key, recipient_id)
-            (held if result.held else conflicts).append(result)
-            if conflicts and stop_at_conflict:
-                break
-        return held, conflicts
+        """Claim duplicate keys (all at once); returns (held, conflicting).
+
+        With `stop_at_conflict` only the first conflict is reported (the caller gives every new claim back).
+        """
+        results = await self.claims.claim_many(keys, recipient_id)
+        held = [result for result in results if result.held]
+        conflicts = [result for result in results if not result.held]
+        return held, conflicts[:1] if stop_at_conflict else conflicts
 
     async def _duplicate_error(self, conflict: ClaimResult) -> RuleBroken:
         """The refusal pointing to the recipient holding a duplicate key."""
@@ -310,6 +353,15 @@ class RecipientService:
         return DuplicateRecipient(
             conflict.holder, holder.name if holder else None, field=duplicates.claim_field(conflict.key)
         )
+
+
+def _refusal(check: Callable[[], object]) -> RuleBroken | None:
+    """The rule a check breaks (to raise later, in the order the rules are told), or None."""
+    try:
+        check()
+    except RuleBroken as broken:
+        return broken
+    return None
 
 
 def _missing(recipient_id: str) -> NotFound:
