@@ -11,7 +11,7 @@ KSBB_TOOLS_CACHE ?= $(HOME)/.cache/ksbb-tools
 KUSTOMIZE_VERSION := v5.7.1
 KAFKA_TOOLS_LIB := $(KSBB_TOOLS_CACHE)/kafka-tools-4.1.1/lib
 
-.PHONY: help setup browser-deps gateway-deps prometheus-deps deploy-tools infra-up run stop test test-unit schemas lint
+.PHONY: help setup browser-deps gateway-deps portal-deps prometheus-deps deploy-tools infra-up run stop test test-unit schemas lint
 
 help:
 	@echo "make run   - start Kafka, MongoDB-wire server, the four services with demo data and the gateway"
@@ -39,6 +39,10 @@ gateway-deps:  # the gateway: Debian's nginx-light (run as a project-local, non-
 	@test -f deploy/gateway/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
 	  || (cd deploy/gateway && npm ci --ignore-scripts --no-audit --no-fund --silent)
 
+portal-deps:  # the portal's browser assets (htmx) from npm, served by the portal itself (never from a CDN)
+	@test -f frontends/portal/node_modules/htmx.org/dist/htmx.min.js \
+	  || (cd frontends/portal && npm ci --ignore-scripts --no-audit --no-fund --silent)
+
 prometheus-deps:  # Debian's prometheus: promtool for the alert-rule tests, prometheus for `make run OBSERVE=1`
 	@command -v promtool >/dev/null || { echo "installing Debian's prometheus (promtool)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
@@ -60,7 +64,7 @@ infra-up:  # reuse running Kafka/MongoDB (else start them with the on-disk datab
 	    $$( [ "$${KSBB_INFRA_KEYCLOAK:-1}" = 1 ] && echo keycloak ); \
 	else KSBB_MONGO_BACKEND=$${KSBB_MONGO_BACKEND:-h2} deploy/local/infra up; fi
 
-run: setup gateway-deps infra-up $(if $(filter 1,$(OBSERVE)),prometheus-deps)
+run: setup gateway-deps portal-deps infra-up $(if $(filter 1,$(OBSERVE)),prometheus-deps)
 	@if [ "$(OBSERVE)" = 1 ]; then \
 	  mkdir -p .ksbb/logs .ksbb/prometheus; \
 	  prometheus --config.file=deploy/observability/local/prometheus.yml --storage.tsdb.path=.ksbb/prometheus \
@@ -77,11 +81,11 @@ schemas:
 	$(UV) run --no-sync ksbb-export-schemas
 
 lint: setup  # style, types and the layering contracts in .importlinter
-	$(UV) run --no-sync ruff check libs services tests bench deploy
-	$(UV) run --no-sync mypy libs/kit/src libs/contracts/src services/*/src
+	$(UV) run --no-sync ruff check libs services frontends tests bench deploy
+	$(UV) run --no-sync mypy libs/kit/src libs/contracts/src services/*/src frontends/portal/src
 	$(UV) run --no-sync lint-imports
 
-test: setup lint browser-deps gateway-deps deploy-tools  # a layering breach fails the run before any test starts
+test: setup lint browser-deps gateway-deps portal-deps deploy-tools  # a layering breach fails the run before any test starts
 	@started=""; \
 	if [ -z "$$KSBB_KAFKA_BOOTSTRAP" ]; then for c in kafka mongo mailpit keycloak; do \
 	  deploy/local/infra status $$c >/dev/null 2>&1 || started="$$started $$c"; done; fi; \

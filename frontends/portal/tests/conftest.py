@@ -4,6 +4,7 @@ Kafka and MongoDB in its own namespace, the run's Keycloak and Mailpit, Chromium
 from __future__ import annotations
 
 import secrets
+import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from ksbb_kit.testing.waiting import eventually
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from portal_testing import AXE, Account, Browser, Stack, chromium, make_account, running_stack
+from portal_testing import ARTIFACTS, AXE, Account, Browser, Stack, chromium, make_account, running_stack
 
 __all__ = ["identity_infra", "mailpit"]
 GAMBIR = "31.71.01.1001"
@@ -56,6 +57,7 @@ async def browser() -> AsyncIterator[Browser]:
     require_chromium()
     if not AXE.exists():
         pytest.fail(f"{AXE} not found: run `npm ci` in tests/browser (make browser-deps)", pytrace=False)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # this run's screenshots only
     async with chromium() as started:
         yield started
 

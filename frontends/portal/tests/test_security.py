@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 async def signed_in(browser: Browser, stack: Stack, role: str, name: str, *, javascript: bool = True) -> Visitor:
     """A tab with one role's account signed in."""
     context = await browser.context(javascript=javascript)
-    visitor = Visitor(stack, await context.new_page(), name, javascript=javascript)
+    visitor = Visitor(stack, await context.new_page(), name, javascript=javascript, accessibility=False)
     await sign_in(visitor, stack.accounts[role])
     return visitor
 
@@ -78,7 +78,7 @@ async def test_sign_in_always_issues_a_new_session_id(stack: Stack, world: Any, 
     planted = "attacker-chosen-session-id-0123456789abcdefghij"
     await context.add_cookies([{"name": stack.portal_settings.cookie_name, "value": planted, "domain": "127.0.0.1",
                                 "path": "/portal"}])
-    visitor = Visitor(stack, await context.new_page(), "security-fixation")
+    visitor = Visitor(stack, await context.new_page(), "security-fixation", accessibility=False)
     try:
         await sign_in(visitor, stack.accounts["donor"])
         first = (await session_cookie(visitor))["value"]

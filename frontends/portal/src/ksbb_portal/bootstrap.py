@@ -168,6 +168,11 @@ def _install_error_pages(app: FastAPI) -> None:
             return await error_page(request, 404, "not_found_title", "not_found_text")
         return HTMLResponse(str(exc.detail), status_code=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected failure on %s %s", request.method, request.url.path, exc_info=exc)
+        return await error_page(request, 500, "error_title", "unavailable_text")
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         return await error_page(request, 404, "not_found_title", "not_found_text")

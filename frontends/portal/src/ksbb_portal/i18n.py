@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -61,7 +62,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "details": ("Rincian", "Details"),
     "form_problems": ("Periksa isian berikut:", "Please check the following:"),
     "saved": ("Tersimpan.", "Saved."),
-    "coming_soon": ("Belum tersedia", "Not available yet"),
     # -- errors and refusals ----------------------------------------------------------------------------
     "error_title": ("Terjadi kendala", "Something went wrong"),
     "not_found_title": ("Halaman tidak ditemukan", "Page not found"),
@@ -301,12 +301,26 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "resolution_note": ("Catatan penyelesaian", "Resolution note"),
     "resolve": ("Selesaikan", "Resolve"),
     "report_resolved": ("Laporan diselesaikan.", "Report resolved."),
-    "staff_title": ("Undang staf", "Invite staff"),
+    "staff_title": ("Staf lembaga", "The organisation's staff"),
+    "staff_by_admin": ("Staf baru diundang oleh administrator program. Anda mengundang kontak unit penerima "
+                       "dari halaman penerima yang sudah terverifikasi.",
+                       "New staff are invited by a programme administrator. You invite a recipient unit's "
+                       "contact person from a verified recipient's page."),
+    "unit_accounts": ("Akun unit penerima", "The unit's accounts"),
+    "unit_accounts_intro": ("Undang kontak unit ini; mereka menerima e-mail untuk membuat kata sandi, lalu dapat "
+                            "mengonfirmasi janji dan penerimaan.",
+                            "Invite this unit's contact person; they get an e-mail to set a password, then they "
+                            "confirm pledges and receipts themselves."),
+    "invite": ("Kirim undangan", "Send invitation"),
+    "first_name": ("Nama depan", "First name"),
+    "last_name": ("Nama belakang", "Last name"),
+    "invitation_sent": ("Undangan terkirim ke {email}.", "Invitation sent to {email}."),
+    "revoke": ("Cabut akses", "Revoke access"),
+    "account_revoked": ("Akses dicabut; akun dinonaktifkan.", "Access revoked; the account is disabled."),
+    "choose_organisation": ("Pilih lembaga", "Choose an organisation"),
+    "show": ("Tampilkan", "Show"),
+    "account_state": ("Status akun", "Account state"),
     "too_many": ("Terlalu banyak: tersisa {available} {unit}.", "Too many: only {available} {unit} remain."),
-    "staff_unavailable": ("Undangan staf lewat portal belum tersedia: registri belum menyediakan API undangan. "
-                          "Sementara itu, administrator membuat akun di layanan masuk.",
-                          "Inviting staff from the portal is not available yet: the registry has no invitation "
-                          "API. Meanwhile an administrator creates accounts in the sign-in service."),
     # -- webhooks ---------------------------------------------------------------------------------------
     "webhooks_title": ("Webhook lembaga", "The organisation's webhooks"),
     "webhooks_intro": ("Sistem Anda menerima peristiwa bertanda tangan (Standard Webhooks) saat ada perubahan.",
@@ -415,6 +429,8 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "recipient_suspended": ("Penerima ditangguhkan", "Recipient suspended"),
         "recipient_archived": ("Penerima diarsipkan", "Recipient archived"),
     },
+    "account_state": {"invited": ("diundang", "invited"), "disabling": ("sedang dinonaktifkan", "being disabled"),
+                      "disabled": ("nonaktif", "disabled")},
     "delivery_status": {
         "pending": ("menunggu", "pending"), "succeeded": ("terkirim", "delivered"), "failed": ("gagal", "failed"),
     },
@@ -493,6 +509,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "identity_provider_unavailable": ("Layanan masuk sedang tidak tersedia; coba lagi sebentar lagi.",
                                       "The sign-in service is unavailable; try again shortly."),
     "validation_error": ("Isian tidak valid.", "The input is not valid."),
+    "account_conflict": ("E-mail ini sudah dipakai akun lain (lembaga atau unit lain).",
+                         "This e-mail already belongs to another account (another organisation or unit)."),
+    "invitation_refused": ("Undangan ditolak: penerima harus sudah terverifikasi dan lembaganya aktif.",
+                           "Invitation refused: the recipient must be verified and its organisation active."),
 }
 
 #: Pydantic's English validation messages -> Bahasa Indonesia (first match wins).
@@ -519,7 +539,8 @@ FIELD_LABELS: dict[str, str] = {
     "quantity": "quantity", "planned_date": "planned_date", "received_quantity": "received_quantity",
     "needed_by": "needed_by", "display_name": "display_name", "url": "endpoint_url", "reason": "reason",
     "name": "name", "street_address": "street_address", "kelurahan_code": "kelurahan", "rw": "rw",
-    "contact.phone": "phone", "contact.email": "email", "contact.name": "contact_name",
+    "contact.phone": "phone", "contact.email": "email", "contact.name": "contact_name", "email": "email",
+    "first_name": "first_name",
     "available_until": "available_until", "note": "note", "item": "item",
 }
 
@@ -543,8 +564,9 @@ def label(group: str, code: str | None, lang: str) -> str:
     return pair[1] if lang == "en" else pair[0]
 
 
+@functools.cache
 def labels(lang: str) -> dict[str, dict[str, str]]:
-    """Every vocabulary in one language (for templates)."""
+    """Every vocabulary in one language (for templates; built once per language, never changed)."""
     index = 1 if lang == "en" else 0
     return {group: {code: pair[index] for code, pair in entries.items()} for group, entries in LABELS.items()}
 

@@ -78,6 +78,63 @@ async def create_organisation(ctx: AdminPage) -> Response:
     return ctx.redirect("/admin/organisations")
 
 
+INVITE_FIELDS = {"email", "first_name", "last_name"}
+
+
+async def _staff_page(ctx: Page, organisation_id: str | None, *, invite: dict[str, Any] | None = None,
+                      notice: str | None = None, status: int = 200) -> HTMLResponse:
+    organisations = (await ctx.api.get("/v1/organisations", status="active", limit=100))["items"]
+    chosen = next((o for o in organisations if o["organisation_id"] == organisation_id), None)
+    members = []
+    if chosen is not None:
+        members = (await ctx.api.get(f"/v1/organisations/{organisation_id}/members", limit=100))["items"]
+    return await ctx.render("staff.html", status=status, title=ctx._("invite_facilitators"), members=members,
+                            organisations=organisations, chosen=chosen, notice=notice,
+                            invite=invite or {"values": {"form_key": new_form_key()}, "errors": {}})
+
+
+@router.get("/staff")
+async def staff(ctx: AdminPage, org: str | None = None) -> HTMLResponse:
+    """Choose an organisation, see its staff, invite a new staff member (e-mailed a set-password link)."""
+    return await _staff_page(ctx, org)
+
+
+@router.post("/organisations/{organisation_id}/members")
+async def invite_staff(ctx: AdminPage, organisation_id: str) -> Response:
+    """Invite a facilitator staff member of an organisation."""
+    form = await ctx.form()
+    body = {"email": text(form, "email"), "first_name": text(form, "first_name"),
+            "last_name": text(form, "last_name")}
+    try:
+        await ctx.api.call("POST", f"/v1/organisations/{organisation_id}/members", json=body,
+                           headers={"Idempotency-Key": (text(form, "form_key") or new_form_key())[:100]})
+    except ApiProblem as problem:
+        if problem.status in (401, 403, 404):
+            raise
+        found = problems_of(problem, ctx.lang, INVITE_FIELDS)
+        return await _staff_page(ctx, organisation_id, status=problem.status,
+                                 notice=found.general[0] if found.general else None,
+                                 invite={"values": values_of(form), "errors": found.fields})
+    await ctx.flash("success", "invitation_sent", email=body["email"] or "")
+    return ctx.redirect("/admin/staff", org=organisation_id)
+
+
+@router.post("/organisations/{organisation_id}/members/{account_id}/revoke")
+async def revoke_staff(ctx: AdminPage, organisation_id: str, account_id: str) -> Response:
+    """Revoke a staff member: the identity provider disables the account."""
+    await ctx.form()
+    try:
+        await ctx.api.call("DELETE", f"/v1/organisations/{organisation_id}/members/{account_id}")
+    except ApiProblem as problem:
+        if problem.status in (401, 403, 404):
+            raise
+        return await _staff_page(ctx, organisation_id, status=problem.status,
+                                 notice=problems_of(problem, ctx.lang, set()).general[0])
+    await ctx.flash("success", "account_revoked")
+    return ctx.redirect("/admin/staff", org=organisation_id)
+
+
+# Declared last: its {action} segment would otherwise catch /members.
 @router.post("/organisations/{organisation_id}/{action}")
 async def change_organisation(ctx: AdminPage, organisation_id: str, action: str) -> Response:
     """Suspend or reinstate an organisation (a reason is required)."""
@@ -97,9 +154,3 @@ async def change_organisation(ctx: AdminPage, organisation_id: str, action: str)
     await ctx.flash("success", "organisation_changed",
                     status=ctx._label("organisation_status", answer.data["status"]))
     return ctx.redirect("/admin/organisations")
-
-
-@router.get("/staff")
-async def staff(ctx: AdminPage) -> HTMLResponse:
-    """Inviting facilitator staff needs the registry's invitation API, which does not exist yet."""
-    return await ctx.render("staff.html", title=ctx._("invite_facilitators"))

@@ -71,7 +71,7 @@ def template_environment() -> Environment:
 
     Missing values render empty: the services leave optional fields out of their answers."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)  # templates ship with the code
     env.filters.update(number=formatting.number, rupiah=formatting.rupiah, iso_date=formatting.iso_date)
     return env
 

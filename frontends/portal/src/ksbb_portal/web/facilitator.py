@@ -24,6 +24,7 @@ LIFECYCLE = ("verify", "activate", "suspend", "reinstate", "archive")
 OFFERED = {"registered": ("verify", "archive"), "verified": ("activate", "archive"),
            "active": ("suspend", "archive"), "suspended": ("reinstate", "archive"), "archived": ()}
 REASON_REQUIRED = {"verify", "suspend", "archive"}
+INVITE_FIELDS = {"email", "first_name", "last_name"}
 RECIPIENT_FIELDS = {
     "name", "kind", "kind_description", "kelurahan_code", "rw", "rt", "street_address", "beneficiaries.households",
     "beneficiaries.people", "beneficiaries.children", "beneficiaries.elderly", "beneficiaries.disabled",
@@ -163,10 +164,11 @@ def _form_values(recipient: dict[str, Any]) -> dict[str, str]:
 
 async def _recipient_page(ctx: Page, recipient_id: str, *, typed: dict[str, Any] | None = None,
                           problems: Problems | None = None, changed: bool = False, notice: str | None = None,
-                          status: int = 200) -> HTMLResponse:
+                          status: int = 200, invite: dict[str, Any] | None = None) -> HTMLResponse:
     answer = await ctx.api.call("GET", f"/v1/recipients/{recipient_id}")
     recipient = answer.data
-    audit = await ctx.api.get(f"/v1/recipients/{recipient_id}/audit")
+    audit, accounts = await asyncio.gather(ctx.api.get(f"/v1/recipients/{recipient_id}/audit"),
+                                           ctx.api.get(f"/v1/recipients/{recipient_id}/accounts", limit=50))
     current = _form_values(recipient)
     values = {**current, **(typed or {}), "etag": answer.etag or ""}
     return await ctx.render(
@@ -174,7 +176,8 @@ async def _recipient_page(ctx: Page, recipient_id: str, *, typed: dict[str, Any]
         values=values, current=current if changed else {}, changed=changed, notice=notice,
         problems=problems or Problems(), errors=problems.fields if problems else {},
         offered=OFFERED.get(recipient["status"], ()), reason_required=REASON_REQUIRED, area_name=area_name,
-        kelurahans=kelurahans(recipient["kecamatan_code"]),
+        kelurahans=kelurahans(recipient["kecamatan_code"]), accounts=accounts["items"],
+        invite=invite or {"values": {"form_key": new_form_key()}, "errors": {}},
     )
 
 
@@ -229,6 +232,41 @@ async def lifecycle(ctx: FacilitatorPage, recipient_id: str, action: str) -> Res
     return ctx.redirect(f"/org/recipients/{recipient_id}")
 
 
+@router.post("/recipients/{recipient_id}/accounts")
+async def invite_contact(ctx: FacilitatorPage, recipient_id: str) -> Response:
+    """Invite the unit's contact person: the identity provider e-mails them a link to set a password."""
+    form = await ctx.form()
+    body = {"email": text(form, "email"), "first_name": text(form, "first_name"),
+            "last_name": text(form, "last_name")}
+    try:
+        await ctx.api.call("POST", f"/v1/recipients/{recipient_id}/accounts", json=body,
+                           headers={"Idempotency-Key": (text(form, "form_key") or new_form_key())[:100]})
+    except ApiProblem as problem:
+        if problem.status in (401, 403, 404):
+            raise
+        found = problems_of(problem, ctx.lang, INVITE_FIELDS, renames={"email": "email"})
+        return await _recipient_page(ctx, recipient_id, status=problem.status,
+                                     notice=found.general[0] if found.general else None,
+                                     invite={"values": values_of(form), "errors": found.fields})
+    await ctx.flash("success", "invitation_sent", email=body["email"] or "")
+    return ctx.redirect(f"/org/recipients/{recipient_id}")
+
+
+@router.post("/recipients/{recipient_id}/accounts/{account_id}/revoke")
+async def revoke_contact(ctx: FacilitatorPage, recipient_id: str, account_id: str) -> Response:
+    """Revoke a unit's account: the identity provider disables it."""
+    await ctx.form()
+    try:
+        await ctx.api.call("DELETE", f"/v1/recipients/{recipient_id}/accounts/{account_id}")
+    except ApiProblem as problem:
+        if problem.status in (401, 403, 404):
+            raise
+        return await _recipient_page(ctx, recipient_id, status=problem.status,
+                                     notice=problems_of(problem, ctx.lang, set()).general[0])
+    await ctx.flash("success", "account_revoked")
+    return ctx.redirect(f"/org/recipients/{recipient_id}")
+
+
 # ------------------------------------------------------------------------------------------ pledges
 
 
@@ -280,5 +318,7 @@ async def resolve_report(ctx: FacilitatorPage, report_id: str) -> Response:
 
 @router.get("/staff")
 async def staff(ctx: FacilitatorPage) -> HTMLResponse:
-    """Inviting staff needs the registry's invitation API, which does not exist yet: say so plainly."""
-    return await ctx.render("staff.html", title=ctx._("staff_title"))
+    """The organisation's staff accounts (administrators invite staff; facilitators invite unit contacts)."""
+    members = await ctx.api.get(f"/v1/organisations/{_org(ctx)}/members", limit=100)
+    return await ctx.render("staff.html", title=ctx._("staff_title"), members=members["items"],
+                            organisations=[], chosen=None, invite=None)

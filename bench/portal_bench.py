@@ -1,0 +1,366 @@
+"""Portal benchmark: server time to first byte and compressed page weight of the portal's busiest pages.
+
+Starts the four services, the portal (frontends/portal) and the local nginx gateway as real processes on the
+shared infrastructure under a scratch topic/database prefix, exactly as `make run` wires them (the portal calls
+the API through the gateway). Seeds an organisation, recipients with open needs and pledges through the API
+with development tokens, and gives each of 20 donors a portal session (made in the portal's own session
+store, so the figures measure page serving, not the identity provider's sign-in page).
+
+Then 20 concurrent users request, in a loop, the three pages of the issue:
+
+* the needs list      GET /portal/needs
+* the pledge form     GET /portal/needs/{need_id}/pledge
+* "my pledges"        GET /portal/my/pledges
+
+first straight to the portal's port, then through the gateway, and it reports p50/p90/p99 of the time to
+first byte (headers received) per page, and each page's weight as the browser downloads it through the
+gateway: HTML + CSS + JS, gzip-compressed. Goals in the issue: p50 ≤ 100 ms at the portal on this machine,
+≤ 60 KB compressed per page. Figures are printed, never asserted.
+
+    uv run --no-sync python bench/portal_bench.py [--users 20] [--seconds 20] [--json results.json]
+
+A standalone script (like gateway_bench.py); the `make bench` suite can run it as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy" / "gateway"))
+
+from ksbb_contracts.areas import areas  # noqa: E402
+from ksbb_gateway.config import load_config  # noqa: E402
+from ksbb_gateway.local import LocalGateway, free_port  # noqa: E402
+from ksbb_gateway.testing import RELAXED  # noqa: E402
+from ksbb_kit.auth import DevIssuer  # noqa: E402
+from ksbb_kit.testing.infra import Infra, read_env_file  # noqa: E402
+from ksbb_kit.testing.plugin import drop_namespace  # noqa: E402
+from ksbb_portal.sessions import Person, SessionStore, Tokens, now_utc  # noqa: E402
+
+SERVICES = ("registry", "pledges", "notifier", "publisher")
+PORTAL_BIND = "127.0.0.3"
+P50_GOAL_MS, WEIGHT_GOAL_KB = 100.0, 60.0
+DEV_SECRET = "changeme-dev-secret"  # the portal's development secret key (keys its session-id digests)
+
+
+def infra() -> dict[str, str]:
+    """Kafka and the database server: from the environment, else the local infrastructure's env file."""
+    if os.environ.get("KSBB_KAFKA_BOOTSTRAP") and os.environ.get("KSBB_MONGODB_URL"):
+        return {k: os.environ[k] for k in ("KSBB_KAFKA_BOOTSTRAP", "KSBB_MONGODB_URL")}
+    env_file = ROOT / ".ksbb" / "infra" / "infra.env"
+    if not env_file.exists():
+        raise SystemExit("no infrastructure: export KSBB_KAFKA_BOOTSTRAP/KSBB_MONGODB_URL or run deploy/local/infra up")
+    values = read_env_file(env_file)
+    return {k: values[k] for k in ("KSBB_KAFKA_BOOTSTRAP", "KSBB_MONGODB_URL")}
+
+
+def spawn(module: str, env: dict[str, str], log: Path, profile: Path | None = None) -> subprocess.Popen[bytes]:
+    """One process with its log file (under cProfile when asked)."""
+    wrapper = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    return subprocess.Popen([sys.executable, *wrapper, "-m", module], env=env, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT)
+
+
+async def wait_ready(name: str, process: subprocess.Popen[bytes], port: int, logs: Path) -> None:
+    """Until a process answers /readyz on its own port."""
+    deadline = time.monotonic() + 120
+    async with httpx.AsyncClient(timeout=3) as client:
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited; see {logs / (name + '.log')}")
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name} not ready; see {logs / (name + '.log')}")
+            await asyncio.sleep(0.3)
+
+
+class Platform:
+    """Services, portal and gateway as processes, with a scratch namespace."""
+
+    def __init__(self, base_env: dict[str, str], state: Path, profile: Path | None = None) -> None:
+        self.profile = profile
+        self.state = state
+        self.logs = state / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.prefix = f"bportal{uuid.uuid4().hex[:8]}."
+        self.issuer = DevIssuer(state / "dev-issuer")
+        config = load_config().with_changes(**RELAXED)
+        self.config = config
+        local = config.target("local")
+        self.gateway_listen = f"127.0.0.1:{free_port()}"
+        self.url = f"http://{self.gateway_listen}"
+        self.env = {
+            **os.environ, **base_env, "KSBB_ENV": "development", "KSBB_TOPIC_PREFIX": self.prefix,
+            "KSBB_DEV_ISSUER_ENABLED": "true", "KSBB_JWKS_URL": str(self.issuer.jwks_path),
+            "KSBB_JWT_ISSUER": self.issuer.issuer, "KSBB_JWT_AUDIENCE": self.issuer.audience,
+            "KSBB_FORWARDED_ALLOW_IPS": local.proxy_bind or "", "KSBB_LOG_LEVEL": "WARNING",
+            "KSBB_OUTBOX_SWEEP_SECONDS": "0.5",
+        }
+        self.processes: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+        self.gateway: LocalGateway | None = None
+
+    async def start(self) -> None:
+        """Services, then the portal, then nginx in front of them."""
+        for name in SERVICES:
+            port = free_port()
+            env = {**self.env, f"KSBB_{name.upper()}_HTTP_PORT": str(port),
+                   f"KSBB_{name.upper()}_ROOT_PATH": f"/svc/{name}", f"KSBB_{name.upper()}_PUBLIC_URL": self.url}
+            self.processes[name] = (spawn(f"ksbb_{name}.main", env, self.logs / f"{name}.log"), port)
+        port = free_port()
+        portal_env = {**self.env, "KSBB_PORTAL_HTTP_PORT": str(port), "KSBB_PORTAL_API_URL": self.url,
+                      "KSBB_PORTAL_PUBLIC_ORIGIN": self.url, "KSBB_PORTAL_API_BIND_ADDRESS": PORTAL_BIND,
+                      # Never contacted: every session below holds a long-lived development token.
+                      "KSBB_PORTAL_OIDC_ISSUER": "http://127.0.0.1:9/realms/bench"}
+        self.processes["portal"] = (spawn("ksbb_portal.main", portal_env, self.logs / "portal.log", self.profile),
+                                    port)
+        for name, (process, port) in self.processes.items():
+            await wait_ready(name, process, port, self.logs)
+        async with httpx.AsyncClient(timeout=10) as client:
+            documents = {name: (await client.get(f"http://127.0.0.1:{port}/openapi.json")).json()
+                         for name, (_, port) in self.processes.items() if name in SERVICES}
+        upstreams = {name: f"127.0.0.1:{port}" for name, (_, port) in self.processes.items()}
+        # nginx runs as an unprivileged user when started as root: its state folder sits directly in /tmp.
+        self.gateway_state = Path(tempfile.mkdtemp(prefix="ksbb-portal-bench-gateway-"))
+        self.gateway = LocalGateway(self.gateway_state, config=self.config,
+                                    target_changes={"listen": self.gateway_listen, "upstreams": upstreams})
+        self.gateway.prepare(documents)
+        await asyncio.to_thread(self.gateway.start)
+
+    @property
+    def portal_direct(self) -> str:
+        """The portal's own address (it runs with root path /portal, which the gateway strips, as here)."""
+        return f"http://127.0.0.1:{self.processes['portal'][1]}"
+
+    def stop(self) -> None:
+        """Everything started, stopped."""
+        if self.gateway is not None:
+            self.gateway.stop()
+            shutil.rmtree(self.gateway_state, ignore_errors=True)
+        for process, _ in self.processes.values():
+            process.terminate()
+        for process, _ in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def client(self, role: str, **claims: Any) -> httpx.AsyncClient:
+        """An API client through the gateway with a development token."""
+        token = self.issuer.token(role, ttl_seconds=7200, **claims)
+        return httpx.AsyncClient(base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {token}"})
+
+
+async def seed(platform: Platform, recipients: int, users: int) -> tuple[list[str], list[str]]:
+    """An organisation, active recipients each with one open need, and pledges by every donor; (need ids,
+    donor subjects)."""
+    async with platform.client("admin", subject="bench-admin") as admin:
+        org = (await admin.post("/v1/organisations", json={
+            "name": "Yayasan Bench", "kind": "ngo", "area_codes": ["31.71", "31.72"],
+            "contact": {"email": "bench@yayasan.example"}})).json()["organisation_id"]
+    kelurahan = [a.code for a in areas().level("kelurahan") if a.code.startswith(("31.71.", "31.72."))]
+    needs: list[str] = []
+    async with platform.client("facilitator", org_id=org, subject="bench-staff") as staff:
+
+        async def one(index: int) -> None:
+            code = kelurahan[index % len(kelurahan)]
+            made = await staff.post("/v1/recipients", json={
+                "name": f"RW {index % 90 + 1:02d} {areas().kelurahan(code).name}", "kind": "rw_rentan",
+                "organisation_id": org, "kelurahan_code": code, "rw": index % 90 + 1,
+                "street_address": f"Jl. Bench No. {index}", "beneficiaries": {"households": 120, "people": 480},
+                "contact": {"name": "Ibu Sari", "phone": "081234567890"}})
+            if made.status_code != 201:
+                raise SystemExit(f"seeding a recipient failed: {made.status_code} {made.text}")
+            rid = made.json()["recipient_id"]
+            for step in ("verify", "activate"):
+                await staff.post(f"/v1/recipients/{rid}/{step}", json={"reason": "bench"})
+            need = await staff.post(f"/v1/recipients/{rid}/needs", json={
+                "item": "sembako", "quantity": 500, "priority": "high" if index % 3 == 0 else "medium",
+                "needed_by": (date.today() + timedelta(days=20)).isoformat()})
+            needs.append(need.json()["need_id"])
+
+        for start in range(0, recipients, 10):
+            await asyncio.gather(*(one(i) for i in range(start, min(start + 10, recipients))))
+    async with httpx.AsyncClient(base_url=platform.url, timeout=10) as public:
+        deadline = time.monotonic() + 120
+        while True:
+            shown = (await public.get("/v1/public/needs", params={"status": "open", "limit": 200})).json()
+            ledgers = [await public.get(f"/v1/needs/{n}/ledger") for n in needs[-3:]]
+            if len(shown["items"]) >= len(needs) and all(r.status_code == 200 for r in ledgers):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("the seeded needs did not reach the publisher and the ledger in time")
+            await asyncio.sleep(1)
+    donors = [f"bench-donor-{i}" for i in range(users)]
+    rng = random.Random(2020)
+
+    async def pledges_of(subject: str) -> None:
+        async with platform.client("donor", subject=subject) as donor:
+            for need_id in rng.sample(needs, 8):
+                for _ in range(30):  # the ledger learns the recipient is active from an event
+                    answer = await donor.post("/v1/pledges", json={
+                        "need_id": need_id, "quantity": 2, "mode": "own_delivery",
+                        "planned_date": (date.today() + timedelta(days=3)).isoformat()})
+                    if answer.status_code == 201:
+                        break
+                    await asyncio.sleep(0.5)
+
+    await asyncio.gather(*(pledges_of(s) for s in donors))
+    return needs, donors
+
+
+async def sessions(platform: Platform, donors: list[str]) -> list[str]:
+    """A portal session per donor, made in the portal's own store; their cookie values."""
+    store, client = SessionStore.connect(
+        platform.env["KSBB_MONGODB_URL"], f"{platform.prefix.replace('.', '_')}ksbb_portal",
+        secret=DEV_SECRET.encode(), idle=timedelta(hours=2), max_age=timedelta(hours=2))
+    cookies = []
+    try:
+        for subject in donors:
+            token = platform.issuer.token("donor", subject=subject, ttl_seconds=7200)
+            tokens = Tokens(access_token=token, access_expires_at=now_utc() + timedelta(hours=2))
+            cookies.append((await store.create(Person(subject, "donor", "Donatur Bench"), tokens, "id")).session_id)
+    finally:
+        await client.close()
+    return cookies
+
+
+async def ttfb(client: httpx.AsyncClient, url: str) -> float:
+    """Milliseconds until the response headers arrived (the body is then read and dropped)."""
+    started = time.perf_counter()
+    async with client.stream("GET", url) as response:
+        first = time.perf_counter()
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}")
+        await response.aread()
+    return (first - started) * 1000
+
+
+async def load(base: str, cookies: list[str], needs: list[str], seconds: float) -> dict[str, list[float]]:
+    """Every user loops over the three pages until the time is up; TTFB per page."""
+    times: dict[str, list[float]] = {"needs list": [], "pledge form": [], "my pledges": []}
+    stop_at = time.monotonic() + seconds
+    rng = random.Random(7)
+
+    async def user(cookie: str) -> None:
+        async with httpx.AsyncClient(cookies={"ksbb_portal": cookie}, timeout=30,
+                                     headers={"Accept-Encoding": "gzip"}) as client:
+            while time.monotonic() < stop_at:
+                times["needs list"].append(await ttfb(client, f"{base}/needs"))
+                times["pledge form"].append(await ttfb(client, f"{base}/needs/{rng.choice(needs)}/pledge"))
+                times["my pledges"].append(await ttfb(client, f"{base}/my/pledges"))
+
+    await asyncio.gather(*(user(c) for c in cookies))
+    return times
+
+
+async def weight(base: str, origin: str, cookie: str, path: str) -> dict[str, int]:
+    """Compressed bytes of a page's HTML and of each style sheet and script it loads, through the gateway."""
+    import re
+
+    sizes: dict[str, int] = {}
+    async with httpx.AsyncClient(cookies={"ksbb_portal": cookie}, timeout=30,
+                                 headers={"Accept-Encoding": "gzip"}) as client:
+        async with client.stream("GET", base + path) as response:
+            html = (await response.aread()).decode()
+            sizes["html"] = response.num_bytes_downloaded
+        for asset in re.findall(r'(?:href|src)="(/portal/static/[^"]+)"', html):
+            async with client.stream("GET", origin + asset.replace("&amp;", "&")) as response:
+                await response.aread()
+                sizes[asset.split("/")[-1].split("?")[0]] = response.num_bytes_downloaded
+    return sizes
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (and its waited-for children) used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the values lie."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=20.0, help="load duration per phase")
+    parser.add_argument("--recipients", type=int, default=60)
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--profile-portal", type=Path, help="run the portal under cProfile, writing stats here")
+    args = parser.parse_args(argv)
+    base_env = infra()
+    state = Path(tempfile.mkdtemp(prefix="ksbb-portal-bench-"))
+    platform = Platform(base_env, state, args.profile_portal)
+    results: dict[str, Any] = {"users": args.users, "seconds": args.seconds, "goals": {
+        "ttfb_p50_ms": P50_GOAL_MS, "compressed_page_kb": WEIGHT_GOAL_KB}}
+    try:
+        print("starting the services, the portal and the gateway …", flush=True)
+        await platform.start()
+        print(f"seeding {args.recipients} recipients with needs and {args.users} donors' pledges …", flush=True)
+        needs, donors = await seed(platform, args.recipients, args.users)
+        cookies = await sessions(platform, donors)
+        pages = {"needs list": "/needs", "pledge form": f"/needs/{needs[0]}/pledge", "my pledges": "/my/pledges"}
+        for label, base in (("portal", platform.portal_direct), ("gateway", f"{platform.url}/portal")):
+            await load(base, cookies[:2], needs, 2)  # warm up connections and caches
+            pids = {name: process.pid for name, (process, _) in platform.processes.items()}
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            times = await load(base, cookies, needs, args.seconds)
+            served = sum(len(v) for v in times.values())
+            results[f"{label}_cpu_ms_per_request"] = {
+                name: round(1000 * (cpu_seconds(pid) - before[name]) / max(served, 1), 2) for name, pid in pids.items()}
+            results[label] = {page: {"requests": len(v), "p50_ms": round(statistics.median(v), 2),
+                                     "p90_ms": round(percentile(v, 0.9), 2), "p99_ms": round(percentile(v, 0.99), 2)}
+                              for page, v in times.items()}
+        results["weight"] = {}
+        for page, path in pages.items():
+            sizes = await weight(f"{platform.url}/portal", platform.url, cookies[0], path)
+            results["weight"][page] = {"bytes": sizes, "total_kb": round(sum(sizes.values()) / 1024, 1)}
+    finally:
+        platform.stop()
+        await drop_namespace(Infra(kafka_bootstrap=base_env["KSBB_KAFKA_BOOTSTRAP"],
+                                   mongodb_url=base_env["KSBB_MONGODB_URL"], how="environment"), platform.prefix)
+        shutil.rmtree(state, ignore_errors=True)
+    print(f"\nPortal under {args.users} concurrent users, {args.seconds:.0f} s per phase "
+          f"(goals: p50 ≤ {P50_GOAL_MS:.0f} ms at the portal, ≤ {WEIGHT_GOAL_KB:.0f} KB compressed per page)\n")
+    print(f"{'page':<13} {'where':<8} {'requests':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
+    for where in ("portal", "gateway"):
+        for page, figures in results[where].items():
+            print(f"{page:<13} {where:<8} {figures['requests']:>8} {figures['p50_ms']:>8.1f} "
+                  f"{figures['p90_ms']:>8.1f} {figures['p99_ms']:>8.1f}")
+    for where in ("portal", "gateway"):
+        print(f"CPU ms per request ({where} phase): {results[f'{where}_cpu_ms_per_request']}")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"\n{'page':<13} {'compressed KB (HTML + CSS + JS)':<34} parts (bytes)")
+    for page, figures in results["weight"].items():
+        print(f"{page:<13} {figures['total_kb']:<34} {figures['bytes']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
