@@ -259,7 +259,7 @@ class Visitor:
         slug = re.sub(r"[^a-z0-9]+", "-", (label or path).lower()).strip("-")
         await self.page.screenshot(path=str(ARTIFACTS / f"{self.name}-{self.shots:02d}-{slug or 'home'}.png"),
                                    full_page=True)
-        if self.javascript and self.accessibility:
+        if self.javascript and self.accessibility:  # axe needs page timers, which stop with scripts off
             await axe_check(self.page)
 
     async def no_session_tokens(self, html: str) -> None:

@@ -191,12 +191,23 @@ class CodeCatcher:
         return self.code
 
 
-async def goto(page: Any, url: str) -> None:
-    """Navigate; a navigation that ends at CALLBACK (where nothing listens) is not an error."""
-    try:
-        await page.goto(url)
-    except Exception as exc:
-        if "ERR_CONNECTION_REFUSED" not in str(exc):
+async def goto(page: Any, url: str, *, attempts: int = 3) -> None:
+    """Navigate; a navigation that ends at CALLBACK (where nothing listens) is not an error.
+
+    The previous sign-in's failed navigation to CALLBACK may still be committing its error page when the next
+    navigation starts and interrupt it; that stale error page is not this navigation's outcome, so it is retried.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            await page.goto(url)
+            return
+        except Exception as exc:
+            message = str(exc)
+            if "ERR_CONNECTION_REFUSED" in message:
+                return
+            if "interrupted by another navigation" in message and "chrome-error://" in message and attempt < attempts:
+                await page.wait_for_load_state()
+                continue
             raise
 
 
