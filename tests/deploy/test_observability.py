@@ -25,7 +25,8 @@ pytestmark = pytest.mark.unit
 
 # Metrics that come from Prometheus itself or kube-state-metrics, not from the services.
 EXTERNAL_METRICS = {"up", "kube_job_status_failed"}
-REQUIRED_ALERTS = {"KsbbConsumerLagGrowing", "KsbbDeadLettersPresent", "KsbbOutboxBacklogStuck",
+REQUIRED_ALERTS = {"KsbbConsumerLagGrowing", "KsbbDeadLettersPresent", "KsbbOutboxBacklogStuck", "KsbbWebhookQueueStale",
+                   "KsbbJobNotSucceeding",
                    "KsbbWebhookEndpointFailing", "KsbbHttp5xxRate", "KsbbReadinessFlapping", "KsbbServiceDown",
                    "KsbbKubernetesJobFailed"}
 

@@ -1,10 +1,12 @@
-"""`ksbb` admin command: dev tokens, topic creation, dead-letter inspection and replay, stuck job items."""
+"""`ksbb` admin command: dev tokens, topic creation, dead-letter inspection and replay, stuck job items,
+reconciliation of owners' and consumers' views."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from ksbb_contracts.topics import all_topics_with_dlqs
 from pymongo import AsyncMongoClient
 
@@ -26,6 +28,7 @@ from ksbb_kit.deadletters import (
 )
 from ksbb_kit.jobs import StuckItems
 from ksbb_kit.kafka import KafkaConnection, KafkaRecordPublisher, ensure_topics, kafka_connection, topic_partitions
+from ksbb_kit.reconcile import reconcile
 from ksbb_kit.settings import KitSettings
 from ksbb_kit.token_cli import add_token_arguments, run_token_command
 
@@ -193,6 +196,37 @@ async def replay_dead_letters(
     return count
 
 
+async def trim_dead_letters(bootstrap: str | KafkaConnection, dlq: str, before: int | None = None) -> int:
+    """Delete a dead-letter topic's records before an offset (all present ones by default); returns how many.
+
+    Replay does not remove letters; trimming after a replay (or a decision to drop them) empties the topic,
+    which clears `ksbb_dead_letter_records` and the KsbbDeadLettersPresent alert.
+    """
+    options = kafka_connection(bootstrap).client_options()
+    admin = AIOKafkaAdminClient(**options)
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
+    try:
+        await admin.start()
+        await consumer.start()
+        tps = (await topic_partitions(admin, [dlq]))[dlq]
+        if not tps:
+            raise SystemExit(f"no topic {dlq}")
+        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        cut = {tp: ends[tp] if before is None else max(starts[tp], min(before, ends[tp])) for tp in tps}
+        await admin.delete_records({tp: RecordsToDelete(before_offset=offset) for tp, offset in cut.items()})
+        return sum(cut[tp] - starts[tp] for tp in tps)
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        await admin.close()
+
+
+def cmd_dlq_trim(args: argparse.Namespace) -> int:
+    """Delete dead letters (replayed or dropped) so the topic holds only what still needs attention."""
+    print(json.dumps({"deleted": asyncio.run(trim_dead_letters(_bootstrap(args), args.dlq, args.before))}))
+    return 0
+
+
 def cmd_dlq_list(args: argparse.Namespace) -> int:
     """List the records of a dead-letter topic."""
     for record in asyncio.run(read_dead_letters(_bootstrap(args), args.dlq)):
@@ -240,6 +274,15 @@ def cmd_jobs_stuck(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Print each aggregate whose views differ (one JSON line each); exit 1 when any does."""
+    differences = asyncio.run(reconcile(args.mongodb or _kafka_settings().mongodb_url, prefix=args.prefix))
+    for difference in differences:
+        print(json.dumps(difference.as_dict(), ensure_ascii=False))
+    print(f"{len(differences)} difference(s)", file=sys.stderr)
+    return 1 if differences else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="ksbb", description=__doc__)
@@ -278,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--all", action="store_true")
     replay.add_argument("--mongodb", help="MongoDB URL for payloads set aside (default: $KSBB_MONGODB_URL)")
     replay.set_defaults(func=cmd_dlq_replay)
+    trim = dlq_sub.add_parser("trim", help="delete dead letters already replayed or dropped (all, or --before)")
+    trim.add_argument("dlq")
+    trim.add_argument("--before", type=int, help="keep the records from this offset on (default: delete all)")
+    trim.set_defaults(func=cmd_dlq_trim)
 
     jobs = sub.add_parser("jobs", help="background jobs")
     jobs_sub = jobs.add_subparsers(dest="action", required=True)
@@ -289,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     stuck.add_argument("--database", help="the service's database (default: ksbb_<service>)")
     stuck.add_argument("--mongodb", help="MongoDB URL (default: $KSBB_MONGODB_URL)")
     stuck.set_defaults(func=cmd_jobs_stuck)
+
+    check = sub.add_parser("reconcile", help="aggregates whose consumers' views differ from the owner's (exit 1: some)")
+    check.add_argument("--prefix", default=os.environ.get("KSBB_TOPIC_PREFIX", ""),
+                       help="namespace prefix of the service databases (tests)")
+    check.add_argument("--mongodb", help="MongoDB URL of the service databases (default: $KSBB_MONGODB_URL)")
+    check.set_defaults(func=cmd_reconcile)
     return parser
 
 

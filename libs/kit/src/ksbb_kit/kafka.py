@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from ksbb_contracts.topics import Topic
 
-from ksbb_kit.metrics import CONSUMER_LAG
+from ksbb_kit.metrics import CONSUMER_LAG, DEAD_LETTER_RECORDS
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,65 @@ class AssignedLag:
             CONSUMER_LAG.labels(group=self.group, topic=tp.topic, partition=str(tp.partition)).set(value)
         self._reported = set(lag)
         return lag
+
+
+class DeadLetterDepth:
+    """Records present in the dead-letter topics of a replica's consumer group (end minus start offset).
+
+    The clients (an admin client for the partitions, a group-less consumer for the offsets) open on the
+    first measurement and stay open until `close`: no Kafka client is opened per scrape. Every replica of a
+    group sees the same topics, so each reports the same value: aggregate with `max by (dlq)`, never `sum`.
+    """
+
+    def __init__(self, connection: str | KafkaConnection, dead_letter_topics: Callable[[], Mapping[str, str]]) -> None:
+        self._options = kafka_connection(connection).client_options()
+        #: physical dead-letter topic -> the logical topic whose records it holds
+        self._topics = dead_letter_topics
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    async def measure(self) -> dict[str, int]:
+        """Records per dead-letter topic (a topic not created yet has none); updates `ksbb_dead_letter_records`."""
+        topics = dict(self._topics())
+        if not topics:
+            return {}
+        async with self._lock:
+            admin, consumer = await self._clients()
+            partitions = await topic_partitions(admin, topics)
+            wanted = [tp for tps in partitions.values() for tp in tps]
+            starts = await consumer.beginning_offsets(wanted) if wanted else {}
+            ends = await consumer.end_offsets(wanted) if wanted else {}
+        present = {dlq: 0 for dlq in topics}
+        for tp in wanted:
+            present[tp.topic] += max(0, ends.get(tp, 0) - starts.get(tp, 0))
+        for dlq, count in present.items():
+            DEAD_LETTER_RECORDS.labels(dlq=dlq, topic=topics[dlq]).set(count)
+        return present
+
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        if self._admin is None or self._consumer is None:
+            await self.close()  # a half-opened pair from a failed attempt
+            admin = AIOKafkaAdminClient(**self._options)
+            consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False)
+            self._admin, self._consumer = admin, consumer
+            try:
+                await admin.start()
+                await consumer.start()
+            except BaseException:
+                await self.close()
+                raise
+        return self._admin, self._consumer
+
+    async def close(self) -> None:
+        """Close the clients (the next measurement opens them again)."""
+        admin, consumer, self._admin, self._consumer = self._admin, self._consumer, None, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
 
 
 async def topic_partitions(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[str, list[TopicPartition]]:

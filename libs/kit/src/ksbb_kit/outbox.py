@@ -30,7 +30,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from ksbb_kit.calm import RepeatingFailure
 from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.ids import new_id
-from ksbb_kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from ksbb_kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PUBLISHED
 from ksbb_kit.tracing import current_traceparent, request_id_extension
 
 log = logging.getLogger(__name__)
@@ -321,13 +321,19 @@ class OutboxRelay:
                 sent += await self._relay(collection, work)
 
     async def backlog(self) -> int:
-        """Documents that may have unpublished events, per collection (for metrics)."""
+        """Documents that may have unpublished events and the age of the oldest marker, per collection (metrics)."""
         counts = {name: 0 for name in self._collections}
-        async for row in await self._markers.aggregate([{"$group": {"_id": "$c", "n": {"$sum": 1}}}]):
+        ages = {name: 0.0 for name in self._collections}
+        now = self._now()
+        grouped = [{"$group": {"_id": "$c", "n": {"$sum": 1}, "oldest": {"$min": "$at"}}}]
+        async for row in await self._markers.aggregate(grouped):
             if row["_id"] in counts:
                 counts[row["_id"]] = int(row["n"])
+                if isinstance(row.get("oldest"), datetime):
+                    ages[row["_id"]] = max(0.0, (now - _aware(row["oldest"])).total_seconds())
         for name, count in counts.items():
             OUTBOX_BACKLOG.labels(collection=name).set(count)
+            OUTBOX_OLDEST_PENDING_AGE.labels(collection=name).set(ages[name])
         return sum(counts.values())
 
     async def _relay(self, collection: str, work: dict[str, _Work]) -> int:

@@ -37,6 +37,7 @@ from ksbb_kit.http_limits import BodySizeLimit, RouteLimits
 from ksbb_kit.jobs import JobLease, StuckItems
 from ksbb_kit.kafka import (
     AssignedLag,
+    DeadLetterDepth,
     KafkaRecordPublisher,
     ensure_topics,
     make_broker,
@@ -97,6 +98,7 @@ class ServiceRuntime:
         self.router: EventRouter | None = None
         self.dispatcher: EventDispatcher | None = None
         self.assigned_lag = AssignedLag(settings.consumer_group, self._consumers)
+        self.dead_letter_depth = DeadLetterDepth(settings.kafka_connection, self._dead_letter_topics)
         self.verifier = TokenVerifier.from_settings(settings)
         #: Markers of job items that raised (`ksbb_kit.jobs.for_each_item`), listed by `ksbb jobs stuck`.
         self.stuck = StuckItems(self.db, self.clock)
@@ -299,6 +301,7 @@ class ServiceRuntime:
         if self.kafka_connected.is_set():
             with contextlib.suppress(Exception):
                 await self.broker.stop()
+        await self.dead_letter_depth.close()
         with contextlib.suppress(Exception):
             await self.publisher.stop()
         await self.mongo.close()
@@ -320,6 +323,12 @@ class ServiceRuntime:
         for tp, value in (await self.assigned_lag.measure()).items():
             per_topic[tp.topic] = per_topic.get(tp.topic, 0) + value
         return per_topic
+
+    def _dead_letter_topics(self) -> dict[str, str]:
+        """This replica's group's dead-letter topics (physical name) and the logical topic each one serves."""
+        if self.router is None:
+            return {}
+        return {self.settings.topic(t.dlq(self.router.service).name): t.name for t in self.router.topics()}
 
     def _consumers(self) -> list[AIOKafkaConsumer]:
         """The aiokafka consumers of this runtime's subscribers (those started)."""
@@ -386,6 +395,8 @@ class ServiceRuntime:
             if runtime.kafka_connected.is_set():
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(runtime.lag(), timeout=3)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(runtime.dead_letter_depth.measure(), timeout=3)
                 with contextlib.suppress(Exception):
                     await runtime.relay.backlog()
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -137,7 +137,9 @@ def kafka_user(service: str) -> dict[str, Any]:
 def operator_acls() -> list[dict[str, Any]]:
     """What the on-call operator's user may do: read every topic, replay dead letters, inspect groups."""
     acls = [_acl("topic", t.name, "Describe", "Read", "Write") for t in TOPICS.values()]
-    acls += [_acl("topic", t.name, "Describe", "Read") for t in all_topics_with_dlqs() if t.name not in TOPICS]
+    # Delete on dead-letter topics: `ksbb dlq trim` drops letters once they were replayed or judged.
+    acls += [_acl("topic", t.name, "Describe", "Read", "Delete")
+             for t in all_topics_with_dlqs() if t.name not in TOPICS]
     acls += [_acl("group", s, "Describe") for s in SERVICES if topics_consumed_by(s)]
     acls.append(_acl("cluster", None, "Describe", "IdempotentWrite"))
     return acls
@@ -157,7 +159,7 @@ def render_kafka_users() -> str:
     return _documents(
         [*(kafka_user(s) for s in SERVICES), operator],
         "One SCRAM-SHA-512 user per service; ACLs follow each topic's owner and consumers in the contracts. "
-        "ksbb-operator: `ksbb dlq list/replay` and inspection (docs/operations.md).",
+        "ksbb-operator: `ksbb dlq list/replay/trim` and inspection (docs/operations.md).",
     )
 
 
