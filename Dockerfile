@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1.7
 # One image recipe for every KSBB service. Build from the repository root (uv.lock and libs/ are needed):
 #   docker build --build-arg SERVICE=registry -t ksbb-registry:0.1.0 .
-# SERVICE names the workspace member with the entry point ksbb-<SERVICE>: registry, pledges, notifier,
-# publisher (services/<SERVICE>) or portal (frontends/portal).
+# SERVICE names the service with the entry point ksbb-<SERVICE>: registry, pledges, notifier or publisher
+# (services/<SERVICE>). The portal also serves browser assets installed from npm, so its image has its own
+# recipe: docker build -f frontends/portal/Dockerfile -t ksbb-portal:0.1.0 .
 # The image runs `ksbb-<SERVICE>` as uid 10001 and also ships the `ksbb` admin command (DLQ, topics).
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
@@ -21,7 +22,9 @@ ENV UV_COMPILE_BYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN test -n "${SERVICE}" \
-    || { echo "build with --build-arg SERVICE=<registry|pledges|notifier|publisher|portal>" >&2; exit 1; }
+    || { echo "build with --build-arg SERVICE=<registry|pledges|notifier|publisher>" >&2; exit 1; }
+RUN test "${SERVICE}" != portal \
+    || { echo "the portal's image needs htmx from npm: build frontends/portal/Dockerfile" >&2; exit 1; }
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 
 WORKDIR /src

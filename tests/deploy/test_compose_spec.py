@@ -6,6 +6,7 @@ Starting what it renders is tests/deploy/test_deploy_runs.py.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -304,3 +305,16 @@ def test_every_required_variable_of_the_compose_file_is_in_env_example() -> None
     assert required, "no required variables found"
     for name in required:
         assert re.search(rf"^{name}=", example, re.MULTILINE), f"env.example lacks {name}"
+
+
+def test_portal_believes_forwarded_headers_from_the_gateway_alone(tmp_path: Path) -> None:
+    rendered = compose_config(_env_file(tmp_path))
+    services, network = rendered["services"], rendered["networks"]["default"]
+    gateway_address = services["gateway"]["networks"]["default"]["ipv4_address"]
+    assert services["portal"]["environment"]["KSBB_PORTAL_FORWARDED_ALLOW_IPS"] == gateway_address
+    [pool] = network["ipam"]["config"]
+    subnet, dynamic = ipaddress.ip_network(pool["subnet"]), ipaddress.ip_network(pool["ip_range"])
+    address = ipaddress.ip_address(gateway_address)
+    assert address in subnet and address not in dynamic, "no other container may be given the gateway's address"
+    assert services["gateway"]["depends_on"]["portal"]["condition"] == "service_healthy"
+    assert "gateway" not in services["portal"].get("depends_on", {}), "the portal must not wait for the gateway"

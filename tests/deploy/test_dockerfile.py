@@ -135,3 +135,14 @@ def test_dockerignore_excludes_local_state() -> None:
         assert required in entries, f".dockerignore lacks {required}"
     for needed in ("uv.lock", "pyproject.toml", "libs", "services", "Dockerfile"):
         assert needed not in entries
+
+
+def test_the_portal_image_ships_htmx_and_the_service_template_refuses_the_portal() -> None:
+    portal = ROOT / "frontends" / "portal" / "Dockerfile"
+    stages = _stages(portal)
+    assets = [s for s in stages if s[0][1].endswith(" AS assets")]
+    assert assets and any(kw == "RUN" and "npm ci" in args for kw, args in assets[0]), "htmx comes from npm"
+    final = stages[-1]
+    assert any(kw == "COPY" and args.startswith("--from=assets ") and "htmx.min.js" in args for kw, args in final)
+    assert any(kw == "ENV" and "KSBB_PORTAL_VENDOR_DIR=/app/vendor" in args for kw, args in final)
+    assert 'test "${SERVICE}" != portal' in DOCKERFILE.read_text(encoding="utf-8")
