@@ -158,9 +158,11 @@ def test_ledger_events_apply_once_in_version_order_and_fulfil_an_open_need(
         requested=requested, committed=delivered, delivered=delivered, ledger_version=event_version
     )
     change = needs.record_ledger(current, ledger, 3, NOW)
-    if event_version <= current_version:
+    same_figures = delivered == 0
+    if event_version < current_version or (event_version == current_version and same_figures):
         assert change is None  # stale or redelivered: nothing changes
         return
+    # Newer, or the same version with other figures (the owner reused it after a crash): applied.
     assert change is not None and change.after.ledger == ledger
     fulfils = status is NeedStatus.OPEN and delivered >= requested
     assert change.after.status is (NeedStatus.FULFILLED if fulfils else status)
@@ -238,3 +240,27 @@ def test_the_next_period_repeats_the_request_with_dates_shifted(
     [opened] = change.events
     assert isinstance(opened, NeedOpened) and opened.need.period_start == start
     assert needs.due_period(need(), today) is None  # a one-off need has no series
+
+
+@given(
+    held_version=st.integers(min_value=1, max_value=20),
+    event_version=st.integers(min_value=1, max_value=20),
+    held_committed=st.integers(min_value=0, max_value=50),
+    committed=st.integers(min_value=0, max_value=50),
+    restated=st.booleans(),
+)
+def test_the_ledger_owner_is_authoritative_when_a_version_repeats_with_other_figures_or_is_restated(
+    held_version: int, event_version: int, held_committed: int, committed: int, restated: bool
+) -> None:
+    current = need(NeedStatus.OPEN, ledger=Ledger(requested=50, committed=held_committed, ledger_version=held_version))
+    ledger = Ledger(requested=50, committed=committed, ledger_version=event_version)
+    change = needs.record_ledger(current, ledger, 3, NOW, restated=restated)
+    reason = needs.ledger_repair(current.ledger, ledger, restated=restated)
+    differs = held_committed != committed
+    if event_version > held_version:
+        assert reason is None and change is not None and change.after.ledger == ledger
+    elif differs and (event_version == held_version or restated):
+        assert reason == (needs.SAME_VERSION_OTHER_FIGURES if event_version == held_version else needs.RESTATED)
+        assert change is not None and change.after.ledger == ledger
+    else:
+        assert reason is None and change is None

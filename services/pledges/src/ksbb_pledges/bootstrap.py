@@ -18,6 +18,7 @@ from ksbb_pledges.adapters.donors import MongoDonorStore
 from ksbb_pledges.adapters.ledgers import MongoLedgerStore
 from ksbb_pledges.adapters.offers import MongoOfferStore
 from ksbb_pledges.adapters.replicas import MongoReplicas
+from ksbb_pledges.adapters.restate_pages import MongoRestatePages
 from ksbb_pledges.api import donors as donor_routes
 from ksbb_pledges.api import errors as api_errors
 from ksbb_pledges.api import ledger as ledger_routes
@@ -30,6 +31,7 @@ from ksbb_pledges.app.offers import OfferService
 from ksbb_pledges.app.pledges import PledgeService
 from ksbb_pledges.app.ports import DonorStore, LedgerStore, OfferStore, PledgeCopies, Replicas
 from ksbb_pledges.app.registry import RegistryFacts
+from ksbb_pledges.app.restate import LedgerRestatement
 from ksbb_pledges.handlers import build_router
 from ksbb_pledges.settings import PledgesSettings
 
@@ -53,6 +55,7 @@ class PledgesService:
     offers: OfferService
     donors: DonorService
     registry: RegistryFacts
+    restatement: LedgerRestatement
     app: FastAPI
 
 
@@ -91,6 +94,9 @@ def compose(
     offers = OfferService(offer_store, ledger, ledger_store, replicas, runtime.clock)
     donors = DonorService(donor_store, runtime.clock)
     registry = RegistryFacts(ledger_store, replicas, runtime.clock)
+    restatement = LedgerRestatement(
+        ledger_store, MongoRestatePages(db), runtime.clock, page_size=settings.restate_page_size, stuck=runtime.stuck
+    )
 
     # Events in, start-up, sweeps.
     runtime.subscribe(build_router(registry))
@@ -102,6 +108,10 @@ def compose(
     @runtime.every(settings.sweep_interval_seconds, "pledge-sweeps")
     async def sweeps(_: ServiceRuntime) -> None:
         await ledger.sweep()
+
+    @runtime.every(settings.restate_interval_seconds, "ledger-restate")
+    async def restate(_: ServiceRuntime) -> None:
+        await restatement.run_page()
 
     # Routes.
     app = runtime.create_app([donor_routes.router, pledge_routes.router, ledger_routes.router, offer_routes.router])
@@ -120,6 +130,7 @@ def compose(
         offers=offers,
         donors=donors,
         registry=registry,
+        restatement=restatement,
         app=app,
     )
 

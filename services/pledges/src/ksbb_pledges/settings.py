@@ -29,6 +29,13 @@ class PledgesSettings(KitSettings):
         description="How long after the delivery the donor may still read the recipient's contact (UU 27/2022).",
     )
 
+    restate_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Anti-entropy: how often a page of ledgers is re-published so consumers repair diverged views.",
+    )
+    restate_page_size: int = Field(default=500, ge=1, le=10_000, description="Ledgers re-published per run.")
+
     @property
     def contact_after_delivery(self) -> timedelta:
         """How long the donor's access to the recipient's contact lasts after the delivery."""

@@ -18,7 +18,8 @@ class RegistryHandlers:
 
     async def on_ledger_changed(self, event: NeedLedgerChanged, envelope: CloudEvent) -> None:
         """The pledges service's quantities of a need changed."""
-        # Idempotent: the need stores the last ledger_version and ignores older or repeated ones.
+        # Idempotent: the need stores the last ledger_version and ignores older or repeated ones — unless
+        # their figures differ (the owner reused a version after a crash, or restated its state).
         ledger = Ledger(
             requested=event.requested,
             committed=event.committed,
@@ -26,7 +27,7 @@ class RegistryHandlers:
             delivered=event.delivered,
             ledger_version=event.ledger_version,
         )
-        await self.needs.apply_ledger(event.need_id, ledger)
+        await self.needs.apply_ledger(event.need_id, ledger, restated=event.restated)
 
 
 def build_router(needs: NeedService) -> EventRouter:

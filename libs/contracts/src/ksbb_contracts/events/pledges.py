@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +29,7 @@ __all__ = [
     "PledgePublic",
     "PledgeRejected",
     "ProposedAllocation",
+    "ledger_figures_digest",
 ]
 
 
@@ -122,8 +124,20 @@ class PledgeExpiring(_PledgeEvent):
     expires_at: datetime
 
 
+def ledger_figures_digest(requested: int, committed: int, in_transit: int, delivered: int) -> str:
+    """The digest of a need's ledger figures: equal figures give equal digests, in every service."""
+    figures = f"{requested}:{committed}:{in_transit}:{delivered}"
+    return hashlib.sha256(figures.encode()).hexdigest()[:16]
+
+
 class NeedLedgerChanged(Event):
-    """A need's quantities changed; `ledger_version` increases with every change."""
+    """A need's quantities changed; `ledger_version` increases with every change.
+
+    After a database crash the owner may reuse a version with other figures: a consumer that holds this
+    `ledger_version` with figures of another `ledger_digest` applies the event anyway (the owner is
+    authoritative). A `restated` event is the owner's anti-entropy job re-publishing its current state: a
+    consumer whose figures differ applies it whatever version it holds.
+    """
 
     event_type = "ksbb.need_ledger.changed.v1"
     topic = topics.LEDGER
@@ -138,6 +152,20 @@ class NeedLedgerChanged(Event):
     ledger_version: int = Field(ge=1)
     need_status: NeedStatus
     occurred_at: datetime
+    ledger_digest: str | None = Field(
+        default=None,
+        description="Digest of requested, committed, in_transit and delivered (ledger_figures_digest); "
+        "absent from events of older producers.",
+    )
+    restated: bool = Field(
+        default=False,
+        description="Re-published current state (anti-entropy), not a change: consumers whose figures "
+        "differ apply it even at a version they already hold or a newer one.",
+    )
+
+    def figures_digest(self) -> str:
+        """The digest of this event's figures (computed, so events without `ledger_digest` compare too)."""
+        return ledger_figures_digest(self.requested, self.committed, self.in_transit, self.delivered)
 
 
 class DonorProfileUpdated(Event):

@@ -191,3 +191,19 @@ class OfferStore(Protocol):
     async def change_if(self, offer_id: str, status: str, fields: dict[str, Any], events: Sequence[Event]) -> bool:
         """Set fields of an offer that is in `status`; False when it is not."""
         ...
+
+
+class RestatePages(Protocol):
+    """Ledger ids in `_id` order, page by page, and where the anti-entropy pass stopped (survives restarts)."""
+
+    async def ids_after(self, after: str | None, limit: int) -> list[str]:
+        """Up to `limit` ledger ids greater than `after` (from the first when None), in order."""
+        ...
+
+    async def cursor(self) -> str | None:
+        """The last ledger id the previous page restated (None: start from the first)."""
+        ...
+
+    async def save_cursor(self, after: str | None) -> None:
+        """Remember where the next page starts."""
+        ...

@@ -31,6 +31,7 @@ from ksbb_contracts.events.pledges import (
     PledgeExpired,
     PledgeExpiring,
     PledgeRejected,
+    ledger_figures_digest,
 )
 from ksbb_contracts.events.registry import NeedPublic
 from ksbb_contracts.vocab import NeedStatus, PledgeStatus, RecipientStatus
@@ -230,6 +231,7 @@ def settle(ledger: Ledger, change: LedgerChange[R], now: datetime) -> LedgerChan
                 ledger_version=fields["ledger_version"],
                 need_status=merged["status"],
                 occurred_at=now,
+                ledger_digest=ledger_figures_digest(merged["requested"], q.committed, q.in_transit, q.delivered),
             )
         )
     change.set_fields = fields

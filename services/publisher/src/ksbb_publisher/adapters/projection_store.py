@@ -15,6 +15,7 @@ from typing import Any
 
 from ksbb_kit.consumer import APPLIED
 from ksbb_kit.ids import new_id
+from ksbb_kit.repairs import note_repair
 from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -81,6 +82,7 @@ class MongoProjectionStore:
     async def _apply_model(self, model: str, parts: list[VersionedPart]) -> int:
         collection = self.db[model]
         version_fields = {part.version_field: 1 for part in parts}
+        version_fields |= {part.digest_field: 1 for part in parts if part.digest_field}
         changed = 0
         while parts:
             ids = list(dict.fromkeys(part.doc_id for part in parts))
@@ -92,6 +94,7 @@ class MongoProjectionStore:
             writes = {key[1]: (fields, stored.get(key[1])) for key, fields in updates.items()}
             lost = await _write_revisions(collection, writes, lambda doc_id, fields: {"$set": fields})
             changed += len(writes) - len(lost)
+            _note_repairs(model, parts, stored, set(writes) - set(lost))
             parts = [part for part in parts if part.doc_id in lost]  # fold again on what the winner wrote
         return changed
 
@@ -262,3 +265,12 @@ async def _write_revisions(
         return set()
     current = {d["_id"]: d.get(REVISION) async for d in collection.find({"_id": {"$in": order}}, {REVISION: 1})}
     return {doc_id for doc_id in order if current.get(doc_id) != revisions[doc_id]}
+
+
+def _note_repairs(model: str, parts: list[VersionedPart], stored: dict[Any, Doc], written: set[Any]) -> None:
+    """Count (and log once) documents a part repaired although they held its version or a newer one."""
+    for part in parts:
+        if part.doc_id in written:
+            reason = part.repair_reason(stored.get(part.doc_id))
+            if reason is not None:
+                note_repair(f"publisher.{model}.{part.version_field}", part.doc_id, reason)

@@ -62,16 +62,47 @@ class VersionedPart:
     version_field: str
     version: int
     fields: Mapping[str, Any]
+    #: A part whose owner may reuse a version after a crash names the field holding its content digest
+    #: (also one of `fields`): the same version with another digest is applied (the owner is authoritative).
+    digest_field: str | None = None
+    #: The owner re-published its current state (anti-entropy): applied whenever the digest differs.
+    restated: bool = False
 
     @property
     def key(self) -> DocKey:
         """Read model and document id."""
         return self.model, self.doc_id
 
+    @property
+    def digest(self) -> Any:
+        """This part's content digest (None without a digest field)."""
+        return self.fields.get(self.digest_field) if self.digest_field else None
+
     def is_newer_than(self, doc: Mapping[str, Any] | None) -> bool:
-        """Whether this part would change `doc`: no document, no version of this part yet, or an older one."""
+        """Whether this part would change `doc`: no document, no version of this part yet, an older one, or
+        a repair (`repair_reason`)."""
         stored = doc.get(self.version_field) if doc is not None else None
-        return stored is None or stored < self.version
+        return stored is None or stored < self.version or self.repair_reason(doc) is not None
+
+    def repair_reason(self, doc: Mapping[str, Any] | None) -> str | None:
+        """Why this part replaces a document that holds its version or a newer one (None: it does not)."""
+        if doc is None or self.digest_field is None or doc.get(self.version_field) is None:
+            return None
+        stored, stored_digest = doc[self.version_field], doc.get(self.digest_field)
+        if stored < self.version or stored_digest == self.digest:
+            return None
+        if stored_digest is None and not self.restated:
+            return None  # projected before digests were kept: only a restated state tells
+        if stored == self.version:
+            return "same_version_other_figures"
+        return "restated" if self.restated else None
+
+    def as_stored(self) -> dict[str, Any]:
+        """The version (and digest) fields a document has once this part is applied."""
+        stored = {self.version_field: self.version}
+        if self.digest_field:
+            stored[self.digest_field] = self.digest
+        return stored
 
 
 @dataclass(frozen=True)
@@ -108,17 +139,15 @@ def batch_updates(
 ) -> dict[DocKey, dict[str, Any]]:
     """Per document, the fields to set so that it equals `fold(parts, stored)`; unchanged documents are absent.
 
-    `stored` needs only the version fields of each document. Per document and version field the newest part
-    wins (the first of equal versions: a redelivery carries the same fields); its fields and version are set.
+    `stored` needs only the version (and digest) fields of each document. Per document and version field
+    the parts are taken in order: one replaces the current winner when it is newer than it (the first of
+    equal versions and digests: a redelivery carries the same fields); the winner's fields and version are set.
     """
     winners: dict[tuple[DocKey, str], VersionedPart] = {}
     for part in parts:
         slot = (part.key, part.version_field)
         best = winners.get(slot)
-        if best is not None:
-            if part.version > best.version:
-                winners[slot] = part
-        elif part.is_newer_than(stored.get(part.key)):
+        if part.is_newer_than(best.as_stored() if best is not None else stored.get(part.key)):
             winners[slot] = part
     updates: dict[DocKey, dict[str, Any]] = {}
     for (key, version_field), part in winners.items():
@@ -226,13 +255,15 @@ def need_part(event: _NeedEvent, now: datetime) -> VersionedPart:
 
 
 def ledger_part(event: NeedLedgerChanged, now: datetime) -> VersionedPart:
-    """The pledges service's part of a need document (its progress), guarded by `ledger_version`."""
+    """The pledges service's part of a need document (its progress), guarded by `ledger_version` and the
+    figures' digest (a version reused with other figures, or a restated state, repairs the progress)."""
     return VersionedPart(
         "needs",
         event.need_id,
         "ledger_version",
         event.ledger_version,
         {
+            "ledger_digest": event.figures_digest(),
             "recipient_id": event.recipient_id,
             "progress": {
                 "requested": event.requested,
@@ -244,6 +275,8 @@ def ledger_part(event: NeedLedgerChanged, now: datetime) -> VersionedPart:
             "ledger_at": event.occurred_at,
             "projected_at": now,
         },
+        digest_field="ledger_digest",
+        restated=event.restated,
     )
 
 

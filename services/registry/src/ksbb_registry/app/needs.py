@@ -10,6 +10,7 @@ from ksbb_contracts.vocab import Item, NeedStatus, Priority, RecipientStatus
 from ksbb_kit.auth import Principal, Role
 from ksbb_kit.ids import derived_id
 from ksbb_kit.jobs import StuckItems, for_each_item
+from ksbb_kit.repairs import note_repair
 
 from ksbb_registry.app.access import may_act_for, require
 from ksbb_registry.app.ports import Clock, Decide, ListQuery, NeedStore, Page, Precondition, RecipientStore
@@ -192,16 +193,25 @@ class NeedService:
                                   item_id=lambda need: need.need_id, stuck=stuck)
         return sum(run.results)
 
-    async def apply_ledger(self, need_id: str, ledger: Ledger) -> bool:
-        """Store the pledges service's quantities on a need; fulfil it when deliveries reach the request."""
+    async def apply_ledger(self, need_id: str, ledger: Ledger, *, restated: bool = False) -> bool:
+        """Store the pledges service's quantities on a need; fulfil it when deliveries reach the request.
+
+        The pledges service is authoritative: figures at a version already held are replaced when they
+        differ (a repair, counted and logged once), and a `restated` state replaces any differing figures.
+        """
+        repairs: list[str] = []
 
         def decide(current: Need, version: int) -> Change[Need] | None:
-            return rules.record_ledger(current, ledger, version, self.clock.now())
+            reason = rules.ledger_repair(current.ledger, ledger, restated=restated)
+            repairs[:] = [reason] if reason else []
+            return rules.record_ledger(current, ledger, version, self.clock.now(), restated=restated)
 
         outcome = await self.needs.update(need_id, decide)
         if outcome is None:
             log.warning("ledger event for unknown need %s ignored", need_id)
             return False
+        if outcome[1] and repairs:
+            note_repair("registry.needs.ledger", need_id, repairs[0])
         return outcome[1]
 
     async def _recipient(self, recipient_id: str) -> Recipient:

@@ -268,10 +268,35 @@ def close(current: Need, reason: str, version: int, now: datetime) -> Change[Nee
     )
 
 
-def record_ledger(current: Need, ledger: Ledger, version: int, now: datetime) -> Change[Need] | None:
-    """Store newer ledger quantities (older or repeated versions change nothing); an open need whose
-    deliveries reach the request becomes fulfilled."""
-    if current.ledger.ledger_version >= ledger.ledger_version:
+#: Why a ledger event at a version the need already holds was applied anyway (the owner is authoritative).
+SAME_VERSION_OTHER_FIGURES = "same_version_other_figures"
+RESTATED = "restated"
+
+
+def ledger_repair(held: Ledger, incoming: Ledger, *, restated: bool) -> str | None:
+    """Whether an event that is not newer still replaces the held figures, and why (None: it does not).
+
+    The same version with other figures means the owner reused a version after losing writes; a restated
+    state (anti-entropy) with other figures wins whatever version is held.
+    """
+    if incoming.ledger_version > held.ledger_version or _figures(held) == _figures(incoming):
+        return None
+    if incoming.ledger_version == held.ledger_version:
+        return SAME_VERSION_OTHER_FIGURES
+    return RESTATED if restated else None
+
+
+def _figures(ledger: Ledger) -> tuple[int, int, int, int]:
+    return ledger.requested, ledger.committed, ledger.in_transit, ledger.delivered
+
+
+def record_ledger(
+    current: Need, ledger: Ledger, version: int, now: datetime, *, restated: bool = False
+) -> Change[Need] | None:
+    """Store newer ledger quantities (older or repeated versions change nothing unless they repair other
+    figures, see `ledger_repair`); an open need whose deliveries reach the request becomes fulfilled."""
+    held = current.ledger
+    if held.ledger_version >= ledger.ledger_version and ledger_repair(held, ledger, restated=restated) is None:
         return None
     if current.status is NeedStatus.OPEN and is_fulfilled(ledger.requested, ledger.delivered):
         after = current.model_copy(

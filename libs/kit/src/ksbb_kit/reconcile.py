@@ -1,0 +1,110 @@
+"""`ksbb reconcile`: where the owners' and the consumers' views of an aggregate differ.
+
+An operator tool, not a service: it reads each service's database directly. Today it compares the need
+ledgers — owned by pledges (`ledgers`), held by the registry (`needs.ledger`) and the publisher (`needs`
+progress) — by version and by the figures' digest. Consumers repair themselves from the owner's events
+and its anti-entropy job (`ksbb.need_ledger.changed.v1`, `restated`); a difference that outlives one full
+anti-entropy pass (plus the consumers' lag) is worth a look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ksbb_contracts.events.pledges import ledger_figures_digest
+from pymongo import AsyncMongoClient
+
+FIGURES = ("requested", "committed", "in_transit", "delivered")
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """One service's view of a need's ledger: its version, figures and their digest."""
+
+    version: int
+    figures: tuple[int, int, int, int]
+
+    @property
+    def digest(self) -> str:
+        """The digest of the figures (the one the owner publishes)."""
+        return ledger_figures_digest(*self.figures)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The view as JSON-ready values."""
+        return {"version": self.version, "digest": self.digest, **dict(zip(FIGURES, self.figures, strict=True))}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """An aggregate whose view in a consumer differs from its owner's (None: that side has none)."""
+
+    aggregate: str
+    aggregate_id: str
+    owner: str
+    view: str
+    owner_state: dict[str, Any] | None
+    view_state: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The difference as JSON-ready values."""
+        return asdict(self)
+
+
+def _view(version: Any, source: Mapping[str, Any]) -> LedgerView:
+    return LedgerView(int(version or 0), tuple(int(source.get(k) or 0) for k in FIGURES))  # type: ignore[arg-type]
+
+
+def compare_views(
+    aggregate: str, owner: str, owned: Mapping[str, LedgerView], views: Mapping[str, Mapping[str, LedgerView]]
+) -> list[Difference]:
+    """Every (aggregate, consumer) whose version or digest differs from the owner's, ordered by id and view."""
+    found: list[Difference] = []
+    for view_name, held in sorted(views.items()):
+        for aggregate_id in sorted(set(owned) | set(held)):
+            mine, theirs = owned.get(aggregate_id), held.get(aggregate_id)
+            if mine is not None and theirs is not None and mine == theirs:
+                continue
+            found.append(Difference(aggregate, aggregate_id, owner, view_name,
+                                    mine.as_dict() if mine else None, theirs.as_dict() if theirs else None))
+    return found
+
+
+async def need_ledger_views(
+    client: AsyncMongoClient[dict[str, Any]], *, pledges_db: str, registry_db: str, publisher_db: str
+) -> tuple[dict[str, LedgerView], dict[str, dict[str, LedgerView]]]:
+    """The pledges service's ledgers and the registry's and publisher's views of them (announced ones only)."""
+    owned: dict[str, LedgerView] = {}
+    fields = {"ledger_version": 1, **dict.fromkeys(FIGURES, 1)}
+    async for doc in client[pledges_db]["ledgers"].find({"ledger_version": {"$gte": 1}}, fields):
+        owned[doc["_id"]] = _view(doc["ledger_version"], doc)
+    registry: dict[str, LedgerView] = {}
+    async for doc in client[registry_db]["needs"].find({"ledger.ledger_version": {"$gte": 1}}, {"ledger": 1}):
+        registry[doc["_id"]] = _view(doc["ledger"]["ledger_version"], doc["ledger"])
+    publisher: dict[str, LedgerView] = {}
+    async for doc in client[publisher_db]["needs"].find({"ledger_version": {"$gte": 1}}, {"ledger_version": 1,
+                                                                                          "progress": 1}):
+        publisher[doc["_id"]] = _view(doc["ledger_version"], doc.get("progress") or {})
+    return owned, {"registry": registry, "publisher": publisher}
+
+
+def database_name(service: str, prefix: str = "") -> str:
+    """A service's database under a namespace prefix (tests), as `KitSettings.database_name` builds it."""
+    return f"{prefix.replace('.', '_')}ksbb_{service}"
+
+
+async def reconcile(mongodb_url: str, *, prefix: str = "") -> list[Difference]:
+    """Every difference between the owners' and the consumers' views (today: need ledgers)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        owned, views = await need_ledger_views(
+            client,
+            pledges_db=database_name("pledges", prefix),
+            registry_db=database_name("registry", prefix),
+            publisher_db=database_name("publisher", prefix),
+        )
+    finally:
+        await client.close()
+    # A need the registry or publisher holds without any ledger at the owner is a difference too.
+    return compare_views("need_ledger", "pledges", owned, views)

@@ -1,0 +1,43 @@
+"""Anti-entropy (pure): re-announcing a ledger's current figures so every consumer repairs a diverged view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ksbb_contracts.events.pledges import NeedLedgerChanged, ledger_figures_digest
+
+from ksbb_pledges.domain.ledger import LedgerChange, unchanged
+from ksbb_pledges.domain.pledge import Ledger
+
+
+def restatement(ledger: Ledger, now: datetime) -> NeedLedgerChanged | None:
+    """The ledger's current state as a `restated` event (None for a ledger never announced)."""
+    version = int(ledger.get("ledger_version", 0))
+    if version < 1:
+        return None
+    figures = [int(ledger[k]) for k in ("requested", "committed", "in_transit", "delivered")]
+    return NeedLedgerChanged(
+        need_id=ledger["_id"],
+        recipient_id=ledger["recipient_id"],
+        requested=figures[0],
+        committed=figures[1],
+        in_transit=figures[2],
+        delivered=figures[3],
+        ledger_version=version,
+        need_status=ledger["status"],
+        occurred_at=now,
+        ledger_digest=ledger_figures_digest(*figures),
+        restated=True,
+    )
+
+
+def restate(ledger: Ledger, now: datetime) -> LedgerChange[bool]:
+    """A change that only publishes the ledger's current state (figures and version untouched).
+
+    It is written like any decision — guarded by the revision it read, its event in the same write — so it
+    is published in order with the ledger's changes and can never overtake a newer one.
+    """
+    event = restatement(ledger, now)
+    if event is None:
+        return unchanged(False)
+    return LedgerChange(result=True, set_fields={"restated_at": now}, events=[event])
