@@ -3,9 +3,14 @@ import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.wire.message.MongoMessage;
+import io.netty.channel.Channel;
 
 import java.io.File;
 import java.util.List;
+import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 
 /**
@@ -17,7 +22,13 @@ import java.util.concurrent.CountDownLatch;
  * 4.4.0 / wire 9 through {@link de.bwaldvogel.mongo.backend.AbstractMongoBackend#version}.
  * This does not add any 4.4 features; see deploy/local/README.md for what is unsupported.
  *
- * <p>Usage: {@code KsbbMongoServer --host 127.0.0.1 --port 27018 --backend memory|h2 [--h2-file PATH]}
+ * <p>The h2 backend (on disk, for {@code make run}) commits its MVStore after every write command, so a
+ * {@code kill -9} of this process loses no acknowledged write (H2's own auto-commit would only write the
+ * changes of the last second or so; it stays on as a safety net). {@code --h2-commit delay} restores H2's
+ * default. The memory backend (tests) is unchanged.
+ *
+ * <p>Usage: {@code KsbbMongoServer --host 127.0.0.1 --port 27018 --backend memory|h2 [--h2-file PATH]
+ * [--h2-commit per-write|delay]}
  */
 public final class KsbbMongoServer {
 
@@ -44,6 +55,40 @@ public final class KsbbMongoServer {
 
     static final MongoVersion MONGO_4_4 = new AnnouncedVersion(List.of(4, 4, 0), 9);
 
+    /** Commands that change data: after each of them the committing backend writes its MVStore. */
+    static final Set<String> WRITE_COMMANDS = Set.of("insert", "update", "delete", "findandmodify", "create",
+            "createindexes", "dropindexes", "drop", "dropdatabase", "renamecollection");
+
+    /** An H2 backend that commits the MVStore after every write command, before the reply is sent. */
+    static final class CommittingH2Backend extends H2Backend {
+        CommittingH2Backend(String fileName) {
+            super(fileName);
+        }
+
+        @Override
+        public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+            try {
+                return super.handleCommand(channel, databaseName, command, query);
+            } finally {
+                if (command != null && WRITE_COMMANDS.contains(command.toLowerCase(Locale.ROOT))) {
+                    commit();
+                }
+            }
+        }
+
+        @Override
+        public Document handleMessage(MongoMessage message) {
+            try {
+                return super.handleMessage(message);
+            } finally {
+                String command = message.getDocument().keySet().stream().findFirst().orElse("");
+                if (WRITE_COMMANDS.contains(command.toLowerCase(Locale.ROOT))) {
+                    commit();
+                }
+            }
+        }
+    }
+
     private KsbbMongoServer() {
     }
 
@@ -52,6 +97,7 @@ public final class KsbbMongoServer {
         int port = 27018;
         String backendName = "memory";
         String h2File = null;
+        String h2Commit = "per-write";
         for (int i = 0; i < args.length; i++) {
             String arg = args[i];
             if (i + 1 >= args.length && arg.startsWith("--")) {
@@ -62,6 +108,7 @@ public final class KsbbMongoServer {
                 case "--port" -> port = Integer.parseInt(args[++i]);
                 case "--backend" -> backendName = args[++i];
                 case "--h2-file" -> h2File = args[++i];
+                case "--h2-commit" -> h2Commit = args[++i];
                 default -> usage("unknown argument: " + arg);
             }
         }
@@ -77,7 +124,14 @@ public final class KsbbMongoServer {
                 if (parent != null && !parent.isDirectory() && !parent.mkdirs()) {
                     throw new IllegalStateException("cannot create " + parent);
                 }
-                backend = new H2Backend(h2File);
+                backend = switch (h2Commit) {
+                    case "per-write" -> new CommittingH2Backend(h2File);
+                    case "delay" -> new H2Backend(h2File);
+                    default -> {
+                        usage("unknown --h2-commit '" + h2Commit + "' (expected per-write or delay)");
+                        yield null;
+                    }
+                };
             }
             default -> {
                 usage("unknown backend '" + backendName + "' (expected memory or h2)");
@@ -102,14 +156,15 @@ public final class KsbbMongoServer {
 
         server.bind(host, port);
         System.err.printf("KsbbMongoServer: listening on %s:%d backend=%s%s announcing MongoDB %s (maxWireVersion %d)%n",
-                host, port, backendName, h2File == null ? "" : " file=" + h2File,
+                host, port, backendName, h2File == null ? "" : " file=" + h2File + " commit=" + h2Commit,
                 MONGO_4_4.toVersionString(), MONGO_4_4.getWireVersion());
         stopped.await();
     }
 
     private static void usage(String message) {
         System.err.println("KsbbMongoServer: " + message);
-        System.err.println("usage: KsbbMongoServer --host HOST --port PORT --backend memory|h2 [--h2-file PATH]");
+        System.err.println("usage: KsbbMongoServer --host HOST --port PORT --backend memory|h2 [--h2-file PATH]"
+                + " [--h2-commit per-write|delay]");
         System.exit(2);
     }
 }
