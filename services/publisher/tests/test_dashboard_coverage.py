@@ -4,6 +4,7 @@ gaps first, in any of four orders."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -70,3 +71,30 @@ def test_the_page_draws_coverage_bars_with_a_legend_and_sort_links(lang: str) ->
     assert "0/900" in kemayoran[:400], "Kemayoran: an empty bar beside nothing reached"
     assert "sort=name" in html and f"lang={lang}" in html.split("sort=name")[0][-40:]
     assert TEXT[lang]["no_households"] in html, "an area without targeted households says so instead of 0%"
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "shown"),
+    [
+        (datetime(2026, 1, 5, 20, 30, tzinfo=UTC), "06-01-2026 03:30 WIB"),  # past midnight in Jakarta
+        (datetime(2026, 1, 5, 20, 30), "06-01-2026 03:30 WIB"),  # naive values from the read models are UTC
+        (datetime(2026, 6, 1, 9, 5, tzinfo=timezone(timedelta(hours=2))), "01-06-2026 14:05 WIB"),
+    ],
+)
+def test_feed_times_are_shown_on_jakarta_clock_with_the_instant_kept_in_the_markup(
+    occurred_at: datetime, shown: str
+) -> None:
+    entry = {"id": "e1", "kind": "delivered", "occurred_at": occurred_at, "donor_name": "Kolaborator anonim",
+             "donor_named": False, "delivered_quantity": 3, "quantity": 3, "item": "sembako",
+             "recipient_name": "RW 03 Gambir", "recipient_id": "rcp_1"}
+    html = ENV.get_template("dashboard.html").render(
+        t=TEXT["id"], lang="id", kinds=KIND_LABELS["id"], verbs=VERBS, items=ITEM_LABELS["id"],
+        stats={"totals": row("31", "DKI", 0, 0, 0), "by_kota": []}, kecamatan_rows=[], kota_rows=[],
+        sort="coverage", sort_links={}, recipients=[], needs_of={}, feed=[entry], gaps=[], gap_days=14, kotas=[],
+        kecamatans=[], selected={"kota": None, "kecamatan": None, "kind": None, "open": False}, newest=0,
+        attribution="ODbL",
+    )
+    [(instant, text)] = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', html)
+    assert text == shown
+    as_utc = occurred_at if occurred_at.tzinfo else occurred_at.replace(tzinfo=UTC)
+    assert datetime.fromisoformat(instant) == as_utc

@@ -286,6 +286,21 @@ async def test_needs_take_the_newest_ledger_version_even_out_of_order(env: Env) 
     assert need_2["recipient_name"] == "Panti Asuhan Kasih"
     listed = (await env.client.get("/v1/public/needs", params={"item": "baby_milk"})).json()["items"]
     assert [n["need_id"] for n in listed] == ["need_2"]
+
+    async def need_ids(**params: str) -> list[str]:
+        answer = await env.client.get("/v1/public/needs", params=params)
+        assert answer.status_code == 200, answer.text
+        return [n["need_id"] for n in answer.json()["items"]]
+
+    assert await need_ids(kind="panti_asuhan") == ["need_2"]
+    assert await need_ids(kind="rw_rentan") == ["need_1"]
+    assert await need_ids(kind="pesantren") == []
+    assert await need_ids(priority="high") == ["need_1", "need_2"]
+    assert await need_ids(priority="low") == []
+    assert await need_ids(kind="rw_rentan", priority="high", item="sembako") == ["need_1"]
+    for field, value in (("kind", "panti"), ("priority", "urgent")):
+        bad = await env.client.get("/v1/public/needs", params={field: value})
+        assert bad.status_code == 422 and bad.json()["field"] == field, bad.text
     first = (await env.client.get("/v1/public/needs", params={"limit": 1})).json()
     second = (
         await env.client.get("/v1/public/needs", params={"limit": 1, "cursor": first["next_cursor"]})

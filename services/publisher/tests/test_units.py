@@ -54,10 +54,19 @@ def test_progress_defaults_to_the_requested_quantity_before_any_ledger() -> None
     assert progress_of({"quantity": 8})["remaining"] == 8
     assert (
         progress_of(
-            {"quantity": 8, "progress": {"requested": 10, "committed": 2, "in_transit": 3, "delivered": 5}}
+            {"quantity": 8, "progress": {"requested": 10, "committed": 10, "in_transit": 3, "delivered": 5}}
         )["percent_pledged"]
         == 100
     )
+
+
+def test_progress_counts_in_transit_and_delivered_once_as_parts_of_committed() -> None:
+    # The pledges service's rule: committed = live reservations + received; in transit and delivered are parts.
+    ledger = {"requested": 10, "committed": 6, "in_transit": 2, "delivered": 3}
+    progress = progress_of({"quantity": 10, "progress": ledger})
+    assert progress["remaining"] == 4
+    assert progress["percent_pledged"] == 60
+    assert progress["percent_delivered"] == 30
 
 
 def test_anonymous_label_and_no_confidential_event_types() -> None:

@@ -32,9 +32,10 @@ class MongoReadModels:
         return {d["_id"]: d["name"] async for d in docs}
 
     async def recipient_summaries(self, ids: Iterable[str]) -> dict[str, Doc]:
-        """Recipient id -> name, RW and households (public recipients only)."""
+        """Recipient id -> name, kind, RW and households (public recipients only)."""
         docs = self.db.recipients.find(
-            {"_id": {"$in": sorted(set(ids))}, **PUBLISHED_RECIPIENT}, {"name": 1, "rw": 1, "beneficiaries": 1}
+            {"_id": {"$in": sorted(set(ids))}, **PUBLISHED_RECIPIENT},
+            {"name": 1, "rw": 1, "beneficiaries": 1, "kind": 1},
         )
         return {d["_id"]: d async for d in docs}
 
@@ -95,6 +96,7 @@ class MongoReadModels:
             ("recipient_id", query.recipient_id),
             ("status", query.status),
             ("item", query.item),
+            ("priority", query.priority),
             ("kota_code", query.kota),
             ("kecamatan_code", query.kecamatan),
             ("kelurahan_code", query.kelurahan),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from ksbb_contracts.vocab import Item, NeedStatus
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from ksbb_contracts.vocab import Item, NeedStatus, Priority, RecipientKind
 
 from ksbb_publisher.api.caching import cached_json
 from ksbb_publisher.api.deps import NOT_MODIFIED, PageLimit, QueriesDep, SettingsDep, after_cursor, page_cursor
@@ -13,7 +15,17 @@ from ksbb_publisher.domain.areas import checked_area_code
 router = APIRouter(prefix="/v1/public", tags=["public"])
 
 
-@router.get("/needs", response_model=NeedPage, responses=NOT_MODIFIED, summary="Needs with their progress")
+@router.get(
+    "/needs",
+    response_model=NeedPage,
+    responses=NOT_MODIFIED,
+    summary="Needs with their progress",
+    description=(
+        "Needs of published recipients ordered by id. A page may hold fewer than `limit` needs (even none) "
+        "while `next_cursor` is set: one page reads a bounded part of the needs, so keep following "
+        "`next_cursor` until it is null."
+    ),
+)
 async def list_needs(
     request: Request,
     queries: QueriesDep,
@@ -24,6 +36,8 @@ async def list_needs(
     kota: str | None = None,
     kecamatan: str | None = None,
     kelurahan: str | None = None,
+    kind: Annotated[RecipientKind | None, Query(description="Kind of the recipient unit")] = None,
+    priority: Annotated[Priority | None, Query(description="Urgency of the need")] = None,
     limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> Response:
@@ -34,6 +48,8 @@ async def list_needs(
         kota=checked_area_code(kota, "kota", "kota"),
         kecamatan=checked_area_code(kecamatan, "kecamatan", "kecamatan"),
         kelurahan=checked_area_code(kelurahan, "kelurahan", "kelurahan"),
+        kind=kind.value if kind else None,
+        priority=priority.value if priority else None,
         after=after_cursor(cursor),
         limit=limit,
     )

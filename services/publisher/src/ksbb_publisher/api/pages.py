@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,6 +24,27 @@ from ksbb_publisher.domain.opendata import ATTRIBUTION
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+#: Western Indonesian Time: Jakarta's clock, UTC+7 all year (no daylight saving since 1964).
+WIB = timezone(timedelta(hours=7), "WIB")
+
+
+def on_jakarta_clock(value: datetime) -> datetime:
+    """A point in time on Jakarta's clock; naive values are UTC, as the read models store them."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(WIB)
+
+
+def wib_time(value: datetime) -> str:
+    """Day and time as people in Jakarta read them: 05-01-2026 15:00 WIB."""
+    return on_jakarta_clock(value).strftime("%d-%m-%Y %H:%M WIB")
+
+
+def iso_instant(value: datetime) -> str:
+    """ISO 8601 with its offset (machine-readable `datetime` attribute)."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+ENV.filters["wib"] = wib_time
+ENV.filters["iso"] = iso_instant
 
 ITEM_LABELS: dict[str, dict[str, str]] = {
     "id": {

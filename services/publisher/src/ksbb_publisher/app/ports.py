@@ -153,6 +153,7 @@ class NeedQuery:
     kecamatan: str | None = None
     kelurahan: str | None = None
     after: str | None = None
+    priority: str | None = None
 
 
 class SnapshotFiles(Protocol):

@@ -14,6 +14,8 @@ from ksbb_publisher.domain.statistics import programme_statistics
 from ksbb_publisher.domain.views import public_need, public_organisation, public_recipient
 
 Page = tuple[list[dict[str, Any]], str | None]
+#: Chunks (of a page and one) of the needs collection one page of needs may read before it ends short.
+NEEDS_SCAN_CHUNKS = 20
 
 
 class PublicQueries:
@@ -73,34 +75,51 @@ class PublicQueries:
         kota: str | None = None,
         kecamatan: str | None = None,
         kelurahan: str | None = None,
+        kind: str | None = None,
+        priority: str | None = None,
         after: str | None = None,
         limit: int = 50,
     ) -> Page:
-        """A page of needs of public recipients ordered by id, and the id to continue after."""
-        query = NeedQuery(recipient_id, status, item, kota, kecamatan, kelurahan, after)
-        # Needs of unpublished recipients are skipped, so read in chunks until one more than a page is found.
+        """A page of needs of public recipients ordered by id, and the id to continue after.
+
+        Needs of unpublished recipients (and, with `kind`, of other kinds of recipient) are dropped from
+        chunks read by id; at most NEEDS_SCAN_CHUNKS chunks are read for one page, so a rare kind cannot
+        make one request read the whole collection: the page may then be short, and its cursor continues
+        after the last need read.
+        """
+        query = NeedQuery(recipient_id, status, item, kota, kecamatan, kelurahan, after, priority)
         docs: list[Doc] = []
         recipients: dict[str, Doc] = {}
         chunk: list[Doc] = []
+        chunks_read = 0
+        last_read: str | None = None
 
         async def keep_public() -> None:
-            recipients.update(await self._read.recipient_summaries(d["recipient_id"] for d in chunk))
-            docs.extend(d for d in chunk if d["recipient_id"] in recipients)
+            found = await self._read.recipient_summaries(d["recipient_id"] for d in chunk)
+            wanted = {k: v for k, v in found.items() if not kind or v.get("kind") == kind}
+            recipients.update(wanted)
+            docs.extend(d for d in chunk if d["recipient_id"] in wanted)
             chunk.clear()
 
         async with aclosing(self._read.need_docs(query, batch=limit + 1)) as found:
             async for doc in found:
                 chunk.append(doc)
+                last_read = doc["_id"]
                 if len(chunk) > limit:
                     await keep_public()
-                    if len(docs) > limit:
+                    chunks_read += 1
+                    if len(docs) > limit or chunks_read >= NEEDS_SCAN_CHUNKS:
                         break
+            else:
+                last_read = None  # the collection ended: nothing to continue after
         await keep_public()
         more = len(docs) > limit
         docs = docs[:limit]
         orgs = await self._read.organisation_names(d.get("organisation_id") or "" for d in docs)
         items = [public_need(d, recipients, orgs) for d in docs]
-        return items, (items[-1]["need_id"] if more and items else None)
+        if more:
+            return items, items[-1]["need_id"]
+        return items, last_read
 
     async def need(self, need_id: str) -> dict[str, Any]:
         """One need of a public recipient."""

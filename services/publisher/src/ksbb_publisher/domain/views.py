@@ -23,13 +23,19 @@ def require_public_status(status: str | None) -> None:
 
 
 def progress_of(need: Mapping[str, Any]) -> dict[str, Any]:
-    """Requested / committed / in transit / delivered of a need, with remaining quantity and percentages."""
+    """Requested / committed / in transit / delivered of a need, with remaining quantity and percentages.
+
+    As the pledges service counts them, `committed` holds every live reservation and what was received:
+    `in_transit` and `delivered` are parts of it, so what remains is requested minus committed (never
+    less than the parts, should a ledger ever say otherwise).
+    """
     ledger = need.get("progress") or {}
     requested = ledger.get("requested") or need.get("quantity") or 0
     committed = ledger.get("committed", 0)
     in_transit = ledger.get("in_transit", 0)
     delivered = ledger.get("delivered", 0)
-    remaining = max(0, requested - committed - in_transit - delivered)
+    pledged = max(committed, in_transit + delivered)
+    remaining = max(0, requested - pledged)
 
     def pct(value: int) -> int:
         return min(100, round(100 * value / requested)) if requested else 0
@@ -41,7 +47,7 @@ def progress_of(need: Mapping[str, Any]) -> dict[str, Any]:
         "delivered": delivered,
         "remaining": remaining,
         "percent_delivered": pct(delivered),
-        "percent_pledged": pct(committed + in_transit + delivered),
+        "percent_pledged": pct(pledged),
     }
 
 

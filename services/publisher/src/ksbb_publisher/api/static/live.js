@@ -12,13 +12,21 @@
   var english = list.dataset.lang === "en";
   var items = JSON.parse(list.dataset.items || "{}");
 
+  // The server's format on Jakarta's clock (UTC+7, no daylight saving), whatever the browser's time zone.
+  function wib(iso) {
+    var d = new Date(new Date(iso).getTime() + 7 * 3600 * 1000);
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return two(d.getUTCDate()) + "-" + two(d.getUTCMonth() + 1) + "-" + d.getUTCFullYear() + " " +
+      two(d.getUTCHours()) + ":" + two(d.getUTCMinutes()) + " WIB";
+  }
+
   function render(entry) {
     var li = document.createElement("li");
     li.className = "entry fresh kind-" + entry.kind;
     li.dataset.id = entry.id;
     var time = document.createElement("time");
     time.dateTime = entry.occurred_at;
-    time.textContent = new Date(entry.occurred_at).toLocaleString(english ? "en-GB" : "id-ID");
+    time.textContent = wib(entry.occurred_at);
     var text = document.createElement("span");
     text.className = "text";
     var who = document.createElement("strong");
