@@ -8,6 +8,7 @@ regenerates docs/performance.md. Figures are never asserted anywhere: they are m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -17,13 +18,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "deploy" / "local" / "infra"
+#: The four services, in the order they start.
+SERVICES = ("registry", "pledges", "notifier", "publisher")
+#: A started service: its process and its base URL.
+Processes = dict[str, tuple[subprocess.Popen[bytes], str]]
 
 
 @dataclass
@@ -67,7 +72,8 @@ class Results:
         self.rows.append(row)
         versus = ""
         if row.baseline is not None:
-            versus = f" (baseline {row.baseline:,.2f} {row.baseline_label}; ratio {row.ratio:.2f})"
+            compared = "–" if row.ratio is None else f"{row.ratio:.2f}"
+            versus = f" (baseline {row.baseline:,.2f} {row.baseline_label}; ratio {compared})"
         print(f"[{self.benchmark}] {row.path}: {row.figure:,.2f} {row.unit}{versus}; goal {row.goal}", flush=True)
         return row
 
@@ -201,6 +207,110 @@ def fresh_infra(name: str, *, backend: str = "memory", heap: str = "1g") -> Iter
         subprocess.run([str(INFRA), "down", "--wipe"], env=env, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of the values, nearest rank (0.0 when there are none)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def service_env(base: Mapping[str, str], issuer: Any, prefix: str) -> dict[str, str]:
+    """The environment of every service process: development settings, the dev issuer (a
+    `ksbb_kit.auth.DevIssuer`), the infrastructure of `base` and a fresh topic/database namespace."""
+    return {
+        **os.environ, **base,
+        "KSBB_ENV": "development", "KSBB_DEV_ISSUER_ENABLED": "true", "KSBB_JWKS_URL": str(issuer.jwks_path),
+        "KSBB_JWT_ISSUER": issuer.issuer, "KSBB_JWT_AUDIENCE": issuer.audience, "KSBB_TOPIC_PREFIX": prefix,
+        "KSBB_LOG_LEVEL": "WARNING", "KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1","localhost"]',
+    }
+
+
+@contextlib.contextmanager
+def started_services(env: Mapping[str, str], logs: Path, names: tuple[str, ...] = SERVICES) -> Iterator[Processes]:
+    """The services as separate processes (their production entry points) on free ports; stopped on exit."""
+    processes: Processes = {}
+    try:
+        for name in names:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            log = (logs / f"{name}.log").open("ab")
+            process = subprocess.Popen(
+                [sys.executable, "-m", f"ksbb_{name}.main"],
+                env={**env, f"KSBB_{name.upper()}_HTTP_PORT": str(port), f"KSBB_{name.upper()}_PUBLIC_URL": url},
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+            processes[name] = (process, url)
+        yield processes
+    finally:
+        for process, _ in processes.values():
+            process.terminate()
+        for process, _ in processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def wait_ready(processes: Processes, logs: Path, within: float = 120) -> None:
+    """Until every service answers /readyz with 200 (fails with the log's name when one exits or stalls)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=3) as client:
+        for name, (process, url) in processes.items():
+            deadline = time.monotonic() + within
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"{name} exited; see {logs / (name + '.log')}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} not ready after {within:.0f} s; see {logs / (name + '.log')}")
+                await asyncio.sleep(0.5)
+
+
+def metric_sum(text: str, name: str) -> float:
+    """The sum of every sample of one Prometheus metric in a /metrics page."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+async def cpu_share(pid: int, seconds: float) -> float:
+    """Percent of one core the process used over the next `seconds`."""
+    before, started_at = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - before) / (time.monotonic() - started_at)
+
+
+class RssSampler:
+    """Samples the RSS of processes in the background; `peaks` are the loaded figures (MiB)."""
+
+    def __init__(self, pids: Mapping[str, int], every: float = 0.5) -> None:
+        self.pids = dict(pids)
+        self.every = every
+        self.peaks = dict.fromkeys(self.pids, 0.0)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            for name, pid in self.pids.items():
+                with contextlib.suppress(OSError):
+                    self.peaks[name] = max(self.peaks[name], rss_mib(pid))
+            await asyncio.sleep(self.every)
+
+    def start(self) -> None:
+        """Begin sampling (from a running event loop)."""
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, float]:
+        """Stop; the peak RSS per process in MiB."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return self.peaks
 
 
 def machine() -> str:

@@ -9,16 +9,16 @@ prefix. Then, in the same run and interleaved request by request, it measures p5
 * a write: PUT /v1/donors/me (pledges; a MongoDB update plus an outbox event to Kafka),
 
 sent straight to the service port and through the gateway over kept-alive connections. The goal in the
-issue is at most 1 ms added at p50. Figures are printed, never asserted.
+issue is at most 1 ms added at p50. Figures are printed and, with `--json`, written as result rows
+(through the gateway, next to the direct figure as baseline) for docs/performance.md; never asserted.
 
     uv run --no-sync python bench/gateway_bench.py [--requests 2000] [--json results.json]
+    uv run --no-sync python bench/gateway_bench.py --tiny            # a smoke run (the test suite's)
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -35,25 +35,15 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy" / "gateway"))
 
+from common import Results, Row, bench_arguments, infra_env, ratio  # noqa: E402
 from ksbb_gateway.config import load_config  # noqa: E402
 from ksbb_gateway.local import LocalGateway, free_port  # noqa: E402
 from ksbb_gateway.testing import RELAXED  # noqa: E402
 from ksbb_kit.auth import DevIssuer, Role  # noqa: E402
-from ksbb_kit.testing.infra import Infra, read_env_file  # noqa: E402
+from ksbb_kit.testing.infra import Infra  # noqa: E402
 from ksbb_kit.testing.plugin import drop_namespace  # noqa: E402
 
 SERVICES = ("registry", "pledges")
-
-
-def infra() -> dict[str, str]:
-    """Kafka and the database server: from the environment, else the local infrastructure's env file."""
-    if os.environ.get("KSBB_KAFKA_BOOTSTRAP") and os.environ.get("KSBB_MONGODB_URL"):
-        return {k: os.environ[k] for k in ("KSBB_KAFKA_BOOTSTRAP", "KSBB_MONGODB_URL")}
-    env_file = ROOT / ".ksbb" / "infra" / "infra.env"
-    if not env_file.exists():
-        raise SystemExit("no infrastructure: export KSBB_KAFKA_BOOTSTRAP/KSBB_MONGODB_URL or run deploy/local/infra up")
-    values = read_env_file(env_file)
-    return {k: values[k] for k in ("KSBB_KAFKA_BOOTSTRAP", "KSBB_MONGODB_URL")}
 
 
 def start_services(env: dict[str, str], logs: Path) -> dict[str, tuple[subprocess.Popen[bytes], int]]:
@@ -116,19 +106,19 @@ def measure(
 
 def main() -> int:
     """Run the benchmark and print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_arguments(__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="measured requests per path and way")
-    parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--tiny", action="store_true", help="200 requests: proves the benchmark runs")
     args = parser.parse_args()
-    requests = 200 if args.tiny else args.requests
+    requests = 100 if args.tiny else args.requests
+    results = Results("gateway")
     work = Path(tempfile.mkdtemp(prefix="ksbb-gateway-bench-"))
     issuer = DevIssuer(work / "issuer")
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     config = load_config().with_changes(**RELAXED)
     proxy = config.target("local").proxy_bind or "127.0.0.1"
     env = {
-        **os.environ, **infra(), "KSBB_ENV": "development", "KSBB_TOPIC_PREFIX": prefix, "KSBB_TOPIC_PARTITIONS": "1",
+        **os.environ, **infra_env(), "KSBB_ENV": "development", "KSBB_TOPIC_PREFIX": prefix,
+        "KSBB_TOPIC_PARTITIONS": "1",
         "KSBB_JWKS_URL": str(issuer.jwks_path), "KSBB_JWT_ISSUER": issuer.issuer, "KSBB_JWT_AUDIENCE": issuer.audience,
         "KSBB_DEV_ISSUER_ENABLED": "true", "KSBB_FORWARDED_ALLOW_IPS": proxy,
     }
@@ -146,8 +136,6 @@ def main() -> int:
         gateway.start()
         donor = {"authorization": f"Bearer {issuer.token(Role.DONOR, subject='donor-bench')}"}
         profile = {"kind": "person", "display_name": "Kolaborator Uji", "show_name": True}
-        figures: dict[str, Any] = {"requests": requests, "machine": f"{os.cpu_count()} cores",
-                                   "load_average_before": os.getloadavg()[0]}
         print(f"[gateway] {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before measuring", flush=True)
         with httpx.Client(base_url=gateway.url, timeout=10) as through:
             for label, service, method, path, kwargs in (
@@ -156,22 +144,36 @@ def main() -> int:
             ):
                 with httpx.Client(base_url=f"http://127.0.0.1:{services[service][1]}", timeout=10) as direct:
                     samples = measure(direct, through, method, path, requests, **kwargs)
-                row = {way: {"p50_ms": round(percentile(s, 0.50), 3), "p99_ms": round(percentile(s, 0.99), 3),
-                             "mean_ms": round(statistics.fmean(s), 3)} for way, s in samples.items()}
+                row: dict[str, Any] = {
+                    way: {"p50_ms": round(percentile(s, 0.50), 3), "p99_ms": round(percentile(s, 0.99), 3),
+                          "mean_ms": round(statistics.fmean(s), 3)} for way, s in samples.items()}
                 row["added_p50_ms"] = round(row["gateway"]["p50_ms"] - row["direct"]["p50_ms"], 3)
                 row["added_p99_ms"] = round(row["gateway"]["p99_ms"] - row["direct"]["p99_ms"], 3)
                 # Each gateway request against the direct one sent right before or after it: robust to load swings.
                 paired = [g - d for g, d in zip(samples["gateway"], samples["direct"], strict=True)]
                 row["paired_median_added_ms"] = round(statistics.median(paired), 3)
-                figures[label] = row
+                # The median of paired differences is the added p50 that load swings on a shared machine
+                # disturb least (each gateway request against the direct one sent right before or after it).
+                added = row["paired_median_added_ms"]
+                results.add(Row(
+                    f"gateway: {label} p50 through nginx", row["gateway"]["p50_ms"], "ms",
+                    "≤ 1 ms added at p50 (median of paired differences)",
+                    row["direct"]["p50_ms"], "ms p50 straight to the service",
+                    round(ratio(row["gateway"]["p50_ms"], row["direct"]["p50_ms"], smaller_is_better=True), 2),
+                    added <= 1.0,
+                    f"median of paired differences {added:+.3f} ms; difference of the p50s "
+                    f"{row['added_p50_ms']:+.3f} ms, of the p99s {row['added_p99_ms']:+.3f} ms (p99 "
+                    f"{row['gateway']['p99_ms']:.2f} vs {row['direct']['p99_ms']:.2f} ms); {requests} requests each "
+                    "way, interleaved",
+                ))
                 print(f"[gateway] {label}: direct p50 {row['direct']['p50_ms']:.3f} ms / p99 "
                       f"{row['direct']['p99_ms']:.3f} ms; through nginx p50 {row['gateway']['p50_ms']:.3f} ms / p99 "
                       f"{row['gateway']['p99_ms']:.3f} ms; added p50 {row['added_p50_ms']:+.3f} ms, "
                       f"p99 {row['added_p99_ms']:+.3f} ms, paired median {row['paired_median_added_ms']:+.3f} ms "
                       f"(goal: <= 1 ms at p50; {requests} requests each way)",
                       flush=True)
-        if args.json:
-            Path(args.json).write_text(json.dumps(figures, indent=1))
+        results.notes.append(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores after measuring")
+        results.write(args.json)
         return 0
     finally:
         if gateway is not None:
@@ -184,7 +186,7 @@ def main() -> int:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-        values = infra()
+        values = infra_env()
         asyncio.run(drop_namespace(Infra(values["KSBB_KAFKA_BOOTSTRAP"], values["KSBB_MONGODB_URL"], "bench"), prefix))
 
 

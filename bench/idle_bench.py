@@ -4,10 +4,11 @@
 
 1. Measures the database server's CPU with no service connected (the baseline);
 2. starts the four services (each its own process, on free ports, in a fresh namespace), seeds the demo
-   data through their HTTP APIs (as `make run` does) and waits until every consumer group has caught up
-   and every outbox is empty;
+   data through their HTTP APIs (as `make run` does; the demo's webhook endpoint is a local receiver that
+   accepts every delivery) and waits until every consumer group has caught up, every outbox is empty and
+   no webhook delivery is pending;
 3. adds history: `--history` copies of every document the seeds left (finished, with nothing pending or
-   due, under new ids), as a stack that has run for a while has;
+   due, a week older, under new ids), as a stack that has run for a while has;
 4. measures the database server's CPU (from /proc/<pid>/stat of its Java process) over the minute that
    starts one minute after catching up. Goal: under 5 % of a core.
 
@@ -21,31 +22,76 @@ import asyncio
 import contextlib
 import importlib
 import os
-import subprocess
-import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-from common import Results, Row, bench_arguments, cpu_seconds, free_port, infra_env, infra_pid, ratio, rss_mib
+from common import (
+    SERVICES,
+    Processes,
+    Results,
+    Row,
+    bench_arguments,
+    cpu_seconds,
+    cpu_share,
+    infra_env,
+    infra_pid,
+    metric_sum,
+    ratio,
+    rss_mib,
+    service_env,
+    started_services,
+    wait_ready,
+)
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.demo import DemoContext
 from ksbb_kit.mongo import connect
 from pymongo.errors import BulkWriteError
 
-SERVICES = ("registry", "pledges", "notifier", "publisher")
 GOAL_PERCENT = 5.0
 #: Collections that hold no history: bookkeeping of pending work, counters, snapshots.
-NOT_HISTORY = {"feed_sequence", "snapshots", "snapshot_chunks", "dead_letter_payloads", "report_rate"}
+NOT_HISTORY = {"feed_sequence", "snapshots", "snapshot_chunks", "dead_letter_payloads", "report_rate",
+               "delivery_due", "email_due", "sweep_due", "idempotency_expiry"}
+#: How much older the history copies are than what the seeds wrote.
+HISTORY_AGE = timedelta(days=7)
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A healthy NGO endpoint: every webhook delivery is accepted (so none stays pending, retrying)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        """Quiet."""
+
+
+@contextlib.contextmanager
+def webhook_receiver() -> Iterator[str]:
+    """A local receiver for the demo's webhook endpoint; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/ksbb-webhooks"
+    finally:
+        server.shutdown()
 
 
 def as_history(collection: str, document: dict[str, Any], copy: int, position: int) -> dict[str, Any]:
-    """A finished copy of a document: a new id, nothing pending, nothing due, no unique value repeated."""
-    old = {**document, "_id": f"hist{copy}_{document['_id']}"}
+    """A finished copy of a document, a week older: a new id, nothing pending, nothing due, no unique value
+    repeated (history is old: recent-changes windows of the sweeps do not include it)."""
+    old = {name: value - HISTORY_AGE if isinstance(value, datetime) else value for name, value in document.items()}
+    old["_id"] = f"hist{copy}_{document['_id']}"
     for name in ("_outbox", "_outbox_lease", "_rev", "series_next_at", "pending_need_closure", "leased_until",
                  "lease_token"):
         old.pop(name, None)
@@ -87,78 +133,19 @@ async def add_history(mongodb_url: str, prefix: str, copies: int) -> int:
     return added
 
 
-def service_env(base: dict[str, str], issuer: DevIssuer, prefix: str) -> dict[str, str]:
-    """The environment of every service process (development settings, the dev issuer, a fresh namespace)."""
-    return {
-        **os.environ, **base,
-        "KSBB_ENV": "development", "KSBB_DEV_ISSUER_ENABLED": "true", "KSBB_JWKS_URL": str(issuer.jwks_path),
-        "KSBB_JWT_ISSUER": issuer.issuer, "KSBB_JWT_AUDIENCE": issuer.audience, "KSBB_TOPIC_PREFIX": prefix,
-        "KSBB_LOG_LEVEL": "WARNING", "KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1","localhost"]',
-    }
-
-
-@contextlib.contextmanager
-def started(env: dict[str, str], logs: Path) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], str]]]:
-    """The four services as separate processes; terminated on exit."""
-    processes: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
-    try:
-        for name in SERVICES:
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            log = (logs / f"{name}.log").open("ab")
-            process = subprocess.Popen(
-                [sys.executable, "-m", f"ksbb_{name}.main"],
-                env={**env, f"KSBB_{name.upper()}_HTTP_PORT": str(port), f"KSBB_{name.upper()}_PUBLIC_URL": url},
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-            processes[name] = (process, url)
-        yield processes
-    finally:
-        for process, _ in processes.values():
-            process.terminate()
-        for process, _ in processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-async def wait_ready(processes: dict[str, tuple[subprocess.Popen[bytes], str]], logs: Path) -> None:
-    """Until every service answers /readyz with 200."""
-    async with httpx.AsyncClient(timeout=3) as client:
-        for name, (process, url) in processes.items():
-            deadline = time.monotonic() + 120
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"{name} exited; see {logs / (name + '.log')}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/readyz")).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{name} not ready after 120 s; see {logs / (name + '.log')}")
-                await asyncio.sleep(0.5)
-
-
-def metric_sum(text: str, name: str) -> float:
-    """The sum of every sample of one Prometheus metric."""
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
-
-
-async def caught_up(processes: dict[str, tuple[subprocess.Popen[bytes], str]]) -> bool:
-    """Every consumer group has committed everything and every outbox is empty."""
+async def caught_up(processes: Processes, mongodb_url: str, prefix: str) -> bool:
+    """Every consumer group has committed everything, every outbox is empty, no webhook is still pending."""
     async with httpx.AsyncClient(timeout=10) as client:
         for _, url in processes.values():
             text = (await client.get(f"{url}/metrics")).text
             if metric_sum(text, "ksbb_consumer_lag_records") or metric_sum(text, "ksbb_outbox_backlog_documents"):
                 return False
-    return True
-
-
-async def cpu_share(pid: int, seconds: float) -> float:
-    """Percent of one core the process used over the next `seconds`."""
-    before, started_at = cpu_seconds(pid), time.monotonic()
-    await asyncio.sleep(seconds)
-    return 100 * (cpu_seconds(pid) - before) / (time.monotonic() - started_at)
+    mongo = connect(mongodb_url)
+    try:
+        notifier = mongo[f"{prefix.replace('.', '_')}ksbb_notifier"]
+        return not await notifier.deliveries.count_documents({"status": "pending"})
+    finally:
+        await mongo.close()
 
 
 async def main() -> None:
@@ -171,7 +158,7 @@ async def main() -> None:
     parser.add_argument("--history", type=int, default=10, help="copies of the seeded documents added as history")
     args = parser.parse_args()
     if args.tiny:
-        args.window, args.settle, args.recipients, args.seeds, args.history = 2.0, 1.0, 4, "registry", 1
+        args.window, args.settle, args.recipients, args.seeds, args.history = 1.0, 0.5, 3, "registry", 1
     results = Results("idle")
     base = infra_env()
     mongo_pid = infra_pid("mongo")
@@ -183,9 +170,10 @@ async def main() -> None:
     prefix = f"idle{uuid.uuid4().hex[:6]}."
     logs = Path(tempfile.mkdtemp(prefix="ksbb-idle-logs-"))
     print(f"service logs in {logs}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="ksbb-idle-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ksbb-idle-") as tmp, webhook_receiver() as receiver:
+        os.environ["KSBB_DEMO_WEBHOOK_URL"] = receiver  # the notifier demo's endpoint answers (nothing retries)
         issuer = DevIssuer(Path(tmp) / "issuer")
-        with started(service_env(base, issuer, prefix), logs) as processes:
+        with started_services(service_env(base, issuer, prefix), logs) as processes:
             await wait_ready(processes, logs)
             ctx = DemoContext(urls={name: url for name, (_, url) in processes.items()}, issuer=issuer)
             seeded = time.monotonic()
@@ -200,7 +188,7 @@ async def main() -> None:
                     print(f"the {name} demo seed stopped early ({type(exc).__name__}: {exc}); measuring anyway")
             print(f"demo seeded in {time.monotonic() - seeded:.0f}s", flush=True)
             waited = time.monotonic()
-            while not await caught_up(processes):
+            while not await caught_up(processes, base["KSBB_MONGODB_URL"], prefix):
                 if time.monotonic() - waited > 600:
                     raise SystemExit("the stack did not catch up within 10 minutes")
                 await asyncio.sleep(3)
@@ -208,7 +196,10 @@ async def main() -> None:
             history = await add_history(base["KSBB_MONGODB_URL"], prefix, args.history)
             print(f"added {history:,} documents of history ({args.history} copies of what the seeds left)", flush=True)
             first = await cpu_share(mongo_pid, args.settle)
+            before = {name: cpu_seconds(process.pid) for name, (process, _) in processes.items()}
             idle = await cpu_share(mongo_pid, args.window)
+            busy = {name: 100 * (cpu_seconds(process.pid) - before[name]) / args.window
+                    for name, (process, _) in processes.items()}
             services = {name: rss_mib(process.pid) for name, (process, _) in processes.items()}
     print(f"database server CPU in the first {args.settle:.0f}s after catching up: {first:.2f} % of a core")
     print("service RSS idle (MiB): " + ", ".join(f"{n} {v:.0f}" for n, v in services.items()))
@@ -218,7 +209,9 @@ async def main() -> None:
         baseline=baseline, baseline_label="% with no service connected",
         ratio=ratio(idle, max(baseline, 0.01), smaller_is_better=True), met=idle < GOAL_PERCENT,
         note=f"demo data ({args.recipients} recipients) plus {history:,} documents of history; first "
-             f"{args.settle:.0f}s after catching up: {first:.1f} %",
+             f"{args.settle:.0f}s after catching up: {first:.1f} %; the services themselves meanwhile (% of a core): "
+             + ", ".join(f"{n} {v:.1f}" for n, v in busy.items())
+             + "; idle RSS (MiB): " + ", ".join(f"{n} {v:.0f}" for n, v in services.items()),
     ))
     results.write(args.json)
 

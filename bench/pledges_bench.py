@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import Results, Row, Series, bench_arguments, free_port, infra_env, ratio, rss_mib
+from common import Results, Row, RssSampler, Series, bench_arguments, free_port, infra_env, ratio, rss_mib
 from ksbb_contracts.events.registry import NeedOpened, NeedPublic
 from ksbb_contracts.vocab import Item, NeedStatus, Priority
 from ksbb_kit.auth import DevIssuer
@@ -172,30 +172,6 @@ async def wait_until(check: Any, what: str, within: float = 120) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
-class Sampler:
-    """Samples a process's RSS in the background; the peak is the loaded figure."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            self.peak = max(self.peak, rss_mib(self.pid))
-            await asyncio.sleep(0.5)
-
-    def start(self) -> None:
-        """Begin sampling."""
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> float:
-        """Stop; the peak RSS in MiB."""
-        if self._task:
-            self._task.cancel()
-        return self.peak
-
-
 async def main() -> None:
     """Start both servers, run the hot-need levels and the spread load, report."""
     parser = bench_arguments(__doc__)
@@ -252,7 +228,7 @@ async def main() -> None:
             for need_id in [HOT_NEED, *spread]:
                 await wait_until(lambda n=need_id: ready(service_url, f"/v1/needs/{n}/ledger"), f"ledger of {need_id}")
             idle = rss_mib(service.pid)
-            sampler = Sampler(service.pid)
+            sampler = RssSampler({"pledges": service.pid})
             sampler.start()
 
             def bodies(need_ids: list[str], count: int) -> list[dict[str, Any]]:
@@ -303,7 +279,7 @@ async def main() -> None:
             spread_ours, spread_bare_rate, spread_bare = await measured(spread)
             print(spread_bare.line("baseline"), f"(mean of two runs {spread_bare_rate:.1f} req/s)")
             print(spread_ours.line("pledges"), f"ratio {ratio(spread_ours.rate, spread_bare_rate):.2f}", flush=True)
-            loaded = await sampler.stop()
+            loaded = (await sampler.stop())["pledges"]
             await mongo.close()
 
         assert hot is not None

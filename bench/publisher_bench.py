@@ -237,7 +237,9 @@ async def profiled_rebuild(base: PublisherSettings, scenario: Scenario, size: in
 async def sse_fanout(base: PublisherSettings, scenario: Scenario, clients: int, pledges: int) -> dict[str, float]:
     """Open SSE streams, publish pledges one by one, measure publish → receipt at every client."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    settings = base.model_copy(update={"topic_prefix": prefix})
+    # Every benchmark client connects from 127.0.0.1: allow them all (the service limits streams per address).
+    settings = base.model_copy(update={"topic_prefix": prefix, "sse_max_streams_per_client": clients + 10,
+                                       "sse_max_streams": max(clients + 10, base.sse_max_streams)})
     await ensure_topics(settings.kafka_bootstrap, all_topics_with_dlqs(), prefix)
     latencies: list[float] = []
     sent_at: dict[str, float] = {}
@@ -251,6 +253,8 @@ async def sse_fanout(base: PublisherSettings, scenario: Scenario, clients: int, 
             async def listen() -> None:
                 nonlocal count
                 async with http.stream("GET", "/v1/public/feed/stream") as response:
+                    if response.status_code != 200:
+                        raise RuntimeError(f"the live stream answered {response.status_code}")
                     count += 1
                     if count == clients:
                         opened.set()
@@ -264,7 +268,13 @@ async def sse_fanout(base: PublisherSettings, scenario: Scenario, clients: int, 
 
             tasks = [asyncio.create_task(listen()) for _ in range(clients)]
             try:
-                await asyncio.wait_for(opened.wait(), timeout=120)
+                waiting = asyncio.create_task(opened.wait())
+                await asyncio.wait([waiting, *tasks], timeout=120, return_when=asyncio.FIRST_COMPLETED)
+                for task in tasks:
+                    if task.done() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                if not opened.is_set():
+                    raise TimeoutError(f"only {count} of {clients} live streams opened within 120 s")
                 await asyncio.sleep(0.5)
                 for n in range(pledges):
                     pid = f"plg_sse_{n}"
@@ -295,7 +305,7 @@ async def main() -> None:
     parser.add_argument("--profile", type=int, default=20_000, help="events of the profiled rebuild (0: none)")
     args = parser.parse_args()
     if args.tiny:
-        args.sizes, args.reference, args.clients, args.pledges, args.profile = "200,400", 200, 3, 2, 200
+        args.sizes, args.reference, args.clients, args.pledges, args.profile = "100,200", 100, 2, 1, 100
     sizes = sorted(int(s) for s in args.sizes.split(","))
     env = infra_env()
     settings = PublisherSettings(kafka_bootstrap=env["KSBB_KAFKA_BOOTSTRAP"], mongodb_url=env["KSBB_MONGODB_URL"],
@@ -322,12 +332,18 @@ async def main() -> None:
     largest = sizes[-1]
     reference = args.reference if args.reference in figures else sizes[0]
     if largest != reference:
-        per_event = ratio(figures[largest]["rebuild"], figures[reference]["rebuild"])
+        # Per-event cost at the largest size against the reference size, each normalised by its own baseline
+        # measured minutes apart: load on a shared machine swings, the baseline swings with it.
+        raw = ratio(figures[largest]["rebuild"], figures[reference]["rebuild"])
+        share = ratio(figures[largest]["rebuild"] / figures[largest]["baseline"],
+                      figures[reference]["rebuild"] / figures[reference]["baseline"])
         results.add(Row(
-            path=f"publisher rebuild scaling: events/s at {largest:,} vs {reference:,} events",
+            path=f"publisher rebuild scaling: events/s at {largest:,} vs {reference:,} events (baseline-normalised)",
             figure=figures[largest]["rebuild"], unit="events/s", baseline=figures[reference]["rebuild"],
-            baseline_label=f"events/s at {reference:,}", ratio=per_event,
-            goal=f"≥ {SCALING_GOAL} (≤ 20 % slower per event)", met=per_event >= SCALING_GOAL,
+            baseline_label=f"events/s at {reference:,}", ratio=share,
+            goal=f"≥ {SCALING_GOAL} (≤ 20 % slower per event)", met=share >= SCALING_GOAL,
+            note=f"ratio = (rebuild/baseline at {largest:,}) / (rebuild/baseline at {reference:,}); "
+                 f"raw events/s ratio {raw:.2f}",
         ))
     if args.profile:
         results.notes.append(await profiled_rebuild(settings, scenario, args.profile))

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from common import Results, Row, bench_arguments, infra_env, ratio
@@ -233,10 +234,10 @@ async def main() -> None:
                                                   kelurahan), new_id("rcp"), "registered", now)
                  for i in range(args.creates)]
         half = args.creates // 2
-        bare_before = await rate_of([lambda d=doc: db["recipients"].insert_one(d) for doc in spare[:half]])
-        ours = await rate_of([lambda c=command: services.recipients.register(new_id("rcp"), c, ADMIN)
+        bare_before = await rate_of([partial(db["recipients"].insert_one, doc) for doc in spare[:half]])
+        ours = await rate_of([partial(services.recipients.register, new_id("rcp"), command, ADMIN)
                               for command in commands])
-        bare_after = await rate_of([lambda d=doc: db["recipients"].insert_one(d) for doc in spare[half:]])
+        bare_after = await rate_of([partial(db["recipients"].insert_one, doc) for doc in spare[half:]])
         bare_rate = (bare_before + bare_after) / 2
         create_ratio = ratio(ours, bare_rate)
         results.add(Row(
@@ -246,8 +247,8 @@ async def main() -> None:
             "(one write)",
         ))
         need_command = NewNeed(item=Item.SEMBAKO, quantity=10, needed_by=date.today() + timedelta(days=7))
-        posts = await rate_of([lambda r=recipient: services.needs.post(new_id("ned"), r.recipient_id, need_command,
-                                                                      ADMIN)
+        posts = await rate_of([partial(services.needs.post, new_id("ned"), recipient.recipient_id, need_command,
+                                       ADMIN)
                                for recipient in active[: args.creates]])
         results.add(Row(
             "registry: need posts (sequential)", round(posts, 1), "creates/s", "(reported)", round(bare_rate, 1),
