@@ -1,6 +1,7 @@
 """Alert rules, Prometheus configs and the Grafana dashboard: promtool checks and unit-tests the rules,
 the Kubernetes PrometheusRule is rendered from the same file, and every query names a metric the services
-define. (That the running services really export them: test_deploy_runs.py scrapes them.)"""
+define. (That the running services really export series of them: test_live_metrics.py exercises and
+scrapes them; test_deploy_runs.py scrapes the services started from the rendered deploy files.)"""
 
 from __future__ import annotations
 
@@ -25,10 +26,9 @@ pytestmark = pytest.mark.unit
 
 # Metrics that come from Prometheus itself or kube-state-metrics, not from the services.
 EXTERNAL_METRICS = {"up", "kube_job_status_failed"}
-REQUIRED_ALERTS = {"KsbbConsumerLagGrowing", "KsbbDeadLettersPresent", "KsbbOutboxBacklogStuck", "KsbbWebhookQueueStale",
-                   "KsbbJobNotSucceeding",
-                   "KsbbWebhookEndpointFailing", "KsbbHttp5xxRate", "KsbbReadinessFlapping", "KsbbServiceDown",
-                   "KsbbKubernetesJobFailed"}
+REQUIRED_ALERTS = {"KsbbConsumerLagGrowing", "KsbbDeadLettersPresent", "KsbbOutboxBacklogStuck",
+                   "KsbbWebhookEndpointFailing", "KsbbWebhookQueueStale", "KsbbJobNotSucceeding", "KsbbHttp5xxRate",
+                   "KsbbReadinessFlapping", "KsbbServiceDown", "KsbbKubernetesJobFailed"}
 
 
 def test_promtool_checks_the_rules() -> None:

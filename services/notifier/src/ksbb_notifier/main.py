@@ -10,7 +10,7 @@ from ksbb_notifier.settings import NotifierSettings
 
 def main() -> None:
     """Run the notifier service."""
-    settings = NotifierSettings()
+    settings = NotifierSettings.load()
     serve(lambda: create_app(settings), settings)
 
 

@@ -10,7 +10,7 @@ from ksbb_pledges.settings import PledgesSettings
 
 def main() -> None:
     """Run the pledges service."""
-    settings = PledgesSettings()
+    settings = PledgesSettings.load()
     serve(lambda: create_app(settings), settings)
 
 

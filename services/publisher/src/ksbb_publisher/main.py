@@ -24,7 +24,7 @@ def rebuild_command(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     with ProgressReport("rebuild", unit="events") as progress:
-        counts = asyncio.run(rebuild(PublisherSettings(), database=args.database, progress=progress))
+        counts = asyncio.run(rebuild(PublisherSettings.load(), database=args.database, progress=progress))
     print(json.dumps(counts))
 
 
@@ -35,7 +35,7 @@ def snapshot_command(argv: list[str] | None = None) -> None:
     parser.add_argument("--day", required=True, type=date.fromisoformat, help="the snapshot's day, YYYY-MM-DD")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    meta = asyncio.run(retake_snapshot(PublisherSettings(), args.day))
+    meta = asyncio.run(retake_snapshot(PublisherSettings.load(), args.day))
     print(json.dumps({"snapshot_id": meta["_id"], "files": len(meta["files"])}))
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "snapshot":
         snapshot_command(sys.argv[2:])
         return
-    settings = PublisherSettings()
+    settings = PublisherSettings.load()
     serve(lambda: create_app(settings), settings)
 
 

@@ -10,7 +10,7 @@ from ksbb_registry.settings import RegistrySettings
 
 def main() -> None:
     """Run the registry service."""
-    settings = RegistrySettings()
+    settings = RegistrySettings.load()
     serve(lambda: create_app(settings), settings)
 
 
