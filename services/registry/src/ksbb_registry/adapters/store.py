@@ -3,7 +3,8 @@ single-document write that carries a change's events in the same write (outbox w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
@@ -179,9 +180,31 @@ class AggregateCollection(Generic[A]):
         document = self.documents.dump(change.after)
         entries = self._entries(change)
         await self._due_before(document["_id"], {f: document.get(f) for f in self.due_fields if document.get(f)}, ())
+        async with self.pending(self.collection.name, document["_id"], entries):
+            return await self._insert_marked(change, document, entries)
+
+    @contextlib.asynccontextmanager
+    async def announced(self, aggregate_id: str) -> AsyncIterator[Callable[[Change[A]], Awaitable[tuple[A, bool]]]]:
+        """The outbox marker of an aggregate about to be inserted, left on entering (so a caller can leave it
+        alongside its other reads and claims); yields the insert, which then is one round trip. The relay gets
+        the aggregate on leaving, written or not (when nothing was written it finds nothing and drops the
+        marker, as after a crash between marker and write)."""
+        async with self.pending(self.collection.name, aggregate_id, [{"announced": aggregate_id}]):
+
+            async def insert(change: Change[A]) -> tuple[A, bool]:
+                document = self.documents.dump(change.after)
+                if document["_id"] != aggregate_id:
+                    raise ValueError(f"announced {aggregate_id}, inserting {document['_id']}")
+                due = {f: document.get(f) for f in self.due_fields if document.get(f)}
+                await self._due_before(aggregate_id, due, ())
+                return await self._insert_marked(change, document, self._entries(change))
+
+            yield insert
+
+    async def _insert_marked(self, change: Change[A], document: Doc, entries: list[Doc]) -> tuple[A, bool]:
+        """The insert itself, its outbox marker already left; an existing id returns the stored aggregate."""
         try:
-            async with self.pending(self.collection.name, document["_id"], entries):
-                await self.collection.insert_one(new_document(document, entries))
+            await self.collection.insert_one(new_document(document, entries))
         except DuplicateKeyError:
             existing = await self.get(document["_id"])
             if existing is None:

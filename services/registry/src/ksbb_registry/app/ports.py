@@ -7,6 +7,7 @@ more Protocol here, an adapter implementing it, and one more constructor argumen
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -88,6 +89,13 @@ class OrganisationStore(AggregateStore[Organisation], Protocol):
 
 class RecipientStore(AggregateStore[Recipient], Protocol):
     """Recipient units."""
+
+    def announced(
+        self, recipient_id: str
+    ) -> AbstractAsyncContextManager[Callable[[Change[Recipient]], Awaitable[tuple[Recipient, bool]]]]:
+        """Announce a recipient about to be inserted (its outbox marker, left on entering, alongside other
+        work); yields the insert of that recipient, one round trip. Leaving without inserting is fine."""
+        ...
 
     def awaiting_need_closure(self) -> AsyncIterator[Recipient]:
         """Recipients whose suspension or archive has not finished closing their needs."""

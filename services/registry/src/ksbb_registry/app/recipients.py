@@ -4,8 +4,9 @@ list; the repair of duplicate-key claims."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ from ksbb_registry.domain.errors import (
     UnknownOrganisation,
 )
 from ksbb_registry.domain.lifecycle import Action
+from ksbb_registry.domain.organisations import Organisation
 from ksbb_registry.domain.recipients import AuditEntry, NewRecipient, Recipient, RecipientPatch
 
 log = logging.getLogger(__name__)
@@ -119,10 +121,11 @@ class RecipientService:
         """Register a recipient for an organisation (its facilitators or admins); a retried create returns
         the first one. Duplicates are refused unless an admin overrides.
 
-        Round trips in the common case: the organisation read and the claims of the duplicate keys at once
-        (claims only for a caller and a body that pass the checks needing no data; given back when the
-        organisation refuses), then the document with its events; the claims' confirmation follows without
-        holding up the answer (the claims sweep confirms any a crash left unconfirmed)."""
+        Round trips in the common case: the organisation read, the claims of the duplicate keys and the
+        outbox marker of the new document at once (claims and marker only for a caller and a body that pass
+        the checks needing no data; claims given back when the organisation refuses), then the document with
+        its events; the claims' confirmation follows without holding up the answer (the claims sweep
+        confirms any a crash left unconfirmed)."""
         actor_refused = _refusal(
             lambda: require(
                 actor_for(principal, command.organisation_id) is not None,
@@ -144,14 +147,40 @@ class RecipientService:
         # Claim first, insert second: the unique claim id is what makes concurrent registrations race-free.
         # A retried create is not looked for first: its claims are already its own, and its insert finds
         # the recipient it created (the API replays a retried request's answer before it comes this far).
-        organisation, (held, conflicts) = await asyncio.gather(
-            self.organisations.get(command.organisation_id),
-            self._claim_all(
-                duplicates.claim_keys(*keys) if claimable and keys else [], recipient_id, stop_at_conflict=not override
-            ),
-        )
+        async with contextlib.AsyncExitStack() as stack:
+            organisation, (held, conflicts), insert = await asyncio.gather(
+                self.organisations.get(command.organisation_id),
+                self._claim_all(
+                    duplicates.claim_keys(*keys) if claimable and keys else [], recipient_id,
+                    stop_at_conflict=not override,
+                ),
+                stack.enter_async_context(
+                    self.recipients.announced(recipient_id) if claimable else _unannounced(self.recipients)
+                ),
+            )
+            return await self._register_checked(
+                recipient_id, command, principal, organisation, held, conflicts, insert,
+                refused=actor_refused or override_refused, invalid=invalid, location=location, keys=keys,
+            )
+
+    async def _register_checked(
+        self,
+        recipient_id: str,
+        command: NewRecipient,
+        principal: Principal,
+        organisation: Organisation | None,
+        held: list[ClaimResult],
+        conflicts: list[ClaimResult],
+        insert: Callable[[Change[Recipient]], Awaitable[tuple[Recipient, bool]]],
+        *,
+        refused: RuleBroken | None,
+        invalid: RuleBroken | None,
+        location: Location | None,
+        keys: tuple[str, str | None] | None,
+    ) -> tuple[Recipient, bool]:
+        """The rest of `register` once the organisation is read and the keys claimed: refuse, or insert."""
+        override = command.duplicate_override_reason
         new_claims = [c.key for c in held if c.new]
-        refused: RuleBroken | None = actor_refused or override_refused
         if refused is None and organisation is None:
             refused = UnknownOrganisation(
                 f"organisation {command.organisation_id} does not exist", field="organisation_id"
@@ -176,7 +205,7 @@ class RecipientService:
             recipient_id, command, location, keys, author_of(principal), self.clock.now(), overridden
         )
         try:
-            result = await self.recipients.insert(change)
+            result = await insert(change)
         except BaseException:
             await self.claims.release(new_claims, recipient_id)
             raise
@@ -353,6 +382,14 @@ class RecipientService:
         return DuplicateRecipient(
             conflict.holder, holder.name if holder else None, field=duplicates.claim_field(conflict.key)
         )
+
+
+@contextlib.asynccontextmanager
+async def _unannounced(
+    recipients: RecipientStore,
+) -> AsyncIterator[Callable[[Change[Recipient]], Awaitable[tuple[Recipient, bool]]]]:
+    """No marker left in advance (a registration refused before any data is read): the plain insert."""
+    yield recipients.insert
 
 
 def _refusal(check: Callable[[], object]) -> RuleBroken | None:
