@@ -276,7 +276,9 @@ def cmd_jobs_stuck(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Print each aggregate whose views differ (one JSON line each); exit 1 when any does."""
-    differences = asyncio.run(reconcile(args.mongodb or _kafka_settings().mongodb_url, prefix=args.prefix))
+    service_urls = dict(item.split("=", 1) for item in args.service_mongodb or [])
+    differences = asyncio.run(reconcile(args.mongodb or _kafka_settings().mongodb_url, prefix=args.prefix,
+                                        service_urls=service_urls))
     for difference in differences:
         print(json.dumps(difference.as_dict(), ensure_ascii=False))
     print(f"{len(differences)} difference(s)", file=sys.stderr)
@@ -341,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--prefix", default=os.environ.get("KSBB_TOPIC_PREFIX", ""),
                        help="namespace prefix of the service databases (tests)")
     check.add_argument("--mongodb", help="MongoDB URL of the service databases (default: $KSBB_MONGODB_URL)")
+    check.add_argument("--service-mongodb", action="append", metavar="SERVICE=URL",
+                       help="a service whose database is on another server (repeatable), e.g. pledges=mongodb://...")
     check.set_defaults(func=cmd_reconcile)
     return parser
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ksbb_contracts.events.pledges import ledger_figures_digest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 FIGURES = ("requested", "committed", "in_transit", "delivered")
 
@@ -72,19 +73,20 @@ def compare_views(
 
 
 async def need_ledger_views(
-    client: AsyncMongoClient[dict[str, Any]], *, pledges_db: str, registry_db: str, publisher_db: str
+    pledges_db: AsyncDatabase[dict[str, Any]],
+    registry_db: AsyncDatabase[dict[str, Any]],
+    publisher_db: AsyncDatabase[dict[str, Any]],
 ) -> tuple[dict[str, LedgerView], dict[str, dict[str, LedgerView]]]:
     """The pledges service's ledgers and the registry's and publisher's views of them (announced ones only)."""
     owned: dict[str, LedgerView] = {}
     fields = {"ledger_version": 1, **dict.fromkeys(FIGURES, 1)}
-    async for doc in client[pledges_db]["ledgers"].find({"ledger_version": {"$gte": 1}}, fields):
+    async for doc in pledges_db["ledgers"].find({"ledger_version": {"$gte": 1}}, fields):
         owned[doc["_id"]] = _view(doc["ledger_version"], doc)
     registry: dict[str, LedgerView] = {}
-    async for doc in client[registry_db]["needs"].find({"ledger.ledger_version": {"$gte": 1}}, {"ledger": 1}):
+    async for doc in registry_db["needs"].find({"ledger.ledger_version": {"$gte": 1}}, {"ledger": 1}):
         registry[doc["_id"]] = _view(doc["ledger"]["ledger_version"], doc["ledger"])
     publisher: dict[str, LedgerView] = {}
-    async for doc in client[publisher_db]["needs"].find({"ledger_version": {"$gte": 1}}, {"ledger_version": 1,
-                                                                                          "progress": 1}):
+    async for doc in publisher_db["needs"].find({"ledger_version": {"$gte": 1}}, {"ledger_version": 1, "progress": 1}):
         publisher[doc["_id"]] = _view(doc["ledger_version"], doc.get("progress") or {})
     return owned, {"registry": registry, "publisher": publisher}
 
@@ -94,17 +96,23 @@ def database_name(service: str, prefix: str = "") -> str:
     return f"{prefix.replace('.', '_')}ksbb_{service}"
 
 
-async def reconcile(mongodb_url: str, *, prefix: str = "") -> list[Difference]:
-    """Every difference between the owners' and the consumers' views (today: need ledgers)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+async def reconcile(
+    mongodb_url: str, *, prefix: str = "", service_urls: Mapping[str, str] | None = None
+) -> list[Difference]:
+    """Every difference between the owners' and the consumers' views (today: need ledgers).
+
+    Each service's database is read on `mongodb_url`, or on its own server when `service_urls` names one.
+    """
+    urls = {service: (service_urls or {}).get(service, mongodb_url) for service in ("pledges", "registry",
+                                                                                      "publisher")}
+    clients: dict[str, AsyncMongoClient[dict[str, Any]]] = {url: AsyncMongoClient(url) for url in set(urls.values())}
     try:
-        owned, views = await need_ledger_views(
-            client,
-            pledges_db=database_name("pledges", prefix),
-            registry_db=database_name("registry", prefix),
-            publisher_db=database_name("publisher", prefix),
+        pledges, registry, publisher = (
+            clients[urls[service]][database_name(service, prefix)] for service in ("pledges", "registry", "publisher")
         )
+        owned, views = await need_ledger_views(pledges, registry, publisher)
     finally:
-        await client.close()
+        for client in clients.values():
+            await client.close()
     # A need the registry or publisher holds without any ledger at the owner is a difference too.
     return compare_views("need_ledger", "pledges", owned, views)
