@@ -1,67 +1,86 @@
-"""Benchmark: webhook fan-out to 100 local endpoints, all healthy vs. one endpoint hanging.
+"""Notifier benchmark: webhook throughput and latency to 100 local endpoints, one hanging endpoint's effect on
+the others, and how fast the notifier works off an event backlog.
 
-Runs the notifier in-process on the real local Kafka and MongoDB (`deploy/local/infra up`), starts
-100 tiny HTTP receivers on 127.0.0.1, publishes `ksbb.need.opened.v1` events at a steady rate and
-measures, per delivery, the time from publishing the event to the receiver getting the webhook.
+    uv run --no-sync python bench/notifier_bench.py [--endpoints 100] [--rates 1,2,4,8] [--seconds 10]
+    uv run --no-sync python bench/notifier_bench.py --tiny            # a smoke run (the test suite's)
 
-Prints throughput and the healthy endpoints' p50/p99 latency for both runs; the ratio of the p99s is
-the isolation figure (close to 1.0 = a hanging endpoint does not slow the others down).
+Runs the real notifier (`python -m ksbb_notifier.main`, own namespace and database) and, in this process,
+HTTP/1.1 receivers on 127.0.0.1 (keep-alive; every 20th request's Standard Webhooks signature verified;
+one can be told to hang). Every endpoint is programme-wide and takes `ksbb.need.opened.v1`.
 
-    export $(cat .ksbb/infra/infra.env | xargs)
-    uv run --no-sync python bench/notifier_bench.py --rate 5 --seconds 10
+* backlog: `--backlog` `ksbb.need.changed.v1` events (a webhook type no endpoint takes: the full fan-out
+  path, no delivery) published at once; events/s until the consumer group has committed them all
+  (goal ≥ 500 events/s);
+* burst: `--burst` events at once, each to every endpoint; deliveries/s from the first publish to the
+  last receipt (goal ≥ 500 deliveries/s);
+* rates: need events at each of `--rates` per second for `--seconds`; per delivery the time from
+  publishing to receipt; p50/p99 against the delivery rate is the plot;
+* isolation: the middle rate again, with one endpoint hanging; the healthy endpoints' p99 against the
+  same run without it (goal ≤ 1.2×).
+
+Also reported: TCP connections the receivers accepted per 1,000 deliveries (keep-alive reuse) and the
+notifier's RSS idle and under load.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
+import functools
 import json
+import os
+import pstats
 import re
-import statistics
+import signal
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-from ksbb_contracts import CONTENT_TYPE, CloudEvent
-from ksbb_contracts.events.registry import NeedOpened, NeedPublic
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from common import Results, Row, Series, bench_arguments, cpu_seconds, free_port, infra_env, infra_pid, ratio, rss_mib
+from ksbb_contracts import CONTENT_TYPE, TYPE_HEADER, CloudEvent, Event
+from ksbb_contracts.events.registry import NeedChanged, NeedOpened, NeedPublic
 from ksbb_contracts.vocab import Item, NeedStatus, Priority
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.ids import new_id
 from ksbb_kit.kafka import KafkaRecordPublisher
-from ksbb_notifier.bootstrap import create_app
-from ksbb_notifier.settings import NotifierSettings
+from standardwebhooks.webhooks import Webhook
 
 CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+TAKES = "ksbb.need.opened.v1"
 
 
 @dataclass
 class Receivers:
-    """100 HTTP/1.1 receivers on their own ports; one may be told to hang."""
+    """HTTP/1.1 receivers on their own ports, recording when each webhook arrived; one may hang."""
 
     count: int
+    secrets: dict[int, str] = field(default_factory=dict)
     hanging: set[int] = field(default_factory=set)
     ports: list[int] = field(default_factory=list)
-    latencies: dict[int, list[float]] = field(default_factory=dict)
     published: dict[str, float] = field(default_factory=dict)
+    latencies: dict[int, list[float]] = field(default_factory=dict)
+    first: float = 0.0
+    last: float = 0.0
     received: int = 0
-    warmed: int = 0
+    #: Deliveries received over every phase (never reset).
+    total: int = 0
+    connections: int = 0
+    verified: int = 0
+    bad_signatures: int = 0
     servers: list[asyncio.Server] = field(default_factory=list)
 
     async def start(self) -> None:
         """Listen on `count` free ports."""
         for index in range(self.count):
             server = await asyncio.start_server(
-                lambda r, w, i=index: self._serve(i, r, w),
-                host="127.0.0.1",
-                port=0,
-                backlog=256,
+                functools.partial(self._serve, index), host="127.0.0.1", port=0, backlog=512
             )
             self.servers.append(server)
             self.ports.append(server.sockets[0].getsockname()[1])
@@ -72,20 +91,38 @@ class Receivers:
         for server in self.servers:
             server.close()
 
+    def reset(self) -> None:
+        """Forget what was received (a new measurement)."""
+        self.published.clear()
+        self.latencies = {i: [] for i in range(self.count)}
+        self.received, self.first, self.last = 0, 0.0, 0.0
+
+    def healthy_samples(self) -> list[float]:
+        """Latencies (s) at the endpoints that do not hang, sorted."""
+        return sorted(s for i, values in self.latencies.items() if i not in self.hanging for s in values)
+
     async def _serve(self, index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 match = CONTENT_LENGTH.search(head)
                 body = await reader.readexactly(int(match.group(1)) if match else 0)
+                arrived = time.perf_counter()
                 if index in self.hanging:
                     await asyncio.sleep(3600)
-                need_id = json.loads(body)["data"]["need"]["need_id"]
-                if need_id == "need_warmup":
-                    self.warmed += 1
-                elif need_id in self.published:
-                    self.latencies[index].append(time.perf_counter() - self.published[need_id])
+                try:
+                    key = json.loads(body)["data"]["need"]["need_id"]
+                except (ValueError, KeyError, TypeError):
+                    key = None  # not one of ours (some other local client found this port)
+                if key in self.published:
+                    self.latencies[index].append(arrived - self.published[key])
                     self.received += 1
+                    self.total += 1
+                    self.first = self.first or arrived
+                    self.last = arrived
+                    if self.received % 20 == 0:
+                        self._verify(index, head, body)
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -93,157 +130,285 @@ class Receivers:
         finally:
             writer.close()
 
+    def _verify(self, index: int, head: bytes, body: bytes) -> None:
+        headers = dict(
+            line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line
+        )
+        try:
+            Webhook(self.secrets[index]).verify(body, {k.lower(): v for k, v in headers.items()})
+            self.verified += 1
+        except Exception:
+            self.bad_signatures += 1
 
-async def poll(condition: Callable[[], bool], seconds: float) -> None:
-    """Wait until a condition holds or the time is up."""
+
+def need(need_id: str) -> NeedPublic:
+    """A need snapshot (programme-wide: every endpoint may receive it)."""
+    return NeedPublic(
+        need_id=need_id, recipient_id="rcp_bench", organisation_id="org_bench", kelurahan_code="31.71.01.1001",
+        item=Item.SEMBAKO, quantity=10, unit="paket", priority=Priority.HIGH,
+        needed_by=date.today() + timedelta(days=30), status=NeedStatus.OPEN, version=1,
+    )
+
+
+def record(event: Event) -> tuple[str, bytes, dict[str, str]]:
+    """An event as its owner's relay would publish it: key, structured CloudEvent, headers."""
+    envelope = CloudEvent(
+        id=new_id("evt"), source="/ksbb/bench", type=event.event_type, subject=event.subject,
+        time=datetime.now(UTC), data=event.model_dump(mode="json"),
+    )
+    return envelope.subject or "", envelope.to_bytes(), {"content-type": CONTENT_TYPE, TYPE_HEADER: envelope.type}
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll until a condition holds or the time is up; whether it held."""
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         if condition():
-            return
-        await asyncio.sleep(0.05)
+            return True
+        await asyncio.sleep(0.02)
+    return condition()
 
 
-def need_event(need_id: str) -> NeedOpened:
-    """A programme-wide event every endpoint receives."""
-    return NeedOpened(
-        need=NeedPublic(
-            need_id=need_id,
-            recipient_id="rcp_bench",
-            organisation_id="org_bench",
-            kelurahan_code="31.71.01.1001",
-            item=Item.SEMBAKO,
-            quantity=10,
-            unit="paket",
-            priority=Priority.HIGH,
-            needed_by=date(2026, 2, 1),
-            status=NeedStatus.OPEN,
-            version=1,
-        ),
-        occurred_at=datetime.now(UTC),
-    )
+async def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of `topic` the consumer group has not committed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
+        if not partitions:
+            await consumer.topics()
+            partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        return sum(ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+                   for tp in partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
 
 
-@contextlib.asynccontextmanager
-async def notifier(args: argparse.Namespace, issuer: DevIssuer) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    """A notifier app with its own namespace, delivering on its own."""
-    settings = NotifierSettings(
-        env="test",
-        topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
-        jwks_url=str(issuer.jwks_path),
-        jwt_issuer=issuer.issuer,
-        jwt_audience=issuer.audience,
-        insecure_http_hosts=["127.0.0.1"],
-        ssrf_allow_hosts=["127.0.0.1"],
-        delivery_timeout_seconds=args.timeout,
-        mailer_autostart=False,
-        per_endpoint_concurrency=args.per_endpoint,
-        global_concurrency=args.global_limit,
-        retry_schedule_seconds=[0, 5, 30],
-        outbox_sweep_seconds=0.5,
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://notifier", timeout=30) as client:
-            for _ in range(300):
-                if (await client.get("/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.2)
-            yield app, client
+@dataclass
+class Phase:
+    """One measured run: deliveries received, how long, the healthy endpoints' latencies."""
 
+    delivered: int
+    expected: int
+    seconds: float
+    samples: list[float]
 
-async def run(args: argparse.Namespace, issuer: DevIssuer, *, hang: bool) -> dict[str, float]:
-    """One measured run; returns throughput and healthy-endpoint latency figures."""
-    receivers = Receivers(args.endpoints, hanging={0} if hang else set())
-    await receivers.start()
-    admin = {"authorization": f"Bearer {issuer.token('admin')}"}
-    async with notifier(args, issuer) as (app, client):
-        for port in receivers.ports:
-            created = await client.post(
-                "/v1/webhooks/endpoints", headers=admin, json={"url": f"http://127.0.0.1:{port}/hook"}
-            )
-            created.raise_for_status()
-        topic = app.state.notifier.settings.topic(NeedOpened.topic.name)
-        publisher = KafkaRecordPublisher(app.state.notifier.settings.kafka_bootstrap, client_id="bench")
-        await publisher.start()
-        # Warm-up: the consumer group must own its partitions before latencies mean anything.
-        warmup = need_event("need_warmup")
-        await publisher.send(
-            topic,
-            warmup.subject,
-            CloudEvent(
-                id=new_id("evt"),
-                source="/ksbb/bench",
-                type=warmup.event_type,
-                subject=warmup.subject,
-                time=datetime.now(UTC),
-                data=warmup.model_dump(mode="json"),
-            ).to_bytes(),
-            {"content-type": CONTENT_TYPE},
-        )
-        healthy = args.endpoints - len(receivers.hanging)
-        await poll(lambda: receivers.warmed >= healthy, args.drain_seconds)
-        total = int(args.rate * args.seconds)
-        started = time.perf_counter()
-        for index in range(total):
-            # Steady rate: publish on schedule, never in bursts to catch up.
-            await asyncio.sleep(max(0.0, started + index / args.rate - time.perf_counter()))
-            event = need_event(f"need_bench_{index}")
-            envelope = CloudEvent(
-                id=new_id("evt"),
-                source="/ksbb/bench",
-                type=event.event_type,
-                subject=event.subject,
-                time=datetime.now(UTC),
-                data=event.model_dump(mode="json"),
-            )
-            receivers.published[event.need.need_id] = time.perf_counter()
-            await publisher.send(topic, envelope.subject, envelope.to_bytes(), {"content-type": CONTENT_TYPE})
-        await publisher.stop()
-        expected = total * healthy
-        await poll(lambda: receivers.received >= expected, args.drain_seconds)
-        elapsed = time.perf_counter() - started
-    await receivers.stop()
-    samples = sorted(s for i, values in receivers.latencies.items() if i not in receivers.hanging for s in values)
-    if not samples:
-        raise SystemExit("no deliveries arrived; is the infrastructure up?")
-    return {
-        "delivered": len(samples),
-        "expected": expected,
-        "seconds": elapsed,
-        "throughput": len(samples) / elapsed,
-        "p50_ms": statistics.median(samples) * 1000,
-        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000,
-    }
+    @property
+    def rate(self) -> float:
+        """Deliveries per second."""
+        return self.delivered / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        """A latency percentile in ms (nan without samples)."""
+        if not self.samples:
+            return float("nan")
+        return self.samples[min(len(self.samples) - 1, int(len(self.samples) * q))] * 1000
 
 
 async def main() -> None:
-    """Both runs, then the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Start the notifier and the receivers, run the phases, report."""
+    parser = bench_arguments(__doc__)
     parser.add_argument("--endpoints", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=5.0, help="events per second (each goes to every endpoint)")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="1,2,4,8", help="need events per second (each to every endpoint)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each rate")
+    parser.add_argument("--burst", type=int, default=20, help="events published at once (× endpoints deliveries)")
+    parser.add_argument("--backlog", type=int, default=3000, help="events of the backlog phase")
     parser.add_argument("--timeout", type=float, default=5.0, help="delivery timeout (the hanging endpoint)")
     parser.add_argument("--per-endpoint", type=int, default=4)
     parser.add_argument("--global-limit", type=int, default=64)
     parser.add_argument("--drain-seconds", type=float, default=60.0)
+    parser.add_argument("--profile", help="run the notifier under cProfile and write its profile here (slower)")
     args = parser.parse_args()
-    issuer = DevIssuer(Path(tempfile.mkdtemp(prefix="ksbb-bench-issuer-")))
-    print(
-        f"fan-out: {args.endpoints} endpoints, {args.rate}/s events for {args.seconds}s "
-        f"(={args.endpoints * args.rate:.0f} deliveries/s offered)"
+    rates = [float(r) for r in args.rates.split(",")]
+    if args.tiny:
+        args.endpoints, rates, args.seconds, args.burst, args.backlog = 10, [1.0, 2.0], 3.0, 3, 100
+    results = Results("notifier")
+    env = infra_env()
+    state = Path(tempfile.mkdtemp(prefix="ksbb-bench-notifier-"))
+    issuer = DevIssuer(state / "issuer")
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    port = free_port()
+    child_env = {
+        **os.environ, **env, "KSBB_NOTIFIER_HTTP_PORT": str(port), "KSBB_TOPIC_PREFIX": prefix,
+        "KSBB_ENV": "development", "KSBB_DEV_ISSUER_ENABLED": "true", "KSBB_JWKS_URL": str(issuer.jwks_path),
+        "KSBB_JWT_ISSUER": issuer.issuer, "KSBB_JWT_AUDIENCE": issuer.audience, "KSBB_LOG_LEVEL": "WARNING",
+        "KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1"]', "KSBB_NOTIFIER_SSRF_ALLOW_HOSTS": '["127.0.0.1"]',
+        "KSBB_NOTIFIER_DELIVERY_TIMEOUT_SECONDS": str(args.timeout), "KSBB_NOTIFIER_MAILER_AUTOSTART": "false",
+        "KSBB_NOTIFIER_PER_ENDPOINT_CONCURRENCY": str(args.per_endpoint),
+        "KSBB_NOTIFIER_GLOBAL_CONCURRENCY": str(args.global_limit),
+        "KSBB_NOTIFIER_RETRY_SCHEDULE_SECONDS": "[0, 5, 30]",
+    }
+    log = (state / "notifier.log").open("wb")
+    notifier = await asyncio.create_subprocess_exec(
+        sys.executable, *(["-m", "cProfile", "-o", args.profile] if args.profile else []), "-m", "ksbb_notifier.main",
+        env=child_env, stdout=log, stderr=log,
     )
-    healthy = await run(args, issuer, hang=False)
-    hanging = await run(args, issuer, hang=True)
-    for name, figures in (("all healthy", healthy), ("one hanging", hanging)):
-        print(
-            f"{name:12}: {figures['delivered']}/{figures['expected']} delivered "
-            f"in {figures['seconds']:.1f}s, "
-            f"throughput {figures['throughput']:.0f}/s, healthy p50 {figures['p50_ms']:.0f} ms, "
-            f"p99 {figures['p99_ms']:.0f} ms"
+    receivers = Receivers(args.endpoints)
+    await receivers.start()
+    publisher = KafkaRecordPublisher(env["KSBB_KAFKA_BOOTSTRAP"], client_id="notifier-bench")
+    base = f"http://127.0.0.1:{port}"
+    admin = {"authorization": f"Bearer {issuer.token('admin')}"}
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the notifier did not become ready; log in {state}")
+                await asyncio.sleep(0.3)
+            for index, receiver_port in enumerate(receivers.ports):
+                created = await client.post("/v1/webhooks/endpoints", headers=admin, json={
+                    "url": f"http://127.0.0.1:{receiver_port}/hook", "event_types": [TAKES],
+                })
+                created.raise_for_status()
+                receivers.secrets[index] = created.json()["secret"]
+            idle = rss_mib(notifier.pid)
+        await publisher.start()
+        topic = prefix + NeedOpened.topic.name
+        group = prefix + "notifier"
+
+        async def publish(events: list[Event], stamp: bool) -> None:
+            for event in events:
+                key, value, headers = record(event)
+                if stamp and isinstance(event, NeedOpened):
+                    receivers.published[event.need.need_id] = time.perf_counter()
+                await publisher.send(topic, key, value, headers)
+
+        # Warm-up: the consumer owns its partitions and every endpoint has been reached once.
+        await publish([NeedOpened(need=need("need_warmup"), occurred_at=datetime.now(UTC))], stamp=True)
+        await wait_for(lambda: receivers.received >= args.endpoints, args.drain_seconds)
+        peak = rss_mib(notifier.pid)
+
+        # Backlog: events no endpoint takes, published at once; consumed when the group has committed them.
+        backlog = [NeedChanged(need=need(f"need_backlog_{i}"), occurred_at=datetime.now(UTC))
+                   for i in range(args.backlog)]
+        started = time.perf_counter()
+        sends = []
+        for event in backlog:
+            key, value, headers = record(event)
+            sends.append(publisher.send(topic, key, value, headers))
+        await asyncio.gather(*sends)
+        published_in = time.perf_counter() - started
+        while await group_lag(env["KSBB_KAFKA_BOOTSTRAP"], group, topic) > 0:
+            if time.perf_counter() - started > args.drain_seconds * 5:
+                raise SystemExit("the backlog was not consumed in time")
+            await asyncio.sleep(0.2)
+        consumed = args.backlog / (time.perf_counter() - started)
+        print(f"backlog: {args.backlog} events published in {published_in:.1f} s, consumed at {consumed:.0f}/s",
+              flush=True)
+        results.add(Row("notifier: event backlog consumed", round(consumed, 1), "events/s", "≥ 500 events/s",
+                        met=consumed >= 500, note=f"{args.backlog} events of a webhook type no endpoint takes"))
+
+        # Burst: every event to every endpoint at once.
+        receivers.reset()
+        database = infra_pid("mongo")
+        cpu_before = cpu_seconds(notifier.pid), cpu_seconds(database) if database else 0.0
+        started = time.perf_counter()
+        await publish([NeedOpened(need=need(f"need_burst_{i}"), occurred_at=datetime.now(UTC))
+                       for i in range(args.burst)], stamp=True)
+        expected = args.burst * args.endpoints
+        await wait_for(lambda: receivers.received >= expected, args.drain_seconds)
+        burst = Phase(receivers.received, expected, receivers.last - started, receivers.healthy_samples())
+        busy = time.perf_counter() - started
+        notifier_cpu = (cpu_seconds(notifier.pid) - cpu_before[0]) / busy
+        database_cpu = ((cpu_seconds(database) - cpu_before[1]) / busy) if database else float("nan")
+        load = os.getloadavg()[0]
+        results.notes.append(
+            f"During the burst the notifier used {notifier_cpu:.0%} of a core and the database server "
+            f"{database_cpu:.0%}; the machine's load average was {load:.1f} on {os.cpu_count()} cores "
+            "(shared with other work while measured)."
         )
-    print(f"isolation ratio (p99 one hanging / p99 all healthy): {hanging['p99_ms'] / healthy['p99_ms']:.2f}")
-    print(f"throughput ratio (one hanging / all healthy): {hanging['throughput'] / healthy['throughput']:.2f}")
+        peak = max(peak, rss_mib(notifier.pid))
+        print(f"burst: {burst.delivered}/{expected} in {burst.seconds:.1f} s = {burst.rate:.0f} deliveries/s, "
+              f"p50 {burst.percentile(0.5):.0f} ms, p99 {burst.percentile(0.99):.0f} ms", flush=True)
+        results.add(Row(f"notifier: webhook deliveries to {args.endpoints} endpoints (burst)", round(burst.rate, 1),
+                        "deliveries/s", "≥ 500 deliveries/s", met=burst.rate >= 500,
+                        note=f"{burst.delivered}/{expected} delivered; p99 {burst.percentile(0.99):.0f} ms"))
+
+        async def steady(rate: float, *, hang: bool) -> Phase:
+            receivers.reset()
+            receivers.hanging = {0} if hang else set()
+            total = max(1, int(rate * args.seconds))
+            started = time.perf_counter()
+            for index in range(total):
+                await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
+                tag = f"need_{'hang' if hang else 'rate'}_{rate:g}_{index}"
+                await publish([NeedOpened(need=need(tag), occurred_at=datetime.now(UTC))], stamp=True)
+            healthy = args.endpoints - len(receivers.hanging)
+            await wait_for(lambda: receivers.received >= total * healthy, args.drain_seconds)
+            return Phase(receivers.received, total * healthy, receivers.last - started, receivers.healthy_samples())
+
+        connections_before, delivered_before = receivers.connections, receivers.total
+        p50_series = Series("webhook_p99_vs_rate", "p50", "offered deliveries/s", "publish → receipt (ms)")
+        p99_series = Series("webhook_p99_vs_rate", "p99", p50_series.x_label, p50_series.y_label)
+        for rate in rates:
+            phase = await steady(rate, hang=False)
+            offered = rate * args.endpoints
+            print(f"rate {offered:.0f}/s offered: {phase.delivered}/{phase.expected} delivered at {phase.rate:.0f}/s, "
+                  f"p50 {phase.percentile(0.5):.0f} ms, p99 {phase.percentile(0.99):.0f} ms", flush=True)
+            p50_series.points.append((offered, round(phase.percentile(0.5), 1)))
+            p99_series.points.append((offered, round(phase.percentile(0.99), 1)))
+            peak = max(peak, rss_mib(notifier.pid))
+        results.series += [p50_series, p99_series]
+        reused_over = receivers.total - delivered_before
+        reuse = (receivers.connections - connections_before) / max(1, reused_over) * 1000
+
+        middle = rates[len(rates) // 2]
+        calm = await steady(middle, hang=False)
+        stormy = await steady(middle, hang=True)
+        receivers.hanging = set()
+        print(f"isolation at {middle * args.endpoints:.0f}/s: healthy p99 {calm.percentile(0.99):.0f} ms without, "
+              f"{stormy.percentile(0.99):.0f} ms with one endpoint hanging", flush=True)
+        isolation = ratio(stormy.percentile(0.99), calm.percentile(0.99), smaller_is_better=True)
+        results.add(Row(
+            "notifier: healthy endpoints' p99 with one endpoint hanging", round(stormy.percentile(0.99), 1), "ms",
+            "≤ 1.2× without it", round(calm.percentile(0.99), 1), "ms, the same run without a hanging endpoint",
+            round(isolation, 2), isolation >= 1 / 1.2,
+            f"{middle * args.endpoints:.0f} deliveries/s offered; {stormy.delivered}/{stormy.expected} delivered",
+        ))
+        results.add(Row("notifier: new connections per 1,000 deliveries", round(reuse, 1), "connections",
+                        "keep-alive reuse (≈ 0)", note=f"over the {reused_over} deliveries of the rate steps; "
+                        f"{receivers.verified} signatures verified, "
+                        f"{receivers.bad_signatures} bad"))
+        results.add(Row("notifier: RSS idle", round(idle, 1), "MiB", "≤ 150 MiB", met=idle <= 150))
+        results.add(Row("notifier: RSS under load (peak)", round(peak, 1), "MiB", "≤ 300 MiB", met=peak <= 300))
+        if receivers.bad_signatures:
+            raise SystemExit(f"{receivers.bad_signatures} webhooks carried a bad signature")
+    finally:
+        await publisher.stop()
+        await receivers.stop()
+        # cProfile writes its profile only when the process ends normally: uvicorn re-raises SIGTERM after
+        # shutting down (ending the process at once), SIGINT becomes a KeyboardInterrupt.
+        notifier.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
+        try:
+            await asyncio.wait_for(notifier.wait(), timeout=30)
+        except TimeoutError:
+            notifier.kill()
+        log.close()
+    if args.profile and (summary := profile_summary(args.profile)):
+        results.notes.append(summary)
+        print(summary, flush=True)
+    results.write(args.json)
+
+
+def profile_summary(path: str, top: int = 12) -> str | None:
+    """The functions the notifier spent most of its own time in (from its cProfile output, if written)."""
+    if not os.path.exists(path):
+        return None
+    stats = pstats.Stats(path)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    named = [f"{Path(file).name}:{line} {name} {own / total:.0%}" for (file, line, name), (_, _, own, _, _) in rows]
+    return f"Profile of the notifier ({total:.0f} s of its own CPU time), by own time: " + "; ".join(named)
 
 
 if __name__ == "__main__":

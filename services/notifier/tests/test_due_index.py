@@ -11,17 +11,20 @@ from ksbb_kit.mongo import connect
 from ksbb_kit.testing.infra import Infra
 from ksbb_notifier.adapters.delivery_store import MongoDeliveryStore, delivery_document
 from ksbb_notifier.adapters.mongo import Outbox
+from ksbb_notifier.adapters.pending_deliveries import MongoPendingDeliveries
 from ksbb_notifier.domain.deliveries import Delivery, DeliveryStatus
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
-def delivery(delivery_id: str, status: DeliveryStatus = DeliveryStatus.PENDING, at: datetime = NOW) -> Delivery:
+def delivery(
+    delivery_id: str, status: DeliveryStatus = DeliveryStatus.PENDING, at: datetime = NOW, created_at: datetime = NOW
+) -> Delivery:
     """A delivery of a test message to endpoint whe_1."""
     return Delivery(
         id=delivery_id, message_id="msg_1", endpoint_id="whe_1", organisation_id="org_1", event_type="ksbb.test.v1",
-        status=status, attempts=0, round_attempts=0, next_attempt_at=at, created_at=NOW, updated_at=NOW,
+        status=status, attempts=0, round_attempts=0, next_attempt_at=at, created_at=created_at, updated_at=NOW,
     )
 
 
@@ -56,6 +59,43 @@ async def test_due_work_comes_from_the_index_and_stale_entries_are_corrected(inf
         assert [d.id for d in await store.due(NOW, 10, [])] == ["dlv_legacy"]
         [claimed] = await store.claim(["dlv_legacy"], NOW, NOW + timedelta(minutes=1))
         assert claimed.id == "dlv_legacy"
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_the_queue_gauges_count_pending_deliveries_from_the_index_not_the_history(infra: Infra) -> None:
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_due_gauges"]
+
+    def no_events(*_: Any) -> list[dict[str, Any]]:
+        return []
+
+    store = MongoDeliveryStore(db, Outbox(no_events, None))  # type: ignore[arg-type]
+    pending = MongoPendingDeliveries(db)
+    try:
+        assert await pending.summary() == (0, None)
+        # Finished history (older than anything pending) is not pending work.
+        await db.deliveries.insert_many([
+            delivery_document(delivery(f"dlv_old{i}", DeliveryStatus.SUCCEEDED, created_at=NOW - timedelta(days=2)))
+            for i in range(20)
+        ])
+        assert await pending.summary() == (0, None)
+        await store.add_deliveries([
+            delivery("dlv_newer", created_at=NOW),
+            delivery("dlv_oldest", created_at=NOW - timedelta(hours=1), at=NOW + timedelta(hours=1)),
+        ])
+        assert await pending.summary() == (2, NOW - timedelta(hours=1))  # not due yet is pending all the same
+
+        # A pending delivery stored before its entry carried its creation time is adopted with it.
+        await db.deliveries.insert_one(delivery_document(delivery("dlv_legacy", created_at=NOW - timedelta(hours=3))))
+        await store.create_indexes()
+        assert await pending.summary() == (3, NOW - timedelta(hours=3))
+
+        # Leased and then finished: no longer pending.
+        [leased] = await store.claim(["dlv_legacy"], NOW, NOW + timedelta(minutes=1))
+        await store.settle(leased, {"status": "failed", "failure_reason": "test"})
+        assert await pending.summary() == (2, NOW - timedelta(hours=1))
     finally:
         await client.drop_database(db.name)
         await client.close()

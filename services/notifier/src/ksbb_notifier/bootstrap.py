@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -31,7 +33,7 @@ from ksbb_notifier.app.observability import QueueGauges
 from ksbb_notifier.app.ports import DeliveryQueue, MailSender, WebhookSender
 from ksbb_notifier.app.replicas import Replicas
 from ksbb_notifier.domain.ssrf import AddressPolicy
-from ksbb_notifier.handlers import build_router
+from ksbb_notifier.handlers import build_batch, build_router
 from ksbb_notifier.settings import NotifierSettings
 
 TITLE = "KSBB Notifier"
@@ -83,6 +85,7 @@ def build_notifier(
         timeout=settings.delivery_timeout_seconds,
         max_body_bytes=settings.response_body_max_bytes,
         resolver=resolver,
+        connections_per_endpoint=settings.per_endpoint_concurrency,
     )
     smtp = mail_sender or SmtpMailer(
         settings.smtp_host,
@@ -113,7 +116,10 @@ def build_notifier(
     replicas = Replicas(replica_store)
 
     # Events in, now that their handlers' collaborators exist.
-    runtime.subscribe(build_router(replicas=replicas, deliveries=deliveries, mailer=mailer))
+    runtime.subscribe(
+        build_router(replicas=replicas, deliveries=deliveries, mailer=mailer),
+        batch=build_batch(replicas=replicas, deliveries=deliveries, mailer=mailer),
+    )
 
     # Jobs.
     @runtime.on_startup
@@ -198,6 +204,19 @@ def another_dispatcher(
 def create_app_for(notifier: Notifier) -> FastAPI:
     """The HTTP app of a built notifier: operational routes, its /v1 routes bound to its use cases."""
     app = notifier.runtime.create_app([endpoints_api.router, deliveries_api.router])
+    runtime_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with runtime_lifespan(running):
+                yield
+        finally:
+            # After the runtime stopped (no attempt in flight): every kept-alive connection is closed, also
+            # where the delivery loop never ran here (another replica held it; tests drive it by hand).
+            await notifier.webhook_sender.close()
+
+    app.router.lifespan_context = lifespan
     deps.bind(app, endpoints=notifier.endpoints, deliveries=notifier.deliveries)
     errors.install(app)
     # Read by benchmarks and tests only; no route reaches its collaborators through app state.

@@ -1,8 +1,14 @@
-"""Events in: one handler per event type, each calling the use cases (registered on the notifier's router)."""
+"""Events in: one handler per event type, each calling the use cases (registered on the notifier's router).
+
+Records also arrive in batches (`build_batch`): the same handlers run for each record, in order, but the
+e-mails and webhook fan-outs they ask for are collected and made once per batch — a few writes for a whole
+batch instead of several per event, which is what lets the notifier work off a backlog quickly.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from ksbb_contracts import CloudEvent, topics
 from ksbb_contracts.events.pledges import (
@@ -36,12 +42,14 @@ from ksbb_contracts.events.registry import (
     RecipientUpdated,
     RecipientVerified,
 )
+from ksbb_kit.batches import BatchHandler, BatchItem
 from ksbb_kit.consumer import EventRouter
 
-from ksbb_notifier.app.deliveries import Deliveries
-from ksbb_notifier.app.mail import Mailer
+from ksbb_notifier.app.deliveries import Deliveries, FanOutBatch
+from ksbb_notifier.app.mail import MailBatch, Mailer
 from ksbb_notifier.app.replicas import Replicas
 from ksbb_notifier.domain.mailing import (
+    MailPlan,
     pledge_cancelled_mail,
     pledge_confirmed_mail,
     pledge_created_mail,
@@ -51,7 +59,49 @@ from ksbb_notifier.domain.mailing import (
 )
 
 
-def build_router(*, replicas: Replicas, deliveries: Deliveries, mailer: Mailer) -> EventRouter:
+class FanOut(Protocol):
+    """What the handlers ask of webhook fan-out (the use case itself, or a batch's collector)."""
+
+    async def fan_out(self, envelope: CloudEvent) -> int:
+        """Fan an event out to the endpoints that take it."""
+        ...
+
+
+class EventMail(Protocol):
+    """What the handlers ask of e-mail queueing (the use case itself, or a batch's collector)."""
+
+    async def queue_for_event(self, plan: MailPlan, event_id: str) -> int:
+        """Queue the e-mails an event causes."""
+        ...
+
+
+#: Events that change the recipient replica, which later fan-outs read.
+RECIPIENT_EVENTS = "ksbb.recipient."
+
+
+def build_batch(*, replicas: Replicas, deliveries: Deliveries, mailer: Mailer) -> BatchHandler:
+    """The batch path: every record through its handler, then the batch's e-mails and fan-outs at once."""
+
+    async def apply(items: Sequence[BatchItem]) -> None:
+        fan_outs, mails = FanOutBatch(deliveries), MailBatch(mailer)
+        router = build_router(replicas=replicas, deliveries=fan_outs, mailer=mails)
+
+        async def flush() -> None:
+            await mails.flush()  # e-mails first, as one record at a time (both are idempotent)
+            await fan_outs.flush()
+
+        for event, envelope in items:
+            if envelope.type.startswith(RECIPIENT_EVENTS):
+                # A fan-out reads the recipient's kind from the replica: the events before this one
+                # fan out with the replica as it was when they came, as one record at a time.
+                await flush()
+            await router.handlers[envelope.type](event, envelope)
+        await flush()
+
+    return apply
+
+
+def build_router(*, replicas: Replicas, deliveries: FanOut, mailer: EventMail) -> EventRouter:
     """The notifier's event routes, bound to the use cases that exist by the time it subscribes."""
     router = EventRouter("notifier")
 

@@ -1,7 +1,15 @@
-"""MongoDB store of messages and deliveries (`deliveries` carries `delivery_failed` events): queue and log."""
+"""MongoDB store of messages and deliveries (`deliveries` carries `delivery_failed` events): queue and log.
+
+Attempts that finish together are recorded together: the records of outcomes without events (a success,
+a retry scheduled) that arrive within one turn of the event loop are sent at once, and their due-index
+moves go out as one bulk write. Each record stays guarded by its own lease token (a findAndModify by
+`_id` and token: the local stand-in scans a whole collection for an update with more than `_id` in its
+filter, but finds a findAndModify's document by `_id`), and each caller returns only once its write is done.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -9,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ksbb_kit.outbox import PENDING, with_outbox
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, DeleteOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ksbb_notifier.adapters.mongo import (
@@ -20,6 +28,7 @@ from ksbb_notifier.adapters.mongo import (
     due_filter,
     insert_ignoring_duplicates,
     lease_guard,
+    update_by_id,
 )
 from ksbb_notifier.domain.deliveries import (
     AttemptLogEntry,
@@ -104,12 +113,18 @@ class MongoDeliveryStore:
         self._due = DueIndex(db["delivery_due"])
         #: The entries the last `due` returned: `claim` corrects those it could not win.
         self._seen_due: dict[str, Document] = {}
+        #: Deliveries this instance leased and has not finished, with their lease's end: until then their
+        #: due entries are not due for it (an attempt that crashed is looked for again once its lease ran out).
+        self._holding: dict[str, datetime] = {}
+        #: Attempt records waiting for the next group write, each with the future its caller awaits.
+        self._recording: list[tuple[Document, Document, UpdateOne | DeleteOne, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     async def create_indexes(self) -> None:
         """Indexes for the claim query and the delivery log."""
         await self._deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self._deliveries.create_index([("endpoint_id", ASCENDING), ("created_at", DESCENDING)])
-        await self._due.adopt(self._deliveries, ["endpoint_id"])
+        await self._due.adopt(self._deliveries, ["endpoint_id", "created_at"])
 
     # -- fan-out and API -------------------------------------------------------------------------
 
@@ -117,9 +132,13 @@ class MongoDeliveryStore:
         """Store a message; one that exists already is left alone."""
         await insert_ignoring_duplicates(self._messages, [message_document(message)])
 
+    async def add_messages(self, messages: Sequence[Message]) -> None:
+        """Store messages in one write; ones that exist already are left alone."""
+        await insert_ignoring_duplicates(self._messages, [message_document(m) for m in messages])
+
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> int:
         """Store new deliveries; existing ones are left alone. How many were new."""
-        await self._due.put([_due_entry(d.id, d.endpoint_id, d.next_attempt_at) for d in deliveries
+        await self._due.put([_due_entry(d.id, d.endpoint_id, d.next_attempt_at, d.created_at) for d in deliveries
                              if d.status is DeliveryStatus.PENDING])
         return await insert_ignoring_duplicates(self._deliveries, [delivery_document(d) for d in deliveries])
 
@@ -155,19 +174,23 @@ class MongoDeliveryStore:
     async def change(self, endpoint_id: str, delivery_id: str, changes: dict[str, Any]) -> Delivery | None:
         """Change one delivery of one endpoint; the changed delivery, or None if there is none."""
         if changes.get("status") == DeliveryStatus.PENDING.value:
-            await self._due.put([_due_entry(delivery_id, endpoint_id, changes["next_attempt_at"])])
+            await self._due.put([_due_entry(delivery_id, endpoint_id, changes["next_attempt_at"], None)])
         doc = await self._deliveries.find_one_and_update(
             {"_id": delivery_id, "endpoint_id": endpoint_id},
             {"$set": changes},
             return_document=ReturnDocument.AFTER,
         )
+        if doc is not None and changes.get("status") == DeliveryStatus.PENDING.value:
+            # Its creation time, for the queue gauges (an entry already removed stays removed).
+            await self._due.apply([UpdateOne({"_id": delivery_id}, {"$set": {"created_at": doc["created_at"]}})])
         return delivery_from(doc) if doc is not None else None
 
     async def requeue_failed(self, endpoint_id: str, since: datetime, changes: dict[str, Any]) -> int:
         """Requeue an endpoint's failed deliveries created at or after `since` (and drop stale leases)."""
         query = {"endpoint_id": endpoint_id, "status": "failed", "created_at": {"$gte": since}}
-        failed = [d["_id"] async for d in self._deliveries.find(query, {"_id": 1})]
-        await self._due.put([_due_entry(i, endpoint_id, changes["next_attempt_at"]) for i in failed])
+        found = {d["_id"]: d["created_at"] async for d in self._deliveries.find(query, {"_id": 1, "created_at": 1})}
+        failed = list(found)
+        await self._due.put([_due_entry(i, endpoint_id, changes["next_attempt_at"], found[i]) for i in failed])
         result = await self._deliveries.update_many(
             {"_id": {"$in": failed}}, {"$set": {**changes, "leased_until": EPOCH}}
         )
@@ -189,9 +212,17 @@ class MongoDeliveryStore:
         doc = await self._messages.find_one({"_id": message_id})
         return message_from(doc) if doc is not None else None
 
+    async def messages(self, message_ids: Sequence[str]) -> list[Message]:
+        """The messages among these ids that exist (one read, by `_id` alone)."""
+        if not message_ids:
+            return []
+        return [message_from(d) async for d in self._messages.find({"_id": {"$in": list(set(message_ids))}})]
+
     async def due(self, now: datetime, limit: int, exclude_endpoints: Sequence[str]) -> list[DueDelivery]:
         """Pending, unleased deliveries due now, oldest first, skipping saturated endpoints (from the due index)."""
-        entries = await self._due.due(now, limit, exclude_endpoints)
+        for expired in [i for i, until in self._holding.items() if until <= now]:
+            del self._holding[expired]
+        entries = await self._due.due(now, limit, exclude_endpoints, sorted(self._holding))
         self._seen_due = {e["_id"]: e for e in entries}
         return [DueDelivery(e["_id"], e["endpoint_id"]) for e in entries]
 
@@ -203,35 +234,48 @@ class MongoDeliveryStore:
         """
         token = uuid.uuid4().hex
         ids = list(delivery_ids)
-        await self._deliveries.update_many(
-            {"_id": {"$in": ids}, **due_filter(now)},
-            {"$set": {"leased_until": lease_until, "lease_token": token}},
-        )
-        won = [delivery_from(d) for d in await self._deliveries.find({"_id": {"$in": ids}}).to_list(None)
-               if d.get("lease_token") == token]
+        if not ids:
+            return []
+        # Each lease is a findAndModify by `_id` and the due condition, all sent at once: it returns the
+        # leased document, and servers that scan a collection for an update with more than `_id` in its
+        # filter (the local stand-in; the collection holds every delivery the retention keeps) still
+        # find it by `_id` (an update_many with `$in` would scan, too).
+        lease = {"$set": {"leased_until": lease_until, "lease_token": token}}
+        leased = await asyncio.gather(*(
+            self._deliveries.find_one_and_update(
+                {"_id": i, **due_filter(now)}, lease, return_document=ReturnDocument.AFTER
+            )
+            for i in ids
+        ))
+        won = [delivery_from(d) for d in leased if d is not None and d.get("lease_token") == token]
         lost = [self._seen_due.pop(i) for i in ids if i in self._seen_due and i not in {d.id for d in won}]
         for delivery in won:
             self._seen_due.pop(delivery.id, None)
+            self._holding[delivery.id] = lease_until
         await self._due.correct(self._deliveries, lost)
         return won
 
     async def release(self, delivery: Delivery) -> None:
         """Give a lease back without changing anything else (shutdown)."""
-        await self._deliveries.update_one(lease_guard(delivery.id, delivery.lease_token), {"$set": UNLEASED})
+        self._holding.pop(delivery.id, None)
+        await update_by_id(self._deliveries, lease_guard(delivery.id, delivery.lease_token), {"$set": UNLEASED})
 
     async def postpone(self, delivery: Delivery, until: datetime) -> None:
         """Hand a leased delivery back, due again at `until`, without counting an attempt."""
-        await self._deliveries.update_one(
-            lease_guard(delivery.id, delivery.lease_token), {"$set": {"next_attempt_at": until, **UNLEASED}}
+        await update_by_id(
+            self._deliveries, lease_guard(delivery.id, delivery.lease_token),
+            {"$set": {"next_attempt_at": until, **UNLEASED}},
         )
-        await self._due.put([_due_entry(delivery.id, delivery.endpoint_id, until)])
+        await self._due.put([_due_entry(delivery.id, delivery.endpoint_id, until, delivery.created_at)])
+        self._holding.pop(delivery.id, None)
 
     async def settle(self, delivery: Delivery, changes: dict[str, Any]) -> None:
         """Change a leased delivery without an attempt and release the lease."""
-        await self._deliveries.update_one(
-            lease_guard(delivery.id, delivery.lease_token), {"$set": {**changes, **UNLEASED}}
+        await update_by_id(
+            self._deliveries, lease_guard(delivery.id, delivery.lease_token), {"$set": {**changes, **UNLEASED}}
         )
         await self._follow(delivery, changes)
+        self._holding.pop(delivery.id, None)
 
     async def record_attempt(self, delivery: Delivery, outcome: AttemptOutcome, *, keep_attempts: int) -> None:
         """Store one attempt (the log keeps the last `keep_attempts`), its events, and release the lease."""
@@ -244,20 +288,76 @@ class MongoDeliveryStore:
             },
             entries,
         )
-        async with self._outbox.pending("deliveries", delivery.id, entries):
-            await self._deliveries.update_one(lease_guard(delivery.id, delivery.lease_token), update)
-        await self._follow(delivery, outcome.changes)
+        try:
+            if not entries:
+                await self._record_with_others(lease_guard(delivery.id, delivery.lease_token), update,
+                                               self._following(delivery, outcome.changes))
+                return
+            async with self._outbox.pending("deliveries", delivery.id, entries):
+                await update_by_id(self._deliveries, lease_guard(delivery.id, delivery.lease_token), update)
+            await self._follow(delivery, outcome.changes)
+        finally:
+            # Written or not, this instance is done with it: a failed write leaves the lease to run out.
+            self._holding.pop(delivery.id, None)
+
+    async def _record_with_others(self, guard: Document, update: Document, follow: UpdateOne | DeleteOne) -> None:
+        """Queue one attempt record for the next group write and wait until it is written."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._recording.append((guard, update, follow, done))
+        if self._recorder is None:
+            self._recorder = asyncio.create_task(self._write_recorded())
+        await done
+
+    async def _write_recorded(self) -> None:
+        """Write every attempt record queued during this turn: the deliveries first, then their due entries."""
+        await asyncio.sleep(0)  # attempts finishing in the same turn join this write
+        batch, self._recording, self._recorder = self._recording, [], None
+        failed: dict[int, Exception] = {}
+        written = False
+        try:
+            # One findAndModify per record, all sent at once (by `_id` and lease token: see `claim`); one
+            # record's failure is that record's alone.
+            written_each = await asyncio.gather(
+                *(self._deliveries.find_one_and_update(g, u, projection={"_id": 1}) for g, u, _, _ in batch),
+                return_exceptions=True,
+            )
+            for index, outcome in enumerate(written_each):
+                if isinstance(outcome, BaseException):
+                    failed[index] = RuntimeError(f"attempt record not written: {outcome}")
+            await self._due.apply([follow for i, (_, _, follow, _) in enumerate(batch) if i not in failed])
+            written = True
+        except Exception as exc:
+            failed = dict.fromkeys(range(len(batch)), exc)
+        finally:
+            for index, (_, _, _, done) in enumerate(batch):
+                if done.done():
+                    continue
+                if index in failed:
+                    done.set_exception(failed[index])
+                elif written:
+                    done.set_result(None)
+                else:
+                    done.cancel()  # stopped mid-write: the lease runs out and the delivery is tried again
 
     async def _follow(self, delivery: Delivery, changes: dict[str, Any]) -> None:
         """Move the delivery's due entry after a change: to its next attempt, or away once it is finished.
         (After the write: a crash in between leaves an early or stale entry, which a claim corrects.)"""
+        await self._due.apply([self._following(delivery, changes)])
+
+    @staticmethod
+    def _following(delivery: Delivery, changes: dict[str, Any]) -> UpdateOne | DeleteOne:
+        """The due-index write that follows a change of a delivery."""
         if changes.get("status", delivery.status.value) == DeliveryStatus.PENDING.value:
             at = changes.get("next_attempt_at", delivery.next_attempt_at)
-            await self._due.put([_due_entry(delivery.id, delivery.endpoint_id, at)])
-        else:
-            await self._due.remove([delivery.id])
+            entry = _due_entry(delivery.id, delivery.endpoint_id, at, delivery.created_at)
+            return UpdateOne({"_id": entry["_id"]}, {"$set": entry}, upsert=True)
+        return DeleteOne({"_id": delivery.id})
 
 
-def _due_entry(delivery_id: str, endpoint_id: str, at: datetime | None) -> Document:
-    """The due-index entry of a pending delivery (no time: due now)."""
-    return {"_id": delivery_id, "at": at or EPOCH, "endpoint_id": endpoint_id}
+def _due_entry(delivery_id: str, endpoint_id: str, at: datetime | None, created_at: datetime | None) -> Document:
+    """The due-index entry of a pending delivery (no time: due now); with its creation time when known (the
+    queue gauges read the oldest pending delivery from the index, not from the delivery history)."""
+    entry: Document = {"_id": delivery_id, "at": at or EPOCH, "endpoint_id": endpoint_id}
+    if created_at is not None:
+        entry["created_at"] = created_at
+    return entry

@@ -93,6 +93,10 @@ class MongoEndpointStore:
         """One endpoint, or None."""
         return _maybe(await self._endpoints.find_one({"_id": endpoint_id}))
 
+    async def get_many(self, endpoint_ids: Sequence[str]) -> list[Endpoint]:
+        """The endpoints among these ids that exist (one read)."""
+        return [endpoint_from(d) async for d in self._endpoints.find({"_id": {"$in": list(set(endpoint_ids))}})]
+
     async def owned_by(self, *, organisation_id: str | None, any_owner: bool) -> list[Endpoint]:
         """Endpoints of one owner (`None` = admins' own), or of every owner; oldest first."""
         query: Document = {} if any_owner else {"organisation_id": organisation_id}

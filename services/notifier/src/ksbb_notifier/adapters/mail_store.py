@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ksbb_notifier.adapters.mongo import EPOCH, Document, DueIndex, due_filter, insert_ignoring_duplicates, lease_guard
+from ksbb_notifier.adapters.mongo import (
+    EPOCH,
+    Document,
+    DueIndex,
+    due_filter,
+    insert_ignoring_duplicates,
+    lease_guard,
+    update_by_id,
+)
 from ksbb_notifier.domain.mailing import QueuedEmail
 
 
@@ -58,6 +67,11 @@ class MongoEmailQueue:
         await self._emails.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self._due.adopt(self._emails)
 
+    async def add_many(self, emails: Sequence[QueuedEmail]) -> int:
+        """Queue e-mails in one write (ids already queued are left alone); how many were new."""
+        await self._due.put([{"_id": e.id, "at": e.next_attempt_at} for e in emails if e.status == "pending"])
+        return await insert_ignoring_duplicates(self._emails, [email_document(e) for e in emails])
+
     async def add(self, email: QueuedEmail) -> bool:
         """Queue an e-mail; False if one with its id exists already."""
         if email.status == "pending":
@@ -80,8 +94,8 @@ class MongoEmailQueue:
 
     async def settle(self, email: QueuedEmail, changes: dict[str, Any]) -> None:
         """Change a leased e-mail and release the lease."""
-        await self._emails.update_one(
-            lease_guard(email.id, email.lease_token), {"$set": {**changes, "leased_until": EPOCH}}
+        await update_by_id(
+            self._emails, lease_guard(email.id, email.lease_token), {"$set": {**changes, "leased_until": EPOCH}}
         )
         if changes.get("status", email.status) == "pending":
             await self._due.put([{"_id": email.id, "at": changes.get("next_attempt_at", email.next_attempt_at)}])

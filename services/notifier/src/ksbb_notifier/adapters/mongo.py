@@ -8,7 +8,7 @@ from typing import Any
 
 from ksbb_contracts import Event
 from ksbb_kit.outbox import PendingWrite
-from pymongo import ASCENDING, DeleteOne, UpdateOne
+from pymongo import DeleteOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
@@ -46,6 +46,13 @@ def lease_guard(document_id: str, lease_token: str | None) -> Document:
     return {"_id": document_id, "lease_token": lease_token}
 
 
+async def update_by_id(collection: Collection, guard: Document, update: Document) -> bool:
+    """Update the one document `guard` names by `_id` (and holds only while the rest of `guard` matches);
+    whether it matched. A findAndModify: servers that scan a whole collection for an update whose filter
+    has more than `_id` (the local stand-in) still find a findAndModify's document by `_id`."""
+    return await collection.find_one_and_update(guard, update, projection={"_id": 1}) is not None
+
+
 class DueIndex:
     """Work that may be due: one small document per pending item (`_id`, `at`, `endpoint_id`).
 
@@ -65,17 +72,28 @@ class DueIndex:
                 [UpdateOne({"_id": e["_id"]}, {"$set": e}, upsert=True) for e in entries], ordered=False
             )
 
+    async def apply(self, writes: Sequence[UpdateOne | DeleteOne]) -> None:
+        """Entry moves and removals made by the caller (`UpdateOne` upserts, `DeleteOne`s), in one write."""
+        if writes:
+            await self._entries.bulk_write(list(writes), ordered=False)
+
     async def remove(self, item_ids: Sequence[str]) -> None:
         """Forget finished items."""
         if item_ids:
             await self._entries.delete_many({"_id": {"$in": list(item_ids)}})
 
-    async def due(self, now: datetime, limit: int, exclude_endpoints: Sequence[str] = ()) -> list[Document]:
-        """Entries due by `now`, earliest first."""
+    async def due(
+        self, now: datetime, limit: int, exclude_endpoints: Sequence[str] = (), exclude_ids: Sequence[str] = ()
+    ) -> list[Document]:
+        """Entries due by `now`, in the order they were queued (not sorted: a sort reads every due entry, and
+        a backlog is exactly when that costs most; the query stops at `limit` without one). `exclude_ids`:
+        items the caller holds already (leased, in progress)."""
         query: Document = {"at": {"$lte": now}}
         if exclude_endpoints:
             query["endpoint_id"] = {"$nin": list(exclude_endpoints)}
-        return await self._entries.find(query).sort("at", ASCENDING).limit(limit).to_list(limit)
+        if exclude_ids:
+            query["_id"] = {"$nin": list(exclude_ids)}
+        return await self._entries.find(query).limit(limit).to_list(limit)
 
     async def correct(self, items: Collection, entries: Sequence[Document]) -> None:
         """Entries (as `due` returned them) whose item could not be claimed: drop them if the item is finished

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -15,15 +16,19 @@ CONTACT_FIELDS = ("name", "contact_name", "email", "phone", "street_address", "o
 
 async def upsert_versioned(collection: Collection, doc_id: str, fields: dict[str, Any], version: int) -> bool:
     """Store a snapshot unless a newer (or the same) version is already there."""
+    # A findAndModify, not an update: the local stand-in scans the whole collection for an update whose
+    # filter has more than `_id`, but finds a findAndModify's document by `_id`. Matched or inserted, the
+    # version moved forward, so the snapshot was stored.
     try:
-        result = await collection.update_one(
+        await collection.find_one_and_update(
             {"_id": doc_id, "version": {"$lt": version}},
             {"$set": {**fields, "version": version}},
+            projection={"_id": 1},
             upsert=True,
         )
     except DuplicateKeyError:
         return False  # a newer snapshot exists
-    return result.modified_count > 0 or result.upserted_id is not None
+    return True
 
 
 class MongoReplicaStore:
@@ -41,6 +46,13 @@ class MongoReplicaStore:
     async def keep_recipient(self, recipient_id: str, fields: dict[str, Any], version: int) -> bool:
         """Store a recipient snapshot unless a newer (or the same) version is there already."""
         return await upsert_versioned(self._recipients, recipient_id, fields, version)
+
+    async def recipient_kinds(self, recipient_ids: Sequence[str]) -> dict[str, str]:
+        """The kinds of the known recipients among these (one read)."""
+        if not recipient_ids:
+            return {}
+        found = self._recipients.find({"_id": {"$in": list(set(recipient_ids))}}, {"kind": 1})
+        return {doc["_id"]: doc["kind"] async for doc in found if doc.get("kind")}
 
     async def recipient_kind(self, recipient_id: str | None) -> str | None:
         """A recipient's kind, None if unknown."""

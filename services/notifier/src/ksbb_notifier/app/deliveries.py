@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,8 +64,7 @@ class Deliveries:
         if not is_webhook_type(envelope.type):
             return 0
         data = envelope.data
-        snapshot: dict[str, Any] = next((data[k] for k in ("pledge", "need") if isinstance(data.get(k), dict)), {})
-        kind = await self._replicas.recipient_kind(snapshot.get("recipient_id"))
+        kind = await self._replicas.recipient_kind(_recipient_of(data))
         scope = scope_of(envelope.type, data, kind)
         now = self._clock.now()
         await self._log.add_message(
@@ -77,6 +76,36 @@ class Deliveries:
             for endpoint in candidates
             if endpoint_receives(endpoint.filter, envelope.type, scope)
         ]
+        inserted = await self._log.add_deliveries(deliveries)
+        if deliveries:
+            self._wake()
+        return inserted
+
+    async def fan_out_many(self, envelopes: Sequence[CloudEvent]) -> int:
+        """`fan_out` for many events at once: one read of recipient kinds and of endpoints, one write of the
+        messages, one of the deliveries (idempotent on redelivery, like one at a time)."""
+        webhooks = [e for e in envelopes if is_webhook_type(e.type)]
+        if len(webhooks) <= 1:
+            return sum([await self.fan_out(e) for e in webhooks])
+        recipients = [r for r in (_recipient_of(e.data) for e in webhooks) if r is not None]
+        kinds = await self._replicas.recipient_kinds(recipients)
+        endpoints = await self._endpoint_store.enabled_for(None, programme_wide=True)
+        now = self._clock.now()
+        messages: list[Message] = []
+        deliveries: list[Delivery] = []
+        for envelope in webhooks:
+            recipient_id = _recipient_of(envelope.data)
+            scope = scope_of(envelope.type, envelope.data, kinds.get(recipient_id) if recipient_id else None)
+            messages.append(
+                Message(envelope.id, envelope.type, envelope.time, envelope.data, scope.organisation_id, now)
+            )
+            deliveries += [
+                _delivery(envelope.id, endpoint, envelope.type, now)
+                for endpoint in endpoints
+                if (scope.programme_wide or endpoint.organisation_id in (None, scope.organisation_id))
+                and endpoint_receives(endpoint.filter, envelope.type, scope)
+            ]
+        await self._log.add_messages(messages)
         inserted = await self._log.add_deliveries(deliveries)
         if deliveries:
             self._wake()
@@ -140,6 +169,31 @@ class Deliveries:
     async def sweep_finished(self, cutoff: datetime) -> dict[str, int]:
         """Forget finished deliveries, and messages no delivery needs, created before `cutoff`."""
         return await self._log.sweep_finished(cutoff)
+
+
+class FanOutBatch:
+    """Collects the fan-outs of a batch of events and makes them at once (`Deliveries.fan_out_many`)."""
+
+    def __init__(self, deliveries: Deliveries) -> None:
+        self._deliveries = deliveries
+        self._pending: list[CloudEvent] = []
+
+    async def fan_out(self, envelope: CloudEvent) -> int:
+        """Note an event to fan out with the rest of its batch."""
+        self._pending.append(envelope)
+        return 0
+
+    async def flush(self) -> int:
+        """Fan out every noted event; how many deliveries were new."""
+        pending, self._pending = self._pending, []
+        return await self._deliveries.fan_out_many(pending)
+
+
+def _recipient_of(data: dict[str, Any]) -> str | None:
+    """The recipient a pledge or need event is about, if any."""
+    snapshot: dict[str, Any] = next((data[k] for k in ("pledge", "need") if isinstance(data.get(k), dict)), {})
+    recipient_id = snapshot.get("recipient_id")
+    return recipient_id if isinstance(recipient_id, str) else None
 
 
 def _delivery(message_id: str, endpoint: Endpoint, event_type: str, now: datetime) -> Delivery:

@@ -27,6 +27,9 @@ from ksbb_notifier.settings import NotifierSettings
 log = logging.getLogger(__name__)
 #: Messages never change, so a small cache serves a fan-out to many endpoints.
 MESSAGE_CACHE_SIZE = 2000
+#: When only a few slots are free while attempts are running, wait this long for more to finish first,
+#: so one claim (a query and two writes) leases many deliveries instead of one or two.
+CLAIM_GATHER_SECONDS = 0.01
 
 
 class Dispatcher:
@@ -53,6 +56,7 @@ class Dispatcher:
         self._clock = clock
         self._settings = settings
         self._lease = timedelta(seconds=settings.delivery_timeout_seconds + 30)
+        self._claim_batch = max(1, settings.global_concurrency // 8)
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._leased: dict[str, Delivery] = {}
@@ -77,6 +81,8 @@ class Dispatcher:
                     log.exception("webhook dispatch pass failed; will retry")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.dispatch_sweep_seconds)
+                if self._tasks and 0 < self._slots.room() < self._claim_batch:
+                    await asyncio.sleep(CLAIM_GATHER_SECONDS)
         finally:
             await self.shutdown()
             await self._sender.close()
@@ -116,6 +122,14 @@ class Dispatcher:
             if not chosen:
                 break
             claimed = await self._queue.claim(chosen, now, now + self._lease)
+            try:
+                # The endpoints and messages of the whole batch in one read each, before the attempts start
+                # (concurrent attempts of one message would otherwise each miss the cache and read it).
+                await self._endpoints.cache.warm([delivery.endpoint_id for delivery in claimed])
+                await self._warm_messages([delivery.message_id for delivery in claimed])
+            except Exception:  # each attempt reads its endpoint and message itself then
+                log.warning("could not read the endpoints or messages of %d leased deliveries at once",
+                            len(claimed), exc_info=True)
             for delivery in claimed:
                 self._slots.take(delivery.endpoint_id)
                 self._leased[delivery.id] = delivery
@@ -195,7 +209,16 @@ class Dispatcher:
         if message is None:
             message = await self._queue.message(message_id)
             if message is not None:
-                self._messages[message_id] = message
-                while len(self._messages) > MESSAGE_CACHE_SIZE:
-                    self._messages.pop(next(iter(self._messages)))
+                self._remember(message)
         return message
+
+    async def _warm_messages(self, message_ids: list[str]) -> None:
+        """Read the messages not cached yet among these, at once."""
+        missing = [i for i in dict.fromkeys(message_ids) if i not in self._messages]
+        for message in await self._queue.messages(missing) if missing else []:
+            self._remember(message)
+
+    def _remember(self, message: Message) -> None:
+        self._messages[message.id] = message
+        while len(self._messages) > MESSAGE_CACHE_SIZE:
+            self._messages.pop(next(iter(self._messages)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,6 +94,16 @@ class EndpointCache:
         if endpoint is not None:
             self._entries[endpoint_id] = (self._monotonic(), endpoint)
         return endpoint
+
+    async def warm(self, endpoint_ids: Sequence[str]) -> None:
+        """Refresh the stale or missing ones among these endpoints with one read (before their attempts start,
+        so a batch of attempts does not read the same endpoints one by one)."""
+        now = self._monotonic()
+        stale = {i for i in endpoint_ids if (cached := self._entries.get(i)) is None or now - cached[0] >= self._ttl}
+        if not stale:
+            return
+        for endpoint in await self._store.get_many(sorted(stale)):
+            self._entries[endpoint.id] = (now, endpoint)
 
     def note_failing_since(self, endpoint_id: str, failing_since: datetime | None) -> None:
         """Keep a cached endpoint's failure streak current (its age stays as it is)."""

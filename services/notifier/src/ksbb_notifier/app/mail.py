@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +57,25 @@ class Mailer:
         for to in plan.addressees:
             email_id = derived_id("eml", event_id, to.kind, to.to_kind, to.to_id)
             queued += await self.enqueue(email_id, to.kind, to.to_kind, to.to_id, plan.context)
+        return queued
+
+    async def queue_for_events(self, plans: Sequence[tuple[MailPlan, str]]) -> int:
+        """`queue_for_event` for many events at once (one write)."""
+        now = self._clock.now()
+        emails = [
+            QueuedEmail(
+                id=derived_id("eml", event_id, to.kind, to.to_kind, to.to_id), kind=to.kind, to_kind=to.to_kind,
+                to_id=to.to_id, context=plan.context, status="pending", attempts=0, next_attempt_at=now,
+                created_at=now,
+            )
+            for plan, event_id in plans
+            for to in plan.addressees
+        ]
+        if not emails:
+            return 0
+        queued = await self._queue.add_many(emails)
+        if queued:
+            self.wake()
         return queued
 
     async def endpoint_disabled(self, endpoint: Endpoint, reason: str) -> None:
@@ -162,3 +182,21 @@ class Mailer:
                 raise ContactUnknown(f"recipient {recipient_id}'s contact not replicated yet")
             context["contact"] = recipient_contact.handover() if recipient_contact else None
         return contact.email, context
+
+
+class MailBatch:
+    """Collects the e-mails a batch of events causes and queues them at once (`Mailer.queue_for_events`)."""
+
+    def __init__(self, mailer: Mailer) -> None:
+        self._mailer = mailer
+        self._pending: list[tuple[MailPlan, str]] = []
+
+    async def queue_for_event(self, plan: MailPlan, event_id: str) -> int:
+        """Note an event's e-mails to queue with the rest of its batch."""
+        self._pending.append((plan, event_id))
+        return 0
+
+    async def flush(self) -> int:
+        """Queue every noted e-mail; how many were new."""
+        pending, self._pending = self._pending, []
+        return await self._mailer.queue_for_events(pending)

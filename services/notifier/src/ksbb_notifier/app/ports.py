@@ -43,6 +43,10 @@ class EndpointStore(Protocol):
         """One endpoint, or None."""
         ...
 
+    async def get_many(self, endpoint_ids: Sequence[str]) -> list[Endpoint]:
+        """The endpoints among these ids that exist (one read)."""
+        ...
+
     async def owned_by(self, *, organisation_id: str | None, any_owner: bool) -> list[Endpoint]:
         """Endpoints of one owner (`None` = admins' own), or of every owner; oldest first."""
         ...
@@ -88,6 +92,10 @@ class DeliveryQueue(Protocol):
         """One message, or None."""
         ...
 
+    async def messages(self, message_ids: Sequence[str]) -> list[Message]:
+        """The messages among these ids that exist (one read)."""
+        ...
+
     async def due(self, now: datetime, limit: int, exclude_endpoints: Sequence[str]) -> list[DueDelivery]:
         """Pending, unleased deliveries due now, oldest first, skipping saturated endpoints."""
         ...
@@ -118,6 +126,10 @@ class DeliveryLog(Protocol):
 
     async def add_message(self, message: Message) -> None:
         """Store a message; one that exists already is left alone."""
+        ...
+
+    async def add_messages(self, messages: Sequence[Message]) -> None:
+        """Store messages in one write; ones that exist already are left alone."""
         ...
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> int:
@@ -164,6 +176,10 @@ class ReplicaStore(Protocol):
         """Store a recipient snapshot unless a newer (or the same) version is there already."""
         ...
 
+    async def recipient_kinds(self, recipient_ids: Sequence[str]) -> dict[str, str]:
+        """The kinds of the known recipients among these (one read)."""
+        ...
+
     async def recipient_kind(self, recipient_id: str | None) -> str | None:
         """A recipient's kind, None if unknown."""
         ...
@@ -187,6 +203,10 @@ class ReplicaStore(Protocol):
 
 class EmailQueue(Protocol):
     """The durable e-mail outbox."""
+
+    async def add_many(self, emails: Sequence[QueuedEmail]) -> int:
+        """Queue e-mails in one write (ids already queued are left alone); how many were new."""
+        ...
 
     async def add(self, email: QueuedEmail) -> bool:
         """Queue an e-mail; False if one with its id exists already."""
