@@ -25,6 +25,23 @@ async def tab(browser: Browser, stack: Stack, name: str, role: str | None = None
     return visitor
 
 
+async def listed(visitor: Any, need_id: str, address: str, *, pages: int = 30) -> bool:
+    """Whether the needs list at `address` shows the need on one of its first pages (following "more")."""
+    page, origin = visitor.page, visitor.stack.url
+    response = await page.goto(visitor.stack.portal + address, wait_until="load")
+    for _ in range(pages):
+        assert response is not None and response.status == 200, page.url
+        if await page.locator(f'[data-need-id="{need_id}"]').count():
+            return True
+        more = page.locator("#needs-area a.button.secondary")
+        if not await more.count():
+            return False
+        target = await more.first.get_attribute("href")
+        assert target is not None and target.startswith("/portal/needs?")
+        response = await page.goto(origin + target, wait_until="load")
+    return False
+
+
 async def test_public_pages_for_anyone(stack: Stack, world: Any, browser: Browser) -> None:
     unit = stack.data["unit"]
     need_id = await world.need(unit["recipient_id"], quantity=15)
@@ -37,6 +54,10 @@ async def test_public_pages_for_anyone(stack: Stack, world: Any, browser: Browse
         assert "Rp200.000" in await page.inner_text("main"), "reference prices in rupiah, Indonesian style"
         await visitor.goto("/needs?kota=31.71&kecamatan=31.71.01")
         assert await page.locator("#f-kelurahan").count() == 1, "a kecamatan opens the kelurahan filter"
+        # Recipient kind and urgency are filtered by the public needs API; short pages continue with "more".
+        assert await listed(visitor, need_id, "/needs?kota=31.71&kind=rw_rentan&priority=high")
+        assert not await listed(visitor, need_id, "/needs?kota=31.71&kind=pesantren")
+        assert not await listed(visitor, need_id, "/needs?kota=31.71&kind=rw_rentan&priority=low")
         await visitor.goto(f"/needs/{need_id}")
         assert await page.locator("#pledge-sign-in").count() == 1
         await visitor.goto(f"/recipients/{unit['recipient_id']}")

@@ -9,8 +9,13 @@ same refresh token (the realm allows no reuse).
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import logging
+import re
+import time
 import weakref
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -80,14 +85,89 @@ class Answer:
     etag: str | None
 
 
-class Gateway:
-    """The HTTP client for the gateway (one per process, connection-pooled)."""
+#: `Cache-Control: public, max-age=N` of an answer anyone may reuse for N seconds.
+PUBLIC_MAX_AGE = re.compile(r"(?:^|,)\s*max-age=(\d+)\s*(?:,|$)")
+CacheKey = tuple[str, tuple[tuple[str, str], ...], str]
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, local_address: str | None = None) -> None:
-        transport = httpx.AsyncHTTPTransport(local_address=local_address, retries=1) if local_address else None
+
+@dataclass(frozen=True)
+class Stored:
+    """An answer kept for reuse: status, body bytes (parsed again for every reader, so none shares objects),
+    ETag and until when (monotonic seconds) it may be reused."""
+
+    status: int
+    body: bytes
+    etag: str | None
+    until: float
+
+
+class PublicAnswers:
+    """Answers to anonymous GETs that the API marks `public, max-age`, reused for at most `seconds` (and never
+    longer than the API allows); concurrent askers of the same address share one call. Bounded (LRU)."""
+
+    def __init__(self, seconds: float, max_entries: int = 512) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[CacheKey, Stored] = OrderedDict()
+        self._loading: dict[CacheKey, asyncio.Future[Stored | httpx.Response]] = {}
+
+    def reusable_for(self, response: httpx.Response) -> float:
+        """Seconds this answer may be reused (0: not at all)."""
+        control = response.headers.get("cache-control", "").lower()
+        if response.status_code != 200 or "public" not in control or "no-store" in control or "private" in control:
+            return 0.0
+        if "json" not in response.headers.get("content-type", ""):
+            return 0.0
+        found = PUBLIC_MAX_AGE.search(control)
+        return min(self.seconds, float(found.group(1))) if found else 0.0
+
+    async def get(self, key: CacheKey, load: Callable[[], Awaitable[httpx.Response]]) -> Stored | httpx.Response:
+        """A stored answer still fresh, or the response of one shared load (kept when the API allows)."""
+        if self.seconds <= 0:
+            return await load()
+        stored = self._entries.get(key)
+        if stored is not None and stored.until > time.monotonic():
+            self._entries.move_to_end(key)
+            return stored
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(key, load))
+            self._loading[key] = pending
+            pending.add_done_callback(lambda done: self._loaded(key, done))
+        # Shielded: one asker giving up (a closed browser) does not cancel the load the others wait for.
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: CacheKey, load: Callable[[], Awaitable[httpx.Response]]) -> Stored | httpx.Response:
+        response = await load()
+        seconds = self.reusable_for(response)
+        if not seconds:
+            return response
+        stored = Stored(response.status_code, response.content, response.headers.get("etag"),
+                        time.monotonic() + seconds)
+        self._entries[key] = stored
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return stored
+
+    def _loaded(self, key: CacheKey, done: asyncio.Future[Stored | httpx.Response]) -> None:
+        self._loading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here, so an error nobody waits for any more is not logged as lost
+
+
+class Gateway:
+    """The HTTP client for the gateway (one per process, connection-pooled, kept alive)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, local_address: str | None = None,
+                 public_cache_seconds: float = 0.0) -> None:
+        # The limits belong to the transport: httpx ignores the client's when a transport is given.
+        # Every call scans the pool's connections, so the pool is sized for the calls in flight, not more.
+        limits = httpx.Limits(max_connections=48, max_keepalive_connections=48, keepalive_expiry=30.0)
+        transport = httpx.AsyncHTTPTransport(local_address=local_address, retries=1, limits=limits)
         self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport,
-                                      limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        self.public = PublicAnswers(public_cache_seconds)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -192,6 +272,21 @@ class Api:
         data = response.json() if response.content and "json" in response.headers.get("content-type", "") else None
         return Answer(response.status_code, data, response.headers.get("etag"))
 
+    async def _public_get(self, path: str, params: dict[str, Any]) -> Answer:
+        """An anonymous GET, answered from the recent public answers when the API allows reuse."""
+        clean = tuple(sorted((k, str(v)) for k, v in params.items() if v not in (None, "", [])))
+
+        async def load() -> httpx.Response:
+            return await self._send("GET", path, None, None, params, None)
+
+        found = await self.gateway.public.get((path, clean, self.lang), load)
+        if isinstance(found, httpx.Response):
+            if found.status_code >= 400:
+                raise ApiProblem.of(found)
+            data = found.json() if found.content and "json" in found.headers.get("content-type", "") else None
+            return Answer(found.status_code, data, found.headers.get("etag"))
+        return Answer(found.status, jsonlib.loads(found.body) if found.body else None, found.etag)
+
     async def _send(self, method: str, path: str, session: Session | None, json: Any,
                     params: dict[str, Any] | None, headers: dict[str, str] | None) -> httpx.Response:
         try:
@@ -208,5 +303,6 @@ class Api:
         return (await self.call("GET", path, params=params)).data
 
     async def get_public(self, path: str, **params: Any) -> Any:
-        """GET a public resource without the person's token (cacheable, and no refresh needed)."""
-        return (await self.call("GET", path, params=params, anonymous=True)).data
+        """GET a public resource without the person's token (no refresh needed; answers the API marks public are
+        reused for a few seconds)."""
+        return (await self._public_get(path, params)).data

@@ -13,8 +13,11 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from jinja2 import Environment
 from ksbb_kit.http import enter_request_context, log_access, route_template
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ksbb_portal.api import ApiProblem, Gateway, Refresher, SignInRequired
 from ksbb_portal.oidc import RelyingParty
@@ -29,6 +32,14 @@ ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_VENDOR = Path(__file__).resolve().parents[2] / "node_modules" / "htmx.org" / "dist"
 
 
+def compiled_templates() -> Environment:
+    """The template environment with every page compiled now, not while the first visitors wait."""
+    env = template_environment()
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
+    return env
+
+
 def build_parts(settings: PortalSettings) -> tuple[Parts, list[Callable[[], Awaitable[object]]]]:
     """The long-lived parts and how to close them."""
     if not settings.oidc_issuer:
@@ -41,10 +52,11 @@ def build_parts(settings: PortalSettings) -> tuple[Parts, list[Callable[[], Awai
     rp = RelyingParty(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret.get_secret_value(),
                       scope=settings.oidc_scope, discovery_url=settings.oidc_discovery_url,
                       timeout=settings.api_timeout_seconds)
-    gateway = Gateway(settings.api_url, timeout=settings.api_timeout_seconds, local_address=settings.api_bind_address)
+    gateway = Gateway(settings.api_url, timeout=settings.api_timeout_seconds, local_address=settings.api_bind_address,
+                      public_cache_seconds=settings.public_cache_seconds)
     parts = Parts(
         settings=settings, store=store, rp=rp, gateway=gateway,
-        refresher=Refresher(rp, store, settings.refresh_margin_seconds), templates=template_environment(),
+        refresher=Refresher(rp, store, settings.refresh_margin_seconds), templates=compiled_templates(),
         asset_version=asset_version(), vendor_dir=Path(settings.vendor_dir) if settings.vendor_dir else DEFAULT_VENDOR,
     )
 
@@ -75,15 +87,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app = FastAPI(title="KSBB portal", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.parts = parts
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = enter_request_context(request.headers)
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        log_access("portal", request.method, request.url.path, route_template(request.scope), response.status_code,
-                   time.perf_counter() - started, request.client.host if request.client else None)
-        return response
+    app.add_middleware(Observe)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -99,6 +103,38 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         app.include_router(router)
     _install_error_pages(app)
     return app
+
+
+class Observe:
+    """Request id and trace context in, `X-Request-ID` out, one access line per request.
+
+    A plain ASGI middleware: starlette's `BaseHTTPMiddleware` would stream every page through an extra task.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        request_id = enter_request_context(request.headers)
+        started = time.perf_counter()
+        status = 500  # what the server answers when the app fails before starting a response
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log_access("portal", request.method, request.url.path, route_template(scope), status,
+                       time.perf_counter() - started, request.client.host if request.client else None)
 
 
 async def _clean_sessions(parts: Parts) -> None:

@@ -32,6 +32,11 @@ class PortalSettings(KitSettings):
         "X-Forwarded-For (the browser's address, for per-client rate limits) only from this address.",
     )
     api_timeout_seconds: float = Field(default=10.0, gt=0)
+    public_cache_seconds: float = Field(
+        default=5.0, ge=0, le=60,
+        description="Answers to anonymous GETs that the API marks `public, max-age` are reused this long at most "
+        "(never longer than max-age); 0 turns the reuse off.",
+    )
     public_origin: str = Field(
         default="http://127.0.0.1:8100", pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
         description="Origin browsers reach the gateway at; the sign-in callback and sign-out return there.",

@@ -23,8 +23,6 @@ from ksbb_portal.web.context import PageDep
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
-#: With kind or urgency filters, up to this many API pages of SCAN_SIZE needs are read for one page.
-SCAN_PAGES, SCAN_SIZE = 5, 100
 
 
 @router.get("/")
@@ -74,43 +72,10 @@ async def needs(
 async def open_needs(
     ctx: PageDep, selected: dict[str, str | None], cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Open needs matching the filters, and the cursor of the next page.
-
-    The public needs API filters by area and item; recipient kind and urgency are applied here, reading up to
-    SCAN_PAGES pages of the API until a page's worth matched (a page may then hold more than PAGE_SIZE).
-    """
-    area_and_item = {k: selected[k] for k in ("kota", "kecamatan", "kelurahan", "item")}
-    kind, priority = selected["kind"], selected["priority"]
-    if not kind and not priority:
-        page = await ctx.api.get_public("/v1/public/needs", status="open", limit=PAGE_SIZE, cursor=cursor,
-                                        **area_and_item)
-        return list(page["items"]), page.get("next_cursor")
-    of_kind = await _recipients_of_kind(ctx, kind, selected) if kind else None
-    found: list[dict[str, Any]] = []
-    for _ in range(SCAN_PAGES):
-        page = await ctx.api.get_public("/v1/public/needs", status="open", limit=SCAN_SIZE, cursor=cursor,
-                                        **area_and_item)
-        found += [n for n in page["items"] if (not priority or n.get("priority") == priority)
-                  and (of_kind is None or n["recipient_id"] in of_kind)]
-        cursor = page.get("next_cursor")
-        if not cursor or len(found) >= PAGE_SIZE:
-            break
-    return found, cursor
-
-
-async def _recipients_of_kind(ctx: PageDep, kind: str, selected: dict[str, str | None]) -> set[str]:
-    """Ids of the public recipients of one kind with open needs in the chosen area."""
-    ids: set[str] = set()
-    cursor = None
-    area = {k: selected[k] for k in ("kota", "kecamatan", "kelurahan")}
-    for _ in range(SCAN_PAGES * 2):
-        page = await ctx.api.get_public("/v1/public/recipients", kind=kind, has_open_needs="true", limit=SCAN_SIZE,
-                                        cursor=cursor, **area)
-        ids.update(r["recipient_id"] for r in page["items"])
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
-    return ids
+    """Open needs matching the filters (area, recipient kind, item and urgency, all applied by the public needs
+    API), and the cursor of the next page."""
+    page = await ctx.api.get_public("/v1/public/needs", status="open", limit=PAGE_SIZE, cursor=cursor, **selected)
+    return list(page["items"]), page.get("next_cursor")
 
 
 @router.get("/needs/{need_id}")
