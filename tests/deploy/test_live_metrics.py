@@ -3,10 +3,9 @@
 The four services run as separate processes (each its own /metrics, as in a pod) on the shared broker and
 database, and are exercised until the labelled series exist: a webhook delivered, an e-mail attempted,
 background jobs run, a poison record dead-lettered by every consuming group, an event published through an
-outbox. A name that
-only has a HELP line (a labelled metric nobody touched) does not count; histograms count by their
-`_bucket`/`_sum`/`_count` samples. The dead-letter gauge is also checked for its value and its clearing by
-`ksbb dlq trim`.
+outbox. A name that only has a HELP line (a labelled metric nobody touched) does not count; histograms count
+by their `_bucket`/`_sum`/`_count` samples; every label a selector matches on must be on a live series too.
+The dead-letter gauge is also checked for its value and its clearing by `ksbb dlq trim`.
 """
 
 from __future__ import annotations
@@ -74,10 +73,43 @@ def names_read_but_missing(live: set[str]) -> dict[str, set[str]]:
     return missing
 
 
+#: Labels Prometheus adds to every scraped series (the target's); a metric's own `job` label is renamed to
+#: `exported_job` on the way in, so a selector on `exported_job` reads the metric's `job`.
+TARGET_LABELS = {"job", "instance"}
+
+
+def selector_labels(expr: str) -> set[tuple[str, str]]:
+    """(metric, label) for each label matcher of a selector in a PromQL expression or Grafana query."""
+    import re
+
+    found = set()
+    for metric, matchers in re.findall(r"([A-Za-z_:][A-Za-z0-9_:]*)\{([^}]*)\}", expr):
+        for label in re.findall(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)", re.sub(r'"(?:[^"\\]|\\.)*"', "", matchers)):
+            if label not in TARGET_LABELS:
+                found.add((metric, "job" if label == "exported_job" else label))
+    return found
+
+
+def labels_read_but_missing(pages: list[str]) -> set[tuple[str, str]]:
+    """(metric, label) pairs the rules and the dashboard select on that no live series carries."""
+    carried = {(s.name, label) for page in pages for family in text_string_to_metric_families(page)
+               for s in family.samples for label in s.labels}
+    wanted = set().union(*(selector_labels(r["expr"]) for g in rule_groups() for r in g["rules"]),
+                         *(selector_labels(q) for q in dashboard_queries()))
+    return {pair for pair in wanted if pair not in carried and pair[0] not in EXTERNAL_METRICS}
+
+
+def test_selector_labels_are_found() -> None:
+    expr = ('sum(rate(ksbb_webhook_attempts_total{job=~"$job", outcome=~"a|b"}[5m])) '
+            'and ksbb_job_lease_held{exported_job!~"x"}')
+    assert selector_labels(expr) == {("ksbb_webhook_attempts_total", "outcome"), ("ksbb_job_lease_held", "job")}
+
+
 def test_a_name_no_service_exports_is_reported() -> None:
     live = {"ksbb_http_requests_total"}
     assert promql_metric_names("sum(rate(ksbb_made_up_total[5m]))") - live == {"ksbb_made_up_total"}
     assert "ksbb_dead_letter_records" in set().union(*names_read_but_missing(live).values())
+    assert ("ksbb_webhook_attempts_total", "outcome") in labels_read_but_missing(["ksbb_webhook_attempts_total 1\n"])
 
 
 @pytest.fixture
@@ -204,6 +236,7 @@ async def test_every_metric_the_rules_and_dashboard_read_is_exported_by_the_runn
             live = set().union(*(series_names(page) for page in pages.values()))
             raise AssertionError(f"read but not exported: {names_read_but_missing(live)}; dead letters: "
                                  f"{ {s: samples(p, 'ksbb_dead_letter_records') for s, p in pages.items()} }") from None
+        assert not labels_read_but_missing(list(pages.values())), "rules or dashboard select on labels no series has"
         assert bodies, "the webhook receiver got nothing"
         succeeded = samples(pages["notifier"], "ksbb_webhook_attempts_total")
         assert any(labels["outcome"] == "succeeded" and value >= 1 for labels, value in succeeded)
