@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ksbb_publisher.domain.projection import batch_updates, fold, ledger_part
+from ksbb_publisher.domain.projection import VersionedPart, batch_updates, fold, ledger_part
 
 from .support import NOW, ledger
 
 pytestmark = pytest.mark.unit
 
 
-def part(version: int, committed: int, *, restated: bool = False):  # type: ignore[no-untyped-def]
+def part(version: int, committed: int, *, restated: bool = False) -> VersionedPart:
     event = ledger("need_1", "rcp_1", requested=50, committed=committed, version=version)
     return ledger_part(event.model_copy(update={"restated": restated}), NOW)
 
 
-def progress(parts: list) -> dict:  # type: ignore[type-arg]
+def progress(parts: list[VersionedPart]) -> dict[str, int]:
     doc = fold(parts)[("needs", "need_1")]
     return {"version": doc["ledger_version"], "committed": doc["progress"]["committed"]}
 
