@@ -9,8 +9,9 @@ wires the registry's MongoDB stores and use cases the way the composition root d
 the outbox), then measures in the same run:
 
 * p50/p99 of the filtered lists (`recipients.find`, `needs.find`) against the same query in bare PyMongo;
-* recipient registrations (`recipients.register`: organisation check, duplicate-key claims, document +
-  outbox, claim confirmation), sequential, against a bare sequential `insert_one` (goal ≥ 0.3×);
+* recipient registrations (`recipients.register`: organisation read, duplicate-key claims and outbox marker
+  at once, then document + outbox; claim confirmation after the answer), sequential, against a bare
+  sequential `insert_one` (goal ≥ 0.3×);
 * need posts (`needs.post`), sequential, against the same bare insert.
 
 On mongo-java-server (the local stand-in) non-unique indexes are ignored, so every filtered query there
@@ -243,8 +244,8 @@ async def main() -> None:
         results.add(Row(
             "registry: recipient registrations (sequential)", round(ours, 1), "creates/s", "≥ 0.3× bare insert",
             round(bare_rate, 1), "bare insert_one/s", round(create_ratio, 2), create_ratio >= 0.3,
-            "organisation read, duplicate-key claims (one write), document + outbox marker, claims confirmed "
-            "(one write)",
+            "two sequential round trips: organisation read, duplicate-key claims (one write) and outbox marker at "
+            "once, then the document with its events; claims confirmed (one write) after the answer",
         ))
         need_command = NewNeed(item=Item.SEMBAKO, quantity=10, needed_by=date.today() + timedelta(days=7))
         posts = await rate_of([partial(services.needs.post, new_id("ned"), recipient.recipient_id, need_command,
