@@ -175,7 +175,7 @@ def test_docker_compose_runs_the_gateway_image_in_front_of_the_services() -> Non
     gateway = compose["services"]["gateway"]
     assert gateway["build"]["context"] == "deploy/gateway"
     assert (ROOT / gateway["build"]["context"] / "Dockerfile").is_file()
-    assert set(gateway["depends_on"]) == {"registry", "pledges", "notifier", "publisher"}
+    assert set(gateway["depends_on"]) == {"registry", "pledges", "notifier", "publisher", "portal"}
     assert all(d["condition"] == "service_healthy" for d in gateway["depends_on"].values())
     assert gateway["read_only"] is True and gateway["cap_drop"] == ["ALL"]
     assert "8080" in [str(p) for p in gateway["expose"]]
