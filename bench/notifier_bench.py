@@ -322,10 +322,13 @@ async def main() -> None:
         notifier_cpu = (cpu_seconds(notifier.pid) - cpu_before[0]) / busy
         database_cpu = ((cpu_seconds(database) - cpu_before[1]) / busy) if database else float("nan")
         load = os.getloadavg()[0]
+        per_delivery = notifier_cpu * busy / max(1, burst.delivered) * 1000
         results.notes.append(
             f"During the burst the notifier used {notifier_cpu:.0%} of a core and the database server "
             f"{database_cpu:.0%}; the machine's load average was {load:.1f} on {os.cpu_count()} cores "
-            "(shared with other work while measured)."
+            f"(shared with other work while measured). The notifier spent {per_delivery:.1f} ms of CPU per "
+            f"delivery: with a core of its own that is at most {1000 / per_delivery if per_delivery else 0:.0f} "
+            "deliveries/s."
         )
         peak = max(peak, rss_mib(notifier.pid))
         print(f"burst: {burst.delivered}/{expected} in {burst.seconds:.1f} s = {burst.rate:.0f} deliveries/s, "

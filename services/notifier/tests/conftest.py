@@ -73,6 +73,13 @@ class Receiver:
         return [r for r in self.requests if r.path == path]
 
 
+class ReceiverServer(ThreadingHTTPServer):
+    """The receivers' HTTP server, with room for every connection the dispatchers open at once (the default
+    listen backlog of 5 overflows on a loaded machine: the connection is reset and the attempt fails)."""
+
+    request_queue_size = 128
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A scripted receiver for one test."""
@@ -100,7 +107,7 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ReceiverServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)

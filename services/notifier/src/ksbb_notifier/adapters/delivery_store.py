@@ -16,7 +16,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from ksbb_kit.outbox import PENDING, with_outbox
+from ksbb_kit.outbox import with_outbox
 from pymongo import ASCENDING, DESCENDING, DeleteOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -30,6 +30,7 @@ from ksbb_notifier.adapters.mongo import (
     lease_guard,
     update_by_id,
 )
+from ksbb_notifier.adapters.retention import RetentionBuckets, delete_finished, read_by_id
 from ksbb_notifier.domain.deliveries import (
     AttemptLogEntry,
     AttemptOutcome,
@@ -39,6 +40,8 @@ from ksbb_notifier.domain.deliveries import (
     Message,
 )
 
+#: Statuses of a delivery that is done (the retention sweep may delete it).
+FINISHED = (DeliveryStatus.SUCCEEDED.value, DeliveryStatus.FAILED.value)
 #: What releases a lease.
 UNLEASED = {"leased_until": EPOCH, "lease_token": None}
 
@@ -119,27 +122,35 @@ class MongoDeliveryStore:
         #: Attempt records waiting for the next group write, each with the future its caller awaits.
         self._recording: list[tuple[Document, Document, UpdateOne | DeleteOne, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        #: Deliveries and messages by creation minute: what the retention sweep reads (`RetentionBuckets`).
+        self._retained_deliveries = RetentionBuckets(db["retention"], "deliveries")
+        self._retained_messages = RetentionBuckets(db["retention"], "messages")
 
     async def create_indexes(self) -> None:
         """Indexes for the claim query and the delivery log."""
         await self._deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self._deliveries.create_index([("endpoint_id", ASCENDING), ("created_at", DESCENDING)])
         await self._due.adopt(self._deliveries, ["endpoint_id", "created_at"])
+        await self._retained_deliveries.adopt(self._deliveries)
+        await self._retained_messages.adopt(self._messages)
 
     # -- fan-out and API -------------------------------------------------------------------------
 
     async def add_message(self, message: Message) -> None:
         """Store a message; one that exists already is left alone."""
+        await self._retained_messages.note([(message.id, message.created_at)])
         await insert_ignoring_duplicates(self._messages, [message_document(message)])
 
     async def add_messages(self, messages: Sequence[Message]) -> None:
         """Store messages in one write; ones that exist already are left alone."""
+        await self._retained_messages.note([(m.id, m.created_at) for m in messages])
         await insert_ignoring_duplicates(self._messages, [message_document(m) for m in messages])
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> int:
         """Store new deliveries; existing ones are left alone. How many were new."""
         await self._due.put([_due_entry(d.id, d.endpoint_id, d.next_attempt_at, d.created_at) for d in deliveries
                              if d.status is DeliveryStatus.PENDING])
+        await self._retained_deliveries.note([(d.id, d.created_at) for d in deliveries])
         return await insert_ignoring_duplicates(self._deliveries, [delivery_document(d) for d in deliveries])
 
     async def page(
@@ -197,13 +208,30 @@ class MongoDeliveryStore:
         return result.modified_count
 
     async def sweep_finished(self, cutoff: datetime) -> dict[str, int]:
-        """Delete finished deliveries (events published) and the messages none still needs, before `cutoff`."""
-        deliveries = await self._deliveries.delete_many(
-            {"status": {"$in": ["succeeded", "failed"]}, "created_at": {"$lt": cutoff}, PENDING: {"$ne": True}}
-        )
-        still_needed = await self._deliveries.distinct("message_id", {"created_at": {"$lt": cutoff}})
-        messages = await self._messages.delete_many({"created_at": {"$lt": cutoff}, "_id": {"$nin": still_needed}})
-        return {"deliveries": deliveries.deleted_count, "messages": messages.deleted_count}
+        """Delete finished deliveries (events published) and the messages none still needs, before `cutoff`
+        (read through their creation-minute buckets: the delivery history is never scanned)."""
+        counts = {"deliveries": 0, "messages": 0}
+        needed: set[str] = set()  # messages of the deliveries kept
+
+        async def expire_deliveries(ids: list[str]) -> list[str]:
+            deleted, kept = await delete_finished(
+                self._deliveries, ids, finished=FINISHED, cutoff=cutoff, fields=["message_id"]
+            )
+            counts["deliveries"] += deleted
+            needed.update(d["message_id"] for d in kept)
+            return [d["_id"] for d in kept]
+
+        async def expire_messages(ids: list[str]) -> list[str]:
+            found = await read_by_id(self._messages, ids, {"created_at": 1})
+            going = {d["_id"] for d in found if d["created_at"] < cutoff and d["_id"] not in needed}
+            if going:
+                counts["messages"] += (await self._messages.delete_many({"_id": {"$in": list(going)}})).deleted_count
+            return [d["_id"] for d in found if d["_id"] not in going]
+
+        # Deliveries first: a message goes once none of its deliveries is kept (they share a creation minute).
+        await self._retained_deliveries.sweep(cutoff, expire_deliveries)
+        await self._retained_messages.sweep(cutoff, expire_messages)
+        return counts
 
     # -- the delivery loop -----------------------------------------------------------------------
 

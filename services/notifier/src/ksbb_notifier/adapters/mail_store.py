@@ -19,7 +19,11 @@ from ksbb_notifier.adapters.mongo import (
     lease_guard,
     update_by_id,
 )
+from ksbb_notifier.adapters.retention import RetentionBuckets, delete_finished
 from ksbb_notifier.domain.mailing import QueuedEmail
+
+#: Statuses of an e-mail that is done (the retention sweep may delete it).
+FINISHED = ("sent", "skipped", "failed")
 
 
 def email_document(email: QueuedEmail) -> Document:
@@ -61,21 +65,26 @@ class MongoEmailQueue:
         self._emails = db["emails"]
         #: Pending e-mails only: what the sender's poll reads (see `DueIndex`).
         self._due = DueIndex(db["email_due"])
+        #: E-mails by creation minute: what the retention sweep reads (`RetentionBuckets`).
+        self._retained = RetentionBuckets(db["retention"], "emails")
 
     async def create_indexes(self) -> None:
         """The index of the claim query."""
         await self._emails.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self._due.adopt(self._emails)
+        await self._retained.adopt(self._emails)
 
     async def add_many(self, emails: Sequence[QueuedEmail]) -> int:
         """Queue e-mails in one write (ids already queued are left alone); how many were new."""
         await self._due.put([{"_id": e.id, "at": e.next_attempt_at} for e in emails if e.status == "pending"])
+        await self._retained.note([(e.id, e.created_at) for e in emails])
         return await insert_ignoring_duplicates(self._emails, [email_document(e) for e in emails])
 
     async def add(self, email: QueuedEmail) -> bool:
         """Queue an e-mail; False if one with its id exists already."""
         if email.status == "pending":
             await self._due.put([{"_id": email.id, "at": email.next_attempt_at}])
+        await self._retained.note([(email.id, email.created_at)])
         return bool(await insert_ignoring_duplicates(self._emails, [email_document(email)]))
 
     async def claim_due(self, now: datetime, lease_until: datetime) -> QueuedEmail | None:
@@ -103,8 +112,15 @@ class MongoEmailQueue:
             await self._due.remove([email.id])
 
     async def sweep_finished(self, cutoff: datetime) -> int:
-        """Delete sent, skipped and failed e-mails created before `cutoff`; how many."""
-        result = await self._emails.delete_many(
-            {"status": {"$in": ["sent", "skipped", "failed"]}, "created_at": {"$lt": cutoff}}
-        )
-        return result.deleted_count
+        """Delete sent, skipped and failed e-mails created before `cutoff`; how many (read through their
+        creation-minute buckets: the e-mail history is never scanned)."""
+        deleted = 0
+
+        async def expire(ids: list[str]) -> list[str]:
+            nonlocal deleted
+            gone, kept = await delete_finished(self._emails, ids, finished=FINISHED, cutoff=cutoff)
+            deleted += gone
+            return [d["_id"] for d in kept]
+
+        await self._retained.sweep(cutoff, expire)
+        return deleted
