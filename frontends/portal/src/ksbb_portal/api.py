@@ -162,8 +162,9 @@ class Gateway:
     def __init__(self, base_url: str, *, timeout: float = 10.0, local_address: str | None = None,
                  public_cache_seconds: float = 0.0) -> None:
         # The limits belong to the transport: httpx ignores the client's when a transport is given.
-        # Every call scans the pool's connections, so the pool is sized for the calls in flight, not more.
-        limits = httpx.Limits(max_connections=48, max_keepalive_connections=48, keepalive_expiry=30.0)
+        # Every call polls each idle connection of the pool (httpcore checks whether it was closed), so the
+        # pool is sized for the calls a process has in flight, not more: a waiting call costs nothing.
+        limits = httpx.Limits(max_connections=24, max_keepalive_connections=24, keepalive_expiry=30.0)
         transport = httpx.AsyncHTTPTransport(local_address=local_address, retries=1, limits=limits)
         self.base_url = base_url
         self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
