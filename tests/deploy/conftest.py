@@ -126,6 +126,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: each socket stays bound until all are picked, so none is handed out twice."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 def generated_secret() -> str:
     """A secret as an operator would generate it (never an example value)."""
     return secrets.token_urlsafe(32)
@@ -315,7 +324,7 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScramBrok
     lib = kafka_broker_lib()
     work = tmp_path_factory.mktemp("scram-broker")
     keystore, ca_file, other_ca = _certificates(work)
-    ports = {name: free_port() for name in ("plain", "sasl", "ssl", "controller")}
+    ports = dict(zip(("plain", "sasl", "ssl", "controller"), free_ports(4), strict=True))
     users = {f"ksbb-{svc}": generated_secret() for svc in SERVICES}
     sha256_user = ("ksbb-sha256", generated_secret())
     admin_user = ("ksbb-admin", generated_secret())
@@ -527,6 +536,21 @@ def promql_metric_names(expr: str) -> set[str]:
     if "label_values" in expr:  # label_values(metric, label): the label is not a metric
         names -= set(re.findall(r"label_values\([^,]+,\s*(\w+)\)", expr))
     return names
+
+
+def requires_secret_key(service: str) -> bool:
+    """Whether a service's settings use the kit's `secret_key` (and refuse a placeholder in production)."""
+    import importlib
+
+    from ksbb_kit.settings import KitSettings
+
+    module = importlib.import_module(f"ksbb_{service}.settings")
+    found: list[type[KitSettings]] = [
+        v for v in vars(module).values() if isinstance(v, type) and issubclass(v, KitSettings)
+        and v is not KitSettings and getattr(v, "service_name", None) == service
+    ]
+    (settings,) = found
+    return settings.requires_secret_key
 
 
 def rule_groups() -> list[dict[str, Any]]:

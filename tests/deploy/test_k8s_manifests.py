@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 from ksbb_contracts.topics import TOPICS, all_topics_with_dlqs, topics_consumed_by
 
-from tests.deploy.conftest import ROOT, SERVICES, kustomize_build
+from tests.deploy.conftest import ROOT, SERVICES, kustomize_build, requires_secret_key
 
 pytestmark = pytest.mark.unit
 
@@ -137,6 +137,17 @@ def test_secrets_are_referenced_never_defined_and_all_documented(overlay: Path) 
     config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("ksbb-config"))
     assert config["data"]["KSBB_ENV"] == "production"
     assert config["data"]["KSBB_KAFKA_CREATE_TOPICS"] == "false"
+
+
+def test_only_the_notifier_uses_a_secret_key() -> None:
+    assert {s for s in SERVICES if requires_secret_key(s)} == {"notifier"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=overlay_ids)
+def test_a_secret_key_goes_only_to_the_services_that_use_one(overlay: Path) -> None:
+    for name, deployment in service_deployments(rendered(overlay)).items():
+        given = any(e["name"] == "KSBB_SECRET_KEY" for e in container(deployment)["env"])
+        assert given == requires_secret_key(name.removeprefix("ksbb-")), name
 
 
 def _consumed_partitions(service: str) -> int:

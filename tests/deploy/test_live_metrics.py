@@ -35,7 +35,7 @@ from tests.deploy.conftest import (
     SERVICES,
     ContainerProcess,
     dashboard_queries,
-    free_port,
+    free_ports,
     promql_metric_names,
     rule_groups,
 )
@@ -181,7 +181,7 @@ async def test_every_metric_the_rules_and_dashboard_read_is_exported_by_the_runn
     infra: Infra, namespace: str, dev_issuer: DevIssuer, tmp_path: Path, processes: list[ContainerProcess],
     webhook_receiver: tuple[str, list[bytes]],
 ) -> None:
-    ports = {service: free_port() for service in SERVICES}
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     for service in SERVICES:
         proc = ContainerProcess(service, [f"ksbb-{service}"],
                                 _environment(service, infra, namespace, dev_issuer, ports[service]), tmp_path / service)

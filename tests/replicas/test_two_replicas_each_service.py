@@ -32,7 +32,7 @@ from ksbb_kit.testing.waiting import eventually
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from tests.deploy.conftest import ContainerProcess, free_port
+from tests.deploy.conftest import ContainerProcess, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ async def test_two_replicas_share_jobs_lag_and_limits(
     service: str, infra: Infra, namespace: str, dev_issuer: DevIssuer, tmp_path: Path,
     replicas: list[ContainerProcess], counting_receiver: tuple[CountingReceiver, str],
 ) -> None:
-    ports = [free_port(), free_port()]
+    ports = free_ports(2)
     for index, port in enumerate(ports):
         proc = ContainerProcess(f"{service}-{index}", [f"ksbb-{service}"],
                                 _environment(service, infra, namespace, dev_issuer, port), tmp_path / str(index))

@@ -130,6 +130,9 @@ class KitSettings(BaseSettings):
 
     # Settings whose development default points at a developer's machine: production must set them.
     production_required: ClassVar[tuple[str, ...]] = ("kafka_bootstrap", "mongodb_url")
+    #: Whether the service signs or encrypts with `secret_key` (then production refuses a placeholder there);
+    #: a service that never reads it says False, and its deployment passes none.
+    requires_secret_key: ClassVar[bool] = True
 
     @classmethod
     def load(cls) -> Self:
@@ -205,6 +208,8 @@ class KitSettings(BaseSettings):
         if self.env == "production":
             for name, value in self:
                 if not self._is_secret_field(name, value) or value is None:
+                    continue
+                if name == "secret_key" and not self.requires_secret_key:
                     continue
                 plain = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
                 if self._is_placeholder(name, plain):

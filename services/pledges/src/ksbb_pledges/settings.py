@@ -17,6 +17,7 @@ class PledgesSettings(KitSettings):
 
     model_config = SettingsConfigDict(env_prefix="KSBB_PLEDGES_", extra="ignore")
     service_name: ClassVar[str] = "pledges"
+    requires_secret_key: ClassVar[bool] = False  # nothing here is signed or encrypted with it
 
     http_port: int = 8102
     confirm_window_hours: float = Field(default=48.0, gt=0, description="Time a pledge may wait for confirmation.")

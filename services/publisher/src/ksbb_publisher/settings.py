@@ -14,6 +14,7 @@ class PublisherSettings(KitSettings):
 
     model_config = SettingsConfigDict(env_prefix="KSBB_PUBLISHER_", extra="ignore")
     service_name: ClassVar[str] = "publisher"
+    requires_secret_key: ClassVar[bool] = False  # nothing here is signed or encrypted with it
 
     http_port: int = 8104
     cache_max_age_seconds: int = Field(default=15, ge=0, description="Cache-Control max-age of public GETs.")

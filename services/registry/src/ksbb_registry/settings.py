@@ -14,6 +14,7 @@ class RegistrySettings(KitSettings):
 
     model_config = SettingsConfigDict(env_prefix="KSBB_REGISTRY_", extra="ignore")
     service_name: ClassVar[str] = "registry"
+    requires_secret_key: ClassVar[bool] = False  # nothing here is signed or encrypted with it
 
     http_port: int = 8101
     report_limit_per_hour: int = Field(
