@@ -503,8 +503,10 @@ def report(results: Results, steps: list[Step], idle: dict[str, float], loaded: 
         "propagation knee: highest rate with p99 ≤ 150 ms at both ends (directly to the services)", knee,
         "pledges/s", f"≥ {KNEE_GOAL:g} pledges/s; p50 ≤ {RTT_FACTOR:g}× raw round trip below it", met=knee >= KNEE_GOAL
         and fast and bool(below),
-        note=f"steps {', '.join(f'{s.rate:g}' for s in steps)} pledges/s; below the knee p50 "
-             f"{'stays' if fast else 'does not stay'} within {RTT_FACTOR:g}× the raw round trip; pledges sent "
+        note=f"steps {', '.join(f'{s.rate:g}' for s in steps)} pledges/s; "
+             + (f"below the knee p50 {'stays' if fast else 'does not stay'} within {RTT_FACTOR:g}× the raw round "
+                "trip" if below else "no step met the goal")
+             + "; pledges sent "
              f"straight to the pledges service's port (not through the gateway); {rejected} webhook deliveries "
              "failed signature verification",
     ))

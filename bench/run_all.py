@@ -94,6 +94,7 @@ def main() -> None:
     stored: dict[str, Any] = json.loads(DATA.read_text()) if DATA.exists() else {}
     chosen = by_name(args.only.split(",") if args.only else None)
     failed = []
+    ran: dict[str, Any] = {}
     if not args.report_only:
         with ProgressReport("make bench", unit="benchmarks", interval=30) as progress:
             progress.start(len(chosen))
@@ -104,11 +105,14 @@ def main() -> None:
                       f"log {result['log']}", flush=True)
                 if result["returncode"] != 0:
                     failed.append(benchmark.name)
-                stored[benchmark.name] = result
+                ran[benchmark.name] = result
                 progress.advance(1)
         if args.tiny:
             print("tiny run: results not stored, docs unchanged")
             sys.exit(1 if failed else 0)
+        # Read again just before writing: another run may have stored its benchmarks meanwhile (keep them).
+        stored = json.loads(DATA.read_text()) if DATA.exists() else {}
+        stored.update(ran)
         DATA.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
     write_report(stored, REPORT, DOCS, unregistered=unregistered)
     print(f"wrote {REPORT.relative_to(ROOT)}" + (f"; failed: {', '.join(failed)}" if failed else ""))
