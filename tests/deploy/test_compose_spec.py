@@ -287,8 +287,7 @@ def test_compose_cli_renders_both_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("variable", [
-    "KSBB_JWKS_URL", "KSBB_JWT_ISSUER", "KSBB_JWT_AUDIENCE", "KSBB_REGISTRY_SECRET_KEY", "KSBB_PLEDGES_SECRET_KEY",
-    "KSBB_NOTIFIER_SECRET_KEY", "KSBB_PUBLISHER_SECRET_KEY", "KSBB_NOTIFIER_SMTP_PASSWORD",
+    "KSBB_JWKS_URL", "KSBB_JWT_ISSUER", "KSBB_JWT_AUDIENCE", "KSBB_NOTIFIER_SECRET_KEY", "KSBB_NOTIFIER_SMTP_PASSWORD",
 ])
 def test_compose_cli_refuses_a_missing_required_variable(tmp_path: Path, variable: str) -> None:
     env_file = _env_file(tmp_path, drop=variable)
