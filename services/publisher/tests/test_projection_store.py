@@ -13,6 +13,7 @@ from ksbb_contracts.vocab import Item, RecipientStatus
 from ksbb_kit.mongo import connect
 from ksbb_kit.testing.infra import Infra
 from ksbb_publisher.adapters.projection_store import MongoProjectionStore
+from ksbb_publisher.adapters.read_models import MongoReadModels
 from ksbb_publisher.domain.projection import (
     READ_MODELS,
     REVISION,
@@ -116,6 +117,22 @@ async def test_concurrent_batches_of_two_replicas_end_in_the_domain_result(infra
             # Both replicas apply every batch at the same time: each write races the other's.
             await asyncio.gather(*(store.apply_parts(batch) for batch in batches for store in (first, second)))
             assert await stored(db) == expected, seed
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_the_read_models_fingerprint_changes_when_a_repair_keeps_the_ledger_version(infra: Infra) -> None:
+    """Export ETags come from the fingerprint: a same-version repair (other figures) must not answer 304."""
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_fingerprint"]
+    try:
+        store, read_models = MongoProjectionStore(db), MongoReadModels(db)
+        await store.apply_part(ledger_part(ledger("need_1", "rcp_1", requested=30, committed=7, version=3), NOW))
+        before = await read_models.revision()
+        await store.apply_part(ledger_part(ledger("need_1", "rcp_1", requested=30, committed=9, version=3), NOW))
+        assert (await db.needs.find_one({"_id": "need_1"}) or {})["progress"]["committed"] == 9, "repaired"
+        assert await read_models.revision() != before
     finally:
         await client.drop_database(db.name)
         await client.close()

@@ -214,13 +214,16 @@ class MongoReadModels:
         parts: list[Any] = []
         for name, fields in (
             ("recipients", ("version",)),
-            ("needs", ("version", "ledger_version")),
+            # The figures too: a repaired view keeps its ledger version but not its figures (self-healing).
+            ("needs", ("version", "ledger_version", "progress.requested", "progress.committed",
+                       "progress.in_transit", "progress.delivered")),
             ("organisations", ("version",)),
             ("donors", ("version",)),
             ("feed", ()),
         ):
             group: dict[str, Any] = {"_id": None, "n": {"$sum": 1}}
-            group |= {f: {"$sum": f"${f}"} for f in fields}
+            keys = [f.replace(".", "_") for f in fields]
+            group |= {key: {"$sum": f"${f}"} for key, f in zip(keys, fields, strict=True)}
             rows = [r async for r in await self.db[name].aggregate([{"$group": group}])]
-            parts.append([rows[0].get(k) for k in ("n", *fields)] if rows else [0])
+            parts.append([rows[0].get(k) for k in ("n", *keys)] if rows else [0])
         return str(parts)
