@@ -100,6 +100,8 @@ class Platform:
     prefix: str
     issuer: DevIssuer
     pledges_mongodb_url: str | None = None
+    #: The registry's anti-entropy jobs (needs, recipients), run on demand by the tests.
+    registry_restatements: tuple[Any, ...] = ()
 
     @property
     def admin(self) -> dict[str, str]:
@@ -190,8 +192,9 @@ async def platform(
     pledges_env = {**kit_env, **({"mongodb_url": pledges_mongodb_url} if pledges_mongodb_url else {})}
     pledges_service = compose(PledgesSettings(**pledges_env, **pledges_overrides))
     async with contextlib.AsyncExitStack() as stack:
-        registry = await stack.enter_async_context(running(create_registry(RegistrySettings(**kit_env))))
+        registry_app = create_registry(RegistrySettings(**kit_env))
+        registry = await stack.enter_async_context(running(registry_app))
         pledges = await stack.enter_async_context(running(pledges_service.app))
         publisher = await stack.enter_async_context(running(create_publisher(PublisherSettings(**kit_env))))
         yield Platform(registry, pledges, publisher, pledges_service, kit_env["mongodb_url"], kit_env["topic_prefix"],
-                       issuer, pledges_mongodb_url)
+                       issuer, pledges_mongodb_url, tuple(registry_app.state.restatements))

@@ -1,21 +1,28 @@
 """`ksbb reconcile`: where the owners' and the consumers' views of an aggregate differ.
 
-An operator tool, not a service: it reads each service's database directly. Today it compares the need
+An operator tool, not a service: it reads each service's database directly. It compares the need
 ledgers — owned by pledges (`ledgers`), held by the registry (`needs.ledger`) and the publisher (`needs`
-progress) — by version and by the figures' digest. Consumers repair themselves from the owner's events
-and its anti-entropy job (`ksbb.need_ledger.changed.v1`, `restated`); a difference that outlives one full
-anti-entropy pass (plus the consumers' lag) is worth a look.
+progress) — by version and by the figures' digest; and the needs' and recipients' public state — owned by
+the registry, held by the publisher's read models — by the state's digest (`public_state_digest`; the
+registry's version also counts changes it does not publish, such as ledger figures, so versions are shown
+but not compared). Consumers repair themselves from the owner's events and its anti-entropy jobs
+(`restated` events); a difference that outlives one full anti-entropy pass (plus the consumers' lag) is
+worth a look.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ksbb_contracts.events.pledges import ledger_figures_digest
+from ksbb_contracts.events.registry import NeedPublic, RecipientPublic, public_state_digest
+from pydantic import BaseModel, ValidationError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+
+from ksbb_kit.outbox import OUTBOX
 
 FIGURES = ("requested", "committed", "in_transit", "delivered")
 
@@ -35,6 +42,27 @@ class LedgerView:
     def as_dict(self) -> dict[str, Any]:
         """The view as JSON-ready values."""
         return {"version": self.version, "digest": self.digest, **dict(zip(FIGURES, self.figures, strict=True))}
+
+
+@dataclass(frozen=True)
+class StateView:
+    """One service's view of an aggregate's public state: the version it holds and the state's digest
+    (None: the view keeps no digest yet, or the owner's document is not a valid state)."""
+
+    version: int
+    digest: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The view as JSON-ready values."""
+        return {"version": self.version, "digest": self.digest}
+
+
+def same_state(owner: StateView, view: StateView) -> bool:
+    """Whether a view shows the owner's public state (the digests agree; versions may legitimately differ)."""
+    return owner.digest is not None and owner.digest == view.digest
+
+
+View = TypeVar("View", LedgerView, StateView)
 
 
 @dataclass(frozen=True)
@@ -58,14 +86,19 @@ def _view(version: Any, source: Mapping[str, Any]) -> LedgerView:
 
 
 def compare_views(
-    aggregate: str, owner: str, owned: Mapping[str, LedgerView], views: Mapping[str, Mapping[str, LedgerView]]
+    aggregate: str,
+    owner: str,
+    owned: Mapping[str, View],
+    views: Mapping[str, Mapping[str, View]],
+    same: Callable[[View, View], bool] | None = None,
 ) -> list[Difference]:
-    """Every (aggregate, consumer) whose version or digest differs from the owner's, ordered by id and view."""
+    """Every (aggregate, consumer) whose view differs from the owner's (`same`; by default equal version and
+    digest), ordered by view and id."""
     found: list[Difference] = []
     for view_name, held in sorted(views.items()):
         for aggregate_id in sorted(set(owned) | set(held)):
             mine, theirs = owned.get(aggregate_id), held.get(aggregate_id)
-            if mine is not None and theirs is not None and mine == theirs:
+            if mine is not None and theirs is not None and (same(mine, theirs) if same else mine == theirs):
                 continue
             found.append(Difference(aggregate, aggregate_id, owner, view_name,
                                     mine.as_dict() if mine else None, theirs.as_dict() if theirs else None))
@@ -91,6 +124,36 @@ async def need_ledger_views(
     return owned, {"registry": registry, "publisher": publisher}
 
 
+def _state(version: Any, snapshot: type[BaseModel], doc: Mapping[str, Any], id_field: str) -> StateView:
+    try:
+        digest: str | None = public_state_digest(snapshot.model_validate({**doc, id_field: doc["_id"]}))
+    except ValidationError:
+        digest = None  # not a valid public state: shown as a difference
+    return StateView(int(version or 0), digest)
+
+
+async def registry_state_views(
+    registry_db: AsyncDatabase[dict[str, Any]], publisher_db: AsyncDatabase[dict[str, Any]]
+) -> dict[str, tuple[dict[str, StateView], dict[str, dict[str, StateView]]]]:
+    """Per aggregate (`need`, `recipient`): the registry's public states and the publisher's views of them."""
+    found: dict[str, tuple[dict[str, StateView], dict[str, dict[str, StateView]]]] = {}
+    hidden = {OUTBOX: 0, "audit": 0}
+    for aggregate, collection, snapshot, id_field in (
+        ("need", "needs", NeedPublic, "need_id"),
+        ("recipient", "recipients", RecipientPublic, "recipient_id"),
+    ):
+        owned = {
+            doc["_id"]: _state(doc.get("version"), snapshot, doc, id_field)
+            async for doc in registry_db[collection].find({}, hidden)
+        }
+        held = {
+            doc["_id"]: StateView(int(doc["version"]), doc.get("state_digest"))
+            async for doc in publisher_db[collection].find({"version": {"$gte": 1}}, {"version": 1, "state_digest": 1})
+        }
+        found[aggregate] = owned, {"publisher": held}
+    return found
+
+
 def database_name(service: str, prefix: str = "") -> str:
     """A service's database under a namespace prefix (tests), as `KitSettings.database_name` builds it."""
     return f"{prefix.replace('.', '_')}ksbb_{service}"
@@ -99,7 +162,7 @@ def database_name(service: str, prefix: str = "") -> str:
 async def reconcile(
     mongodb_url: str, *, prefix: str = "", service_urls: Mapping[str, str] | None = None
 ) -> list[Difference]:
-    """Every difference between the owners' and the consumers' views (today: need ledgers).
+    """Every difference between the owners' and the consumers' views (need ledgers, needs, recipients).
 
     Each service's database is read on `mongodb_url`, or on its own server when `service_urls` names one.
     """
@@ -111,8 +174,12 @@ async def reconcile(
             clients[urls[service]][database_name(service, prefix)] for service in ("pledges", "registry", "publisher")
         )
         owned, views = await need_ledger_views(pledges, registry, publisher)
+        states = await registry_state_views(registry, publisher)
     finally:
         for client in clients.values():
             await client.close()
     # A need the registry or publisher holds without any ledger at the owner is a difference too.
-    return compare_views("need_ledger", "pledges", owned, views)
+    found = compare_views("need_ledger", "pledges", owned, views)
+    for aggregate, (registry_owned, registry_views) in states.items():
+        found += compare_views(aggregate, "registry", registry_owned, registry_views, same_state)
+    return found

@@ -23,6 +23,7 @@ from ksbb_registry.adapters.needs import NEED_DOCUMENTS, NeedCollection
 from ksbb_registry.adapters.organisations import ORGANISATION_DOCUMENTS, OrganisationCollection
 from ksbb_registry.adapters.recipients import RECIPIENT_DOCUMENTS, RecipientCollection
 from ksbb_registry.adapters.reports import RateCounters, ReportCollection
+from ksbb_registry.adapters.restate_pages import MongoRestatePages
 from ksbb_registry.adapters.store import OutboxEntries, ensure_indexes
 from ksbb_registry.api import build_api
 from ksbb_registry.api.deps import Services, install
@@ -41,6 +42,13 @@ from ksbb_registry.app.ports import (
 )
 from ksbb_registry.app.recipients import RecipientService
 from ksbb_registry.app.reports import ReportService
+from ksbb_registry.app.restate import (
+    NEEDS_JOB,
+    RECIPIENTS_JOB,
+    Restatement,
+    need_restatement_job,
+    recipient_restatement_job,
+)
 from ksbb_registry.handlers import build_router
 from ksbb_registry.settings import RegistrySettings
 
@@ -69,6 +77,8 @@ class Registry:
     runtime: ServiceRuntime
     stores: Stores
     services: Services
+    #: Anti-entropy of needs and recipients (one page of each per `registry-restate` run).
+    restatements: tuple[Restatement, ...] = ()
 
 
 def mongo_stores(
@@ -180,7 +190,23 @@ def build(
         await services.needs.open_due_periods(stuck=runtime.stuck)
         await services.reports.forget_ended_windows()
 
-    return Registry(runtime=runtime, stores=stores, services=services)
+    restatements = (
+        need_restatement_job(
+            stores.needs, MongoRestatePages(runtime.db, "needs", job=NEEDS_JOB),
+            page_size=settings.restate_page_size, stuck=runtime.stuck,
+        ),
+        recipient_restatement_job(
+            stores.recipients, MongoRestatePages(runtime.db, "recipients", job=RECIPIENTS_JOB),
+            page_size=settings.restate_page_size, stuck=runtime.stuck,
+        ),
+    )
+
+    @runtime.every(settings.restate_interval_seconds, "registry-restate")
+    async def restate(_: ServiceRuntime) -> None:
+        for restatement in restatements:
+            await restatement.run_page()
+
+    return Registry(runtime=runtime, stores=stores, services=services, restatements=restatements)
 
 
 def create_app(
@@ -194,4 +220,5 @@ def create_app(
     registry = build(settings or RegistrySettings(), clock=clock, stores=stores, accounts=accounts)
     app = registry.runtime.create_app([build_api()])
     install(app, registry.services)
+    app.state.restatements = registry.restatements  # operators and tests run a pass on demand
     return app

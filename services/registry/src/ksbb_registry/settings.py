@@ -32,3 +32,12 @@ class RegistrySettings(KitSettings):
     invitation_redirect_uri: str | None = Field(
         default=None, description="Where an invited person lands after setting a password (needs the client)."
     )
+    restate_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Anti-entropy: how often a page of needs and of recipients is re-published so consumers "
+        "repair diverged views.",
+    )
+    restate_page_size: int = Field(
+        default=500, ge=1, le=10_000, description="Needs (and recipients) re-published per run."
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,11 +44,28 @@ __all__ = [
     "RecipientSuspended",
     "RecipientUpdated",
     "RecipientVerified",
+    "public_state_digest",
 ]
+
+_DIGEST_DESCRIPTION = (
+    "Digest of the snapshot's public state without its version (public_state_digest); absent from events "
+    "of older producers, consumers then compute it from the snapshot."
+)
+_RESTATED_DESCRIPTION = (
+    "Re-published current state (the registry's anti-entropy job), not a change: consumers whose view "
+    "differs apply it even at a version they already hold or a newer one."
+)
 
 
 class _Snapshot(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def public_state_digest(snapshot: BaseModel) -> str:
+    """The digest of a snapshot's public state (all but `version`): equal states give equal digests everywhere."""
+    state = snapshot.model_dump(mode="json", exclude={"version"})
+    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 class OrganisationPublic(_Snapshot):
@@ -121,6 +140,12 @@ class _RecipientEvent(Event):
     subject_field = "recipient.recipient_id"
     recipient: RecipientPublic
     occurred_at: datetime
+    state_digest: str | None = Field(default=None, description=_DIGEST_DESCRIPTION)
+    restated: bool = Field(default=False, description=_RESTATED_DESCRIPTION)
+
+    def recipient_digest(self) -> str:
+        """The digest of this event's recipient snapshot (computed, so events without `state_digest` compare)."""
+        return public_state_digest(self.recipient)
 
 
 class RecipientRegistered(_RecipientEvent):
@@ -142,7 +167,7 @@ class RecipientActivated(_RecipientEvent):
 
 
 class RecipientUpdated(_RecipientEvent):
-    """A recipient's public facts changed."""
+    """A recipient's public facts changed (or, `restated`, the registry re-published its current state)."""
 
     event_type = "ksbb.recipient.updated.v1"
 
@@ -191,6 +216,12 @@ class _NeedEvent(Event):
     subject_field = "need.need_id"
     need: NeedPublic
     occurred_at: datetime
+    state_digest: str | None = Field(default=None, description=_DIGEST_DESCRIPTION)
+    restated: bool = Field(default=False, description=_RESTATED_DESCRIPTION)
+
+    def need_digest(self) -> str:
+        """The digest of this event's need snapshot (computed, so events without `state_digest` compare)."""
+        return public_state_digest(self.need)
 
 
 class NeedOpened(_NeedEvent):
@@ -200,7 +231,7 @@ class NeedOpened(_NeedEvent):
 
 
 class NeedChanged(_NeedEvent):
-    """A need's quantity, priority or dates changed."""
+    """A need's quantity, priority or dates changed (or, `restated`, the registry re-published its current state)."""
 
     event_type = "ksbb.need.changed.v1"
 

@@ -200,7 +200,11 @@ def organisation_part(event: _OrganisationEvent) -> VersionedPart:
 
 
 def recipient_part(event: _RecipientEvent, now: datetime) -> VersionedPart:
-    """A recipient's public facts with area names; RT numbers and anything not public are never kept."""
+    """A recipient's public facts with area names; RT numbers and anything not public are never kept.
+
+    Guarded by the recipient's `version` and its state's digest: the same version with other content, or a
+    restated state that differs, repairs the document (the registry is authoritative).
+    """
     rec = event.recipient
     return VersionedPart(
         "recipients",
@@ -208,6 +212,7 @@ def recipient_part(event: _RecipientEvent, now: datetime) -> VersionedPart:
         "version",
         rec.version,
         {
+            "state_digest": event.recipient_digest(),
             "recipient_id": rec.recipient_id,
             "name": rec.name,
             "kind": rec.kind.value,
@@ -220,11 +225,14 @@ def recipient_part(event: _RecipientEvent, now: datetime) -> VersionedPart:
             "updated_at": event.occurred_at,
             "projected_at": now,
         },
+        digest_field="state_digest",
+        restated=event.restated,
     )
 
 
 def need_part(event: _NeedEvent, now: datetime) -> VersionedPart:
-    """The registry's part of a need document (the need's terms), guarded by the need's `version`."""
+    """The registry's part of a need document (the need's terms), guarded by the need's `version` and its
+    state's digest (a version reused with other content, or a restated state that differs, repairs it)."""
     need = event.need
     data = need.model_dump(mode="json")
     return VersionedPart(
@@ -233,6 +241,7 @@ def need_part(event: _NeedEvent, now: datetime) -> VersionedPart:
         "version",
         need.version,
         {
+            "state_digest": event.need_digest(),
             "need_id": need.need_id,
             "recipient_id": need.recipient_id,
             "organisation_id": need.organisation_id,
@@ -251,6 +260,8 @@ def need_part(event: _NeedEvent, now: datetime) -> VersionedPart:
             "updated_at": event.occurred_at,
             "projected_at": now,
         },
+        digest_field="state_digest",
+        restated=event.restated,
     )
 
 

@@ -256,6 +256,22 @@ class AggregateCollection(Generic[A]):
                 return self.documents.load(written), True
         raise ConcurrentChange("the resource is changing too often; try again")
 
+    async def restate(self, aggregate_id: str, announce: Callable[[A], Any]) -> bool:
+        """Publish `announce(aggregate)` with the aggregate unchanged (only `restated_at` is set), guarded by
+        the version read: it joins the outbox in order with the aggregate's changes and never overtakes one."""
+        for _ in range(self.attempts):
+            document = await self.collection.find_one({"_id": aggregate_id}, projection=HIDDEN)
+            if document is None:
+                return False
+            version = int(document["version"])
+            entries = self.outbox(announce(self.documents.load(document)))
+            update = with_outbox({"$set": {"restated_at": self.clock.now()}}, entries)
+            async with self.pending(self.collection.name, aggregate_id, entries):
+                written = await self.collection.update_one({"_id": aggregate_id, "version": version}, update)
+            if written.matched_count:
+                return True
+        raise ConcurrentChange("the resource is changing too often; try again")
+
     def due(self, name: str) -> DueEntries:
         """The sweep entries that follow one of `due_fields` (see `adapters.due`)."""
         return DueEntries(self.collection.database, f"{self.collection.name}.{name}")

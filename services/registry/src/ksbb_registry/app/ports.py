@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from ksbb_contracts import Event
+
 # The identity provider's accounts (invite, disable): the kit's Protocol is the port, re-exported here.
 from ksbb_kit.identity import AccountDirectory as AccountDirectory
 from pydantic import BaseModel
@@ -76,6 +78,11 @@ class AggregateStore(Protocol[A]):
 
         Returns the aggregate after and whether it was written, or None if it does not exist.
         """
+        ...
+
+    async def restate(self, aggregate_id: str, announce: Callable[[A], Event]) -> bool:
+        """Publish `announce(aggregate)` without changing it, guarded by the version read (so in order with
+        its changes, never overtaking a newer one); False if the aggregate does not exist."""
         ...
 
     async def find(self, query: ListQuery, page: Page) -> tuple[list[A], str | None]:
@@ -222,4 +229,20 @@ class MemberStore(Protocol):
 
     async def find(self, query: ListQuery, page: Page) -> tuple[list[MemberAccount], str | None]:
         """One page sorted by account id, and the next page's cursor."""
+        ...
+
+
+class RestatePages(Protocol):
+    """One collection's ids in `_id` order, page by page, and where the anti-entropy pass stopped."""
+
+    async def ids_after(self, after: str | None, limit: int) -> list[str]:
+        """Up to `limit` ids greater than `after` (from the first when None), in order."""
+        ...
+
+    async def cursor(self) -> str | None:
+        """The last id the previous page restated (None: start from the first)."""
+        ...
+
+    async def save_cursor(self, after: str | None) -> None:
+        """Remember where the next page starts."""
         ...

@@ -1,0 +1,77 @@
+"""Self-healing of the registry's public state: the publisher's views of needs and recipients converge on the
+registry's, whatever diverged (planted deterministically), through the registry's anti-entropy pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ksbb_kit.auth import DevIssuer
+from ksbb_kit.reconcile import database_name
+from ksbb_kit.testing.waiting import eventually
+from prometheus_client import REGISTRY
+from pymongo import AsyncMongoClient
+
+from .conftest import Platform, platform
+
+pytestmark = pytest.mark.e2e
+
+
+def repairs(view: str, reason: str) -> float:
+    """How many times this process repaired a view for a reason (`ksbb_view_repairs_total`)."""
+    return REGISTRY.get_sample_value("ksbb_view_repairs_total", {"view": view, "reason": reason}) or 0.0
+
+
+async def public_quantities(running: Platform, need_ids: list[str]) -> list[int]:
+    """Each need's quantity as the publisher's public API shows it."""
+    return [(await running.publisher.get(f"/v1/public/needs/{need_id}")).json()["quantity"] for need_id in need_ids]
+
+
+async def test_a_need_s_public_state_reused_at_its_version_or_ahead_of_the_registry_is_repaired(
+    kit_env: dict[str, Any], dev_issuer: DevIssuer
+) -> None:
+    async with platform(kit_env, dev_issuer) as running:
+        same, ahead = await running.seed_needs(2, quantity=50)
+
+        async def agree() -> bool:
+            return await running.differences() == []
+
+        await eventually(agree, within=60, what="the publisher shows the registry's needs and recipient")
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(running.mongodb_url)
+        registry_db = mongo[database_name("registry", running.prefix)]
+        publisher_db = mongo[database_name("publisher", running.prefix)]
+        try:
+            versions = {d["_id"]: d["version"] async for d in registry_db.needs.find({}, {"version": 1})}
+            [recipient] = [d async for d in registry_db.recipients.find({}, {"version": 1})]
+            # `same`: the publisher holds, at the registry's version, a state the registry lost in a crash.
+            await publisher_db.needs.update_one({"_id": same}, {"$set": {
+                "quantity": 70, "version": versions[same], "state_digest": "lost-state-0001"}})
+            # `ahead`: the publisher holds a newer version the registry no longer has, and gets no new change.
+            await publisher_db.needs.update_one({"_id": ahead}, {"$set": {
+                "quantity": 90, "version": versions[ahead] + 3, "state_digest": "lost-state-0002"}})
+            # The recipient: other beneficiaries at the version the registry holds.
+            await publisher_db.recipients.update_one({"_id": recipient["_id"]}, {"$set": {
+                "beneficiaries.households": 7, "version": recipient["version"], "state_digest": "lost-state-0003"}})
+        finally:
+            await mongo.close()
+
+        assert await public_quantities(running, [same, ahead]) == [70, 90]
+        code, output = await running.reconcile_cli()
+        assert code == 1, output
+        assert {(d.aggregate, d.aggregate_id, d.view) for d in await running.differences()} == {
+            ("need", same, "publisher"), ("need", ahead, "publisher"), ("recipient", recipient["_id"], "publisher")}
+
+        same_before = repairs("publisher.needs.version", "same_version_other_figures")
+        restated_before = repairs("publisher.needs.version", "restated")
+        recipient_before = repairs("publisher.recipients.version", "same_version_other_figures")
+        [needs_job, recipients_job] = running.registry_restatements
+        assert await needs_job.run_pass() == 2
+        assert await recipients_job.run_pass() == 1
+        await eventually(agree, within=60, what="every view repaired by the registry's restated states")
+        assert await public_quantities(running, [same, ahead]) == [50, 50]
+        assert repairs("publisher.needs.version", "same_version_other_figures") == same_before + 1
+        assert repairs("publisher.needs.version", "restated") == restated_before + 1
+        assert repairs("publisher.recipients.version", "same_version_other_figures") == recipient_before + 1
+        code, output = await running.reconcile_cli()
+        assert code == 0, output
+
