@@ -25,6 +25,7 @@ notifier's RSS idle and under load.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -64,7 +65,9 @@ class Receivers:
     secrets: dict[int, str] = field(default_factory=dict)
     hanging: set[int] = field(default_factory=set)
     ports: list[int] = field(default_factory=list)
+    #: When each event was published (every phase's), and the events of the phase being measured.
     published: dict[str, float] = field(default_factory=dict)
+    current: set[str] = field(default_factory=set)
     latencies: dict[int, list[float]] = field(default_factory=dict)
     first: float = 0.0
     last: float = 0.0
@@ -92,8 +95,8 @@ class Receivers:
             server.close()
 
     def reset(self) -> None:
-        """Forget what was received (a new measurement)."""
-        self.published.clear()
+        """Start a new measurement (deliveries of earlier phases still count in `total` only)."""
+        self.current.clear()
         self.latencies = {i: [] for i in range(self.count)}
         self.received, self.first, self.last = 0, 0.0, 0.0
 
@@ -116,9 +119,10 @@ class Receivers:
                 except (ValueError, KeyError, TypeError):
                     key = None  # not one of ours (some other local client found this port)
                 if key in self.published:
+                    self.total += 1
+                if key in self.current:
                     self.latencies[index].append(arrived - self.published[key])
                     self.received += 1
-                    self.total += 1
                     self.first = self.first or arrived
                     self.last = arrived
                     if self.received % 20 == 0:
@@ -281,6 +285,7 @@ async def main() -> None:
                 key, value, headers = record(event)
                 if stamp and isinstance(event, NeedOpened):
                     receivers.published[event.need.need_id] = time.perf_counter()
+                    receivers.current.add(event.need.need_id)
                 await publisher.send(topic, key, value, headers)
 
         # Warm-up: the consumer owns its partitions and every endpoint has been reached once.
@@ -361,6 +366,9 @@ async def main() -> None:
             p50_series.points.append((offered, round(phase.percentile(0.5), 1)))
             p99_series.points.append((offered, round(phase.percentile(0.99), 1)))
             peak = max(peak, rss_mib(notifier.pid))
+            if phase.delivered < phase.expected:
+                print(f"saturated at {offered:.0f}/s offered: no higher steps", flush=True)
+                break
         results.series += [p50_series, p99_series]
         reused_over = receivers.total - delivered_before
         reuse = (receivers.connections - connections_before) / max(1, reused_over) * 1000
@@ -368,6 +376,9 @@ async def main() -> None:
         # Below saturation (half the burst's throughput at most): a saturated queue delays everyone alike,
         # which would hide what a hanging endpoint does to the others.
         middle = min(rates[len(rates) // 2], max(0.2, 0.5 * burst.rate / args.endpoints))
+        # ... and on an empty queue: what earlier steps left behind is delivered first.
+        everything = len(receivers.published) * args.endpoints
+        await wait_for(lambda: receivers.total >= everything, args.drain_seconds * 5)
         calm = await steady(middle, hang=False)
         stormy = await steady(middle, hang=True)
         kept_up = calm.delivered == calm.expected and stormy.delivered == stormy.expected
@@ -395,7 +406,8 @@ async def main() -> None:
         await receivers.stop()
         # cProfile writes its profile only when the process ends normally: uvicorn re-raises SIGTERM after
         # shutting down (ending the process at once), SIGINT becomes a KeyboardInterrupt.
-        notifier.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have ended already (e.g. its port was taken)
+            notifier.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
         try:
             await asyncio.wait_for(notifier.wait(), timeout=30)
         except TimeoutError:
