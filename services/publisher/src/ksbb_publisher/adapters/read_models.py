@@ -213,9 +213,9 @@ class MongoReadModels:
         """A fingerprint that changes whenever any read model changes (versions only grow; feed only grows)."""
         parts: list[Any] = []
         for name, fields in (
-            ("recipients", ("version",)),
-            # The figures too: a repaired view keeps its ledger version but not its figures (self-healing).
-            ("needs", ("version", "ledger_version", "progress.requested", "progress.committed",
+            # The figures and state checks too: a repaired view keeps its version but not its content.
+            ("recipients", ("version", "state_check")),
+            ("needs", ("version", "state_check", "ledger_version", "progress.requested", "progress.committed",
                        "progress.in_transit", "progress.delivered")),
             ("organisations", ("version",)),
             ("donors", ("version",)),

@@ -199,6 +199,12 @@ def organisation_part(event: _OrganisationEvent) -> VersionedPart:
     )
 
 
+def state_check(digest: str) -> int:
+    """A number from a state's digest, summed into the read models' fingerprint (export ETags), so a repair
+    that keeps the version still changes it."""
+    return int(digest[:8], 16)
+
+
 def recipient_part(event: _RecipientEvent, now: datetime) -> VersionedPart:
     """A recipient's public facts with area names; RT numbers and anything not public are never kept.
 
@@ -213,6 +219,7 @@ def recipient_part(event: _RecipientEvent, now: datetime) -> VersionedPart:
         rec.version,
         {
             "state_digest": event.recipient_digest(),
+            "state_check": state_check(event.recipient_digest()),
             "recipient_id": rec.recipient_id,
             "name": rec.name,
             "kind": rec.kind.value,
@@ -242,6 +249,7 @@ def need_part(event: _NeedEvent, now: datetime) -> VersionedPart:
         need.version,
         {
             "state_digest": event.need_digest(),
+            "state_check": state_check(event.need_digest()),
             "need_id": need.need_id,
             "recipient_id": need.recipient_id,
             "organisation_id": need.organisation_id,
