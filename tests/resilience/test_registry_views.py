@@ -40,6 +40,7 @@ async def test_a_need_s_public_state_reused_at_its_version_or_ahead_of_the_regis
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(running.mongodb_url)
         registry_db = mongo[database_name("registry", running.prefix)]
         publisher_db = mongo[database_name("publisher", running.prefix)]
+        pledges_db = mongo[database_name("pledges", running.prefix)]
         try:
             versions = {d["_id"]: d["version"] async for d in registry_db.needs.find({}, {"version": 1})}
             [recipient] = [d async for d in registry_db.recipients.find({}, {"version": 1})]
@@ -52,6 +53,8 @@ async def test_a_need_s_public_state_reused_at_its_version_or_ahead_of_the_regis
             # The recipient: other beneficiaries at the version the registry holds.
             await publisher_db.recipients.update_one({"_id": recipient["_id"]}, {"$set": {
                 "beneficiaries.households": 7, "version": recipient["version"], "state_digest": "lost-state-0003"}})
+            # The pledges service's replica of `same`: other terms (not figures) than the registry's.
+            await pledges_db.ledgers.update_one({"_id": same}, {"$set": {"priority": "low", "need_digest": "lost"}})
         finally:
             await mongo.close()
 
@@ -75,3 +78,16 @@ async def test_a_need_s_public_state_reused_at_its_version_or_ahead_of_the_regis
         code, output = await running.reconcile_cli()
         assert code == 0, output
 
+        async def replica_priority() -> str:
+            mongo_again: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(running.mongodb_url)
+            try:
+                ledger = await mongo_again[database_name("pledges", running.prefix)].ledgers.find_one({"_id": same})
+            finally:
+                await mongo_again.close()
+            return str((ledger or {}).get("priority"))
+
+        await eventually(lambda: _is_high(replica_priority), within=60, what="the pledges replica repaired")
+
+
+async def _is_high(priority: Any) -> bool:
+    return await priority() == "high"

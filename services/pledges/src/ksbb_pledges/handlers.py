@@ -50,11 +50,11 @@ def build_router(registry: RegistryFacts) -> EventRouter:
 
     @router.on(NeedOpened, NeedChanged, NeedFulfilled)
     async def need_snapshot(event: NeedSnapshot, _: CloudEvent) -> None:
-        await registry.need(event.need)
+        await registry.need(event.need, restated=event.restated)
 
     @router.on(NeedClosed, NeedCancelled)
     async def need_ended(event: NeedClosed | NeedCancelled, _: CloudEvent) -> None:
-        await registry.need(event.need, event.reason)
+        await registry.need(event.need, event.reason, restated=event.restated)
 
     @router.on(
         RecipientRegistered,

@@ -53,6 +53,7 @@ LEDGER_SCALARS = (
     "requested",
     "status",
     "need_version",
+    "need_digest",
     "recipient_version",
     "recipient_blocked",
     "committed",

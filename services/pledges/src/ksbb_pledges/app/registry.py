@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ksbb_contracts.events.registry import NeedPublic, OrganisationPublic, RecipientPublic
 from ksbb_kit.clock import Clock
+from ksbb_kit.repairs import note_repair
 
 from ksbb_pledges.app.ports import LedgerStore, Replicas
 from ksbb_pledges.domain.ledger import (
@@ -14,6 +15,7 @@ from ksbb_pledges.domain.ledger import (
     new_ledger,
     recipient_blocked,
 )
+from ksbb_pledges.domain.need_replica import need_repair
 from ksbb_pledges.domain.pledge import Ledger
 
 
@@ -25,10 +27,15 @@ class RegistryFacts:
         self.replicas = replicas
         self.clock = clock
 
-    async def need(self, need: NeedPublic, reason: str | None = None) -> None:
-        """Upsert a need's ledger; a need that stops being open releases its live reservations (`reason`)."""
+    async def need(self, need: NeedPublic, reason: str | None = None, *, restated: bool = False) -> None:
+        """Upsert a need's ledger; a need that stops being open releases its live reservations (`reason`).
+
+        The registry is authoritative: a snapshot at the held version with other content, or a `restated`
+        one that differs, replaces the need's terms (a repair, counted and logged once).
+        """
         status, recipient_version = await self.replicas.recipient_status(need.recipient_id)
         now = self.clock.now()
+        repairs: list[str] = []
 
         def create() -> Ledger:
             return new_ledger(
@@ -36,9 +43,13 @@ class RegistryFacts:
             )
 
         def decide(ledger: Ledger) -> LedgerChange[None]:
-            return apply_need(ledger, need, reason, self.clock.now())
+            repair = need_repair(ledger, need, restated=restated)
+            repairs[:] = [repair] if repair else []
+            return apply_need(ledger, need, reason, self.clock.now(), restated=restated)
 
         await self.ledgers.apply(need.need_id, decide, create=create)
+        if repairs:
+            note_repair("pledges.ledgers.need_version", need.need_id, repairs[0])
 
     async def recipient(self, recipient: RecipientPublic) -> None:
         """Block or unblock the recipient's ledgers, then update its replica."""

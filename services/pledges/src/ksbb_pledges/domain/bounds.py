@@ -126,6 +126,7 @@ def worst_case_ledger() -> dict[str, Any]:
         "requested": L.QUANTITY[1],
         "status": _longest(NeedStatus),
         "need_version": 2**62,
+        "need_digest": "f" * 16,
         "recipient_version": 2**62,
         "recipient_blocked": True,
         "committed": L.QUANTITY[1],

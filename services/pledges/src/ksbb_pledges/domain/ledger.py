@@ -33,7 +33,7 @@ from ksbb_contracts.events.pledges import (
     PledgeRejected,
     ledger_figures_digest,
 )
-from ksbb_contracts.events.registry import NeedPublic
+from ksbb_contracts.events.registry import NeedPublic, public_state_digest
 from ksbb_contracts.vocab import NeedStatus, PledgeStatus, RecipientStatus
 
 from ksbb_pledges.domain.bounds import MAX_LIVE_PLEDGES
@@ -57,6 +57,7 @@ from ksbb_pledges.domain.lifecycle import (
     expiry_decision,
     quantities,
 )
+from ksbb_pledges.domain.need_replica import need_repair
 from ksbb_pledges.domain.pledge import Ledger, Pledge, advance, pledge_public
 
 R = TypeVar("R")
@@ -348,9 +349,12 @@ def already_made(pledge: Pledge, action: str, by: str, facts: dict[str, Any]) ->
     )
 
 
-def apply_need(ledger: Ledger, need: NeedPublic, reason: str | None, now: datetime) -> LedgerChange[None]:
-    """Take a registry snapshot of the need (newer versions only); a need no longer open releases pledges."""
-    if ledger.get("need_version", 0) >= need.version:
+def apply_need(
+    ledger: Ledger, need: NeedPublic, reason: str | None, now: datetime, *, restated: bool = False
+) -> LedgerChange[None]:
+    """Take a registry snapshot of the need (newer versions only, or a repair: `need_repair`); a need no
+    longer open releases pledges."""
+    if ledger.get("need_version", 0) >= need.version and need_repair(ledger, need, restated=restated) is None:
         return unchanged(None)  # stale or redelivered snapshot
     change: LedgerChange[None] = LedgerChange(
         result=None,
@@ -365,6 +369,7 @@ def apply_need(ledger: Ledger, need: NeedPublic, reason: str | None, now: dateti
             "requested": need.quantity,
             "status": need.status.value,
             "need_version": need.version,
+            "need_digest": public_state_digest(need),
         },
     )
     if need.status is not NeedStatus.OPEN:
