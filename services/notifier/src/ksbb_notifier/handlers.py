@@ -123,11 +123,13 @@ def build_router(*, replicas: Replicas, deliveries: FanOut, mailer: EventMail) -
     )
     async def on_recipient(event: Any, envelope: CloudEvent) -> None:
         await replicas.recipient(event.recipient)
-        await deliveries.fan_out(envelope)
+        if not event.restated:  # the registry restating unchanged state (anti-entropy) is no news to a subscriber
+            await deliveries.fan_out(envelope)
 
     @router.on(NeedOpened, NeedChanged, NeedClosed, NeedCancelled, NeedFulfilled)
     async def on_need(event: Any, envelope: CloudEvent) -> None:
-        await deliveries.fan_out(envelope)
+        if not event.restated:
+            await deliveries.fan_out(envelope)
 
     # -- pledges: e-mails first (both steps are idempotent; a crash between them redelivers) ---------
 
