@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from ksbb_contracts import topics
 from ksbb_contracts.events.registry import NeedChanged, RecipientUpdated
+from ksbb_kit.restate_pages import MongoRestatePages
 from ksbb_kit.testing.kafka import TopicReader
 from ksbb_registry.adapters.needs import NEED_DOCUMENTS, NeedCollection
 from ksbb_registry.adapters.recipients import RECIPIENT_DOCUMENTS, RecipientCollection
-from ksbb_registry.adapters.restate_pages import MongoRestatePages
 from ksbb_registry.app.restate import need_restatement_job, recipient_restatement_job
 from ksbb_registry.domain.change import Change
 

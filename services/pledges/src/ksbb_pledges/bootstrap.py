@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock
+from ksbb_kit.restate_pages import MongoRestatePages
 from ksbb_kit.runtime import ServiceRuntime
 
 from ksbb_pledges.adapters.copies import MongoPledgeCopies
@@ -18,7 +19,6 @@ from ksbb_pledges.adapters.donors import MongoDonorStore
 from ksbb_pledges.adapters.ledgers import MongoLedgerStore
 from ksbb_pledges.adapters.offers import MongoOfferStore
 from ksbb_pledges.adapters.replicas import MongoReplicas
-from ksbb_pledges.adapters.restate_pages import MongoRestatePages
 from ksbb_pledges.api import donors as donor_routes
 from ksbb_pledges.api import errors as api_errors
 from ksbb_pledges.api import ledger as ledger_routes
@@ -95,7 +95,8 @@ def compose(
     donors = DonorService(donor_store, runtime.clock)
     registry = RegistryFacts(ledger_store, replicas, runtime.clock)
     restatement = LedgerRestatement(
-        ledger_store, MongoRestatePages(db), runtime.clock, page_size=settings.restate_page_size, stuck=runtime.stuck
+        ledger_store, MongoRestatePages(db, "ledgers", job="ledger-restate"), runtime.clock,
+        page_size=settings.restate_page_size, stuck=runtime.stuck,
     )
 
     # Events in, start-up, sweeps.

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from ksbb_kit.clock import Clock
 from ksbb_kit.http import IdempotencyStore
 from ksbb_kit.outbox import PendingWrite
+from ksbb_kit.restate_pages import MongoRestatePages
 from ksbb_kit.runtime import ServiceRuntime
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -23,7 +24,6 @@ from ksbb_registry.adapters.needs import NEED_DOCUMENTS, NeedCollection
 from ksbb_registry.adapters.organisations import ORGANISATION_DOCUMENTS, OrganisationCollection
 from ksbb_registry.adapters.recipients import RECIPIENT_DOCUMENTS, RecipientCollection
 from ksbb_registry.adapters.reports import RateCounters, ReportCollection
-from ksbb_registry.adapters.restate_pages import MongoRestatePages
 from ksbb_registry.adapters.store import OutboxEntries, ensure_indexes
 from ksbb_registry.api import build_api
 from ksbb_registry.api.deps import Services, install

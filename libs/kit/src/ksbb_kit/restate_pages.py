@@ -1,4 +1,4 @@
-"""Ids of one collection page by page for the anti-entropy job, and its cursor, in MongoDB."""
+"""Ids of one collection page by page for an owner's anti-entropy job (ADR 0005), and its cursor, in MongoDB."""
 
 from __future__ import annotations
 
