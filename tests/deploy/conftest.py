@@ -28,6 +28,8 @@ import pytest
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from ksbb_kit.auth import DevIssuer
+from ksbb_kit.testing.infra import Infra
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -133,6 +135,28 @@ def free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def process_environment(service: str, infra: Infra, namespace: str, issuer: DevIssuer, port: int) -> dict[str, str]:
+    """The environment of a service process in a test: the shared infrastructure, its own topic namespace,
+    development tokens and quick jobs (tests that start services as processes add their own on top)."""
+    env = {
+        "KSBB_ENV": "test",
+        "KSBB_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "KSBB_MONGODB_URL": infra.mongodb_url,
+        "KSBB_TOPIC_PREFIX": namespace,
+        "KSBB_TOPIC_PARTITIONS": "2",
+        "KSBB_HTTP_PORT": str(port),
+        "KSBB_JWKS_URL": str(issuer.jwks_path),
+        "KSBB_JWT_ISSUER": issuer.issuer,
+        "KSBB_JWT_AUDIENCE": issuer.audience,
+        "KSBB_DEV_ISSUER_ENABLED": "true",
+        "KSBB_SWEEP_INTERVAL_SECONDS": "1",
+        "KSBB_OUTBOX_SWEEP_SECONDS": "0.5",
+    }
+    if service == "notifier":
+        env |= {"KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1"]', "KSBB_NOTIFIER_SSRF_ALLOW_HOSTS": '["127.0.0.1"]'}
+    return env
 
 
 def generated_secret() -> str:

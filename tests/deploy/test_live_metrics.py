@@ -36,6 +36,7 @@ from tests.deploy.conftest import (
     ContainerProcess,
     dashboard_queries,
     free_ports,
+    process_environment,
     promql_metric_names,
     rule_groups,
 )
@@ -136,24 +137,7 @@ def webhook_receiver() -> Iterator[tuple[str, list[bytes]]]:
 
 
 def _environment(service: str, infra: Infra, namespace: str, issuer: DevIssuer, port: int) -> dict[str, str]:
-    env = {
-        "KSBB_ENV": "test",
-        "KSBB_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "KSBB_MONGODB_URL": infra.mongodb_url,
-        "KSBB_TOPIC_PREFIX": namespace,
-        "KSBB_TOPIC_PARTITIONS": "2",
-        "KSBB_HTTP_PORT": str(port),
-        "KSBB_JWKS_URL": str(issuer.jwks_path),
-        "KSBB_JWT_ISSUER": issuer.issuer,
-        "KSBB_JWT_AUDIENCE": issuer.audience,
-        "KSBB_DEV_ISSUER_ENABLED": "true",
-        "KSBB_SWEEP_INTERVAL_SECONDS": "1",
-        "KSBB_OUTBOX_SWEEP_SECONDS": "0.5",
-        "KSBB_HANDLER_BACKOFF_SECONDS": "0.05",
-    }
-    if service == "notifier":
-        env |= {"KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1"]', "KSBB_NOTIFIER_SSRF_ALLOW_HOSTS": '["127.0.0.1"]'}
-    return env
+    return process_environment(service, infra, namespace, issuer, port) | {"KSBB_HANDLER_BACKOFF_SECONDS": "0.05"}
 
 
 async def _publish_pledge_created(bootstrap: str, namespace: str) -> None:

@@ -32,7 +32,7 @@ from ksbb_kit.testing.waiting import eventually
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from tests.deploy.conftest import ContainerProcess, free_ports
+from tests.deploy.conftest import ContainerProcess, free_ports, process_environment
 
 pytestmark = pytest.mark.integration
 
@@ -102,23 +102,9 @@ def replicas() -> Iterator[list[ContainerProcess]]:
 
 
 def _environment(service: str, infra: Infra, namespace: str, issuer: DevIssuer, port: int) -> dict[str, str]:
-    env = {
-        "KSBB_ENV": "test",
-        "KSBB_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "KSBB_MONGODB_URL": infra.mongodb_url,
-        "KSBB_TOPIC_PREFIX": namespace,
-        "KSBB_TOPIC_PARTITIONS": "2",
-        "KSBB_HTTP_PORT": str(port),
-        "KSBB_JWKS_URL": str(issuer.jwks_path),
-        "KSBB_JWT_ISSUER": issuer.issuer,
-        "KSBB_JWT_AUDIENCE": issuer.audience,
-        "KSBB_DEV_ISSUER_ENABLED": "true",
-        "KSBB_SWEEP_INTERVAL_SECONDS": "1",
-        "KSBB_OUTBOX_SWEEP_SECONDS": "0.5",
-    }
+    env = process_environment(service, infra, namespace, issuer, port)
     if service == "notifier":
-        env |= {"KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1"]', "KSBB_NOTIFIER_SSRF_ALLOW_HOSTS": '["127.0.0.1"]',
-                "KSBB_NOTIFIER_PER_ENDPOINT_CONCURRENCY": "1", "KSBB_NOTIFIER_DISPATCH_SWEEP_SECONDS": "0.2"}
+        env |= {"KSBB_NOTIFIER_PER_ENDPOINT_CONCURRENCY": "1", "KSBB_NOTIFIER_DISPATCH_SWEEP_SECONDS": "0.2"}
     if service == "publisher":
         env |= {"KSBB_PUBLISHER_SNAPSHOT_INTERVAL_SECONDS": "1"}
     return env
