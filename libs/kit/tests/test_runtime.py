@@ -204,3 +204,29 @@ async def test_write_publishes_with_trace_context_topics_and_metrics(kit_env: di
 
 async def _listed(admin: Any, wanted: set[str]) -> bool:
     return wanted <= set(await admin.list_topics())
+
+
+async def test_stopping_is_not_held_by_a_background_job_that_ignores_cancellation(
+    kit_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import ksbb_kit.runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "STOP_STEP_SECONDS", 0.5)
+    runtime = ServiceRuntime(ProbeSettings(**kit_env), title="probe", description="stubborn job")
+    started, released = asyncio.Event(), asyncio.Event()
+
+    @runtime.every(0.1, "stubborn", per_replica=True)
+    async def stubborn(_: ServiceRuntime) -> None:
+        started.set()
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # a job that swallows the cancellation
+                await released.wait()
+
+    await runtime.start()
+    try:
+        await asyncio.wait_for(started.wait(), timeout=60)
+        # Without a bound on each step, stop() would wait for this task for ever (the hang guard is generous).
+        await asyncio.wait_for(runtime.stop(), timeout=60)
+        assert "background task stubborn did not end" in caplog.text
+    finally:
+        released.set()  # the test's own loop must not keep the stubborn task

@@ -62,6 +62,20 @@ if TYPE_CHECKING:
     import uvicorn
 
 log = logging.getLogger(__name__)
+#: How long one step of stopping (background tasks, Kafka consumers, producer) may take before it is left.
+STOP_STEP_SECONDS = 20.0
+
+
+async def _bounded(what: str, step: Awaitable[Any]) -> None:
+    """One step of stopping: errors are not the caller's problem any more, and it may not take for ever."""
+    try:
+        await asyncio.wait_for(step, timeout=STOP_STEP_SECONDS)
+    except TimeoutError:
+        log.warning("stopping: %s did not stop within %.0f s; left behind", what, STOP_STEP_SECONDS)
+    except Exception:  # stopping goes on whatever one client does
+        log.debug("stopping: %s failed to stop", what, exc_info=True)
+
+
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
 BackgroundJob = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 #: How long a job lease lasts without renewal: a replica that died is replaced after at most this long.
@@ -291,19 +305,19 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self._connect_kafka(), name="kafka-connect"))
 
     async def stop(self) -> None:
-        """Stop background work and disconnect."""
+        """Stop background work and disconnect; every step is bounded, so a stuck one cannot hold the exit."""
         for task in reversed(self._tasks):
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            _done, stuck = await asyncio.wait(self._tasks, timeout=STOP_STEP_SECONDS)
+            for task in stuck:
+                log.warning("stopping: background task %s did not end within %.0f s; left behind",
+                            task.get_name(), STOP_STEP_SECONDS)
         self._tasks.clear()
         if self.kafka_connected.is_set():
-            with contextlib.suppress(Exception):
-                await self.broker.stop()
-        await self.dead_letter_depth.close()
-        with contextlib.suppress(Exception):
-            await self.publisher.stop()
+            await _bounded("the Kafka consumers", self.broker.stop())
+        await _bounded("the dead-letter depth clients", self.dead_letter_depth.close())
+        await _bounded("the Kafka producer", self.publisher.stop())
         await self.mongo.close()
 
     async def ready(self) -> dict[str, bool]:
