@@ -89,7 +89,7 @@ test: setup lint browser-deps gateway-deps portal-deps deploy-tools  # a layerin
 	@started=""; \
 	if [ -z "$$KSBB_KAFKA_BOOTSTRAP" ]; then for c in kafka mongo mailpit keycloak; do \
 	  deploy/local/infra status $$c >/dev/null 2>&1 || started="$$started $$c"; done; fi; \
-	deploy/local/infra up || exit 1; \
+	deploy/local/infra up || { if [ -n "$$started" ]; then deploy/local/infra down $$started; fi; exit 1; }; \
 	set -a; . .ksbb/infra/infra.env; set +a; \
 	$(UV) run --no-sync pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ -n "$$started" ]; then deploy/local/infra down $$started; fi; \
