@@ -4,6 +4,7 @@ browser, refreshes that never spend a refresh token twice, housekeeping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from ksbb_kit.testing.infra import Infra
+from ksbb_kit.testing.waiting import eventually
 from ksbb_portal.api import Refresher, SignInRequired
 from ksbb_portal.oidc import RefreshRefused
 from ksbb_portal.sessions import Person, SessionStore, Tokens, now_utc
@@ -165,3 +167,114 @@ async def test_housekeeping_deletes_ended_sessions_and_abandoned_sign_ins(store:
     assert await store.delete_ended() == 2
     assert await store.get(live.session_id) is not None
     assert await store.finish_login(kept.state, "c") is not None
+
+
+@pytest.fixture
+async def replicas(infra: Infra, namespace: str) -> AsyncIterator[tuple[SessionStore, SessionStore]]:
+    """Two portal processes' session stores on one database, each keeping copies for at most 1 s."""
+    made, clients = [], []
+    for _ in range(2):
+        store, client = SessionStore.connect(
+            infra.mongodb_url, f"{namespace.replace('.', '_')}ksbb_portal", secret=b"test-key",
+            idle=timedelta(minutes=30), max_age=timedelta(hours=10), cache_bound_seconds=1.0)
+        made.append(store)
+        clients.append(client)
+    yield made[0], made[1]
+    for client in clients:
+        await client.close()
+
+
+async def test_a_sign_out_on_one_replica_ends_the_session_on_the_other_at_its_next_read_of_the_notes(
+    replicas: tuple[SessionStore, SessionStore],
+) -> None:
+    here, there = replicas
+    await there.changes.read()
+    session = await here.create(Person("user-1", "donor", "Dewi"), tokens(), "id")
+    assert await there.get(session.session_id) is not None
+    assert there.cache.get(session.key) is not None, "the other replica keeps a copy"
+    await there.db.sessions.update_one({"_id": session.key}, {"$set": {"csrf_token": "changed-behind-its-back"}})
+    kept = await there.get(session.session_id)
+    assert kept is not None and kept.csrf_token == session.csrf_token, "the copy was used, not the database"
+
+    assert await here.end(session.key) is not None
+    assert await here.get(session.session_id) is None, "the replica that signed out refuses at once"
+    await there.changes.read()
+    assert there.cache.get(session.key) is None
+    assert await there.get(session.session_id) is None
+
+
+async def test_the_other_replica_follows_the_notes_by_itself(replicas: tuple[SessionStore, SessionStore]) -> None:
+    here, there = replicas
+    follower = asyncio.create_task(there.follow_changes())
+    try:
+        session = await here.create(Person("user-1", "donor"), tokens(), "id")
+        await eventually(lambda: there.cache.usable(), within=30, what="the other replica read the notes")
+        assert await there.get(session.session_id) is not None
+        await here.end(session.key)
+        ended_in = there.cache.epoch
+        # Two more reads: the second surely began after the sign-out was noted.
+        await eventually(lambda: there.cache.epoch >= ended_in + 2, within=30, what="two reads of the notes")
+        assert await there.get(session.session_id) is None
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+
+
+async def test_language_tokens_and_messages_changed_on_one_replica_reach_the_other(
+    replicas: tuple[SessionStore, SessionStore],
+) -> None:
+    here, there = replicas
+    await there.changes.read()
+    session = await here.create(Person("user-1", "donor"), tokens(), "id")
+    seen = await there.get(session.session_id)
+    assert seen is not None and seen.lang == "id"
+
+    mine = await here.get(session.session_id)
+    assert mine is not None
+    await here.set_lang(mine, "en")
+    await here.replace_tokens(mine, tokens(access="a2", refresh="r2"), expected_refresh="r1")
+    await here.push_flash(mine, "success", "Terima kasih")
+    await there.changes.read()
+    seen = await there.get(session.session_id)
+    assert seen is not None and seen.lang == "en" and seen.tokens.refresh_token == "r2"
+    assert seen.flash == [{"kind": "success", "text": "Terima kasih"}]
+    assert there.cache.get(session.key) is None, "a session with messages waiting is never kept"
+    assert await there.take_flash(seen) == [{"kind": "success", "text": "Terima kasih"}]
+    await here.changes.read()
+    again = await here.get(session.session_id)
+    assert again is not None and again.flash == []
+
+
+async def test_copies_are_not_used_when_the_notes_cannot_be_read(
+    replicas: tuple[SessionStore, SessionStore],
+) -> None:
+    here, there = replicas
+    await there.changes.read()
+    session = await here.create(Person("user-1", "donor"), tokens(), "id")
+    assert await there.get(session.session_id) is not None
+    await here.end(session.key)
+    # No read of the notes since: once the bound has passed, the copy is not used.
+    await eventually(lambda: not there.cache.usable(), within=30, what="the bound passed")
+    assert await there.get(session.session_id) is None
+
+
+async def test_a_kept_session_is_still_written_as_used_and_ends_when_idle(
+    replicas: tuple[SessionStore, SessionStore],
+) -> None:
+    here, _ = replicas
+    await here.changes.read()
+    session = await here.create(Person("user-1", "donor"), tokens(), "id")
+    assert await here.get(session.session_id) is not None
+    earlier = now_utc() - timedelta(minutes=20)
+    await here.db.sessions.update_one({"_id": session.key}, {"$set": {"last_used_at": earlier}})
+    await here.changes.note(session.key)  # as another replica's use would not be noted: the copy is forgotten
+    assert await here.get(session.session_id) is not None
+    doc = await here.db.sessions.find_one({"_id": session.key})
+    assert doc is not None and doc["last_used_at"] > earlier + timedelta(minutes=19)
+    kept = here.cache.get(session.key)
+    assert kept is not None
+    # A copy whose last use is older than the write interval is never used: the database decides (idle end).
+    kept["last_used_at"] = now_utc() - timedelta(hours=1)
+    await here.db.sessions.update_one({"_id": session.key}, {"$set": {"last_used_at": now_utc() - timedelta(hours=1)}})
+    assert await here.get(session.session_id) is None

@@ -47,7 +47,7 @@ def build_parts(settings: PortalSettings) -> tuple[Parts, list[Callable[[], Awai
     store, mongo = SessionStore.connect(
         settings.mongodb_url, settings.database_name, secret=settings.secret_key.get_secret_value().encode(),
         idle=timedelta(minutes=settings.session_idle_minutes),
-        max_age=timedelta(hours=settings.session_max_hours),
+        max_age=timedelta(hours=settings.session_max_hours), cache_bound_seconds=settings.session_cache_seconds,
     )
     rp = RelyingParty(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret.get_secret_value(),
                       scope=settings.oidc_scope, discovery_url=settings.oidc_discovery_url,
@@ -73,13 +73,15 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        cleaner = asyncio.create_task(_clean_sessions(parts), name="portal-session-cleanup")
+        tasks = [asyncio.create_task(_clean_sessions(parts), name="portal-session-cleanup"),
+                 asyncio.create_task(parts.store.follow_changes(), name="portal-session-changes")]
         try:
             yield
         finally:
-            cleaner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cleaner
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for close in closers:
                 with contextlib.suppress(Exception):
                     await close()

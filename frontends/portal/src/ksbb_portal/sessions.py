@@ -4,12 +4,17 @@ Documents are keyed by an HMAC-SHA256 of the session id (keyed by the portal's s
 never holds a value that would work as a cookie. A session ends after `idle` without use, after `max_age` in
 any case, or at sign-out (the document is deleted). Sign-in attempts (state, nonce, PKCE verifier) are
 one-use documents of their own, consumed atomically.
+
+Recently read sessions are kept in process for a moment (`ksbb_portal.session_cache`): every change is noted
+for the other replicas, which forget their copy within the cache's bound (sign-out included).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +22,10 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+
+from ksbb_portal.session_cache import ChangeNotes, SessionCache
+
+log = logging.getLogger(__name__)
 
 #: Seconds between two writes of a session's last use (every request reads it; few need to write).
 TOUCH_EVERY = timedelta(seconds=60)
@@ -127,18 +136,22 @@ class SessionStore:
     """Sessions, sign-in attempts and sign-out tickets in the portal's own MongoDB database."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]], *, secret: bytes, idle: timedelta,
-                 max_age: timedelta) -> None:
+                 max_age: timedelta, cache: SessionCache | None = None) -> None:
         self.db = db
         self._secret = secret
         self.idle = idle
         self.max_age = max_age
+        self.cache = cache or SessionCache(0)
+        self.changes = ChangeNotes(db.session_changes, self.cache, now_utc)
 
     @classmethod
-    def connect(cls, url: str, database: str, *, secret: bytes, idle: timedelta,
-                max_age: timedelta) -> tuple[SessionStore, Any]:
-        """A store on its own client (returned too, to be closed at shutdown)."""
+    def connect(cls, url: str, database: str, *, secret: bytes, idle: timedelta, max_age: timedelta,
+                cache_bound_seconds: float = 0.0) -> tuple[SessionStore, Any]:
+        """A store on its own client (returned too, to be closed at shutdown); with a bound > 0, sessions are
+        kept in process that long at most after a change elsewhere (`follow_changes` must then run)."""
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000)
-        return cls(client[database], secret=secret, idle=idle, max_age=max_age), client
+        return cls(client[database], secret=secret, idle=idle, max_age=max_age,
+                   cache=SessionCache(cache_bound_seconds)), client
 
     def digest(self, value: str) -> str:
         """The database key of a secret value (session id, state, binding)."""
@@ -168,30 +181,58 @@ class SessionStore:
         })
         return session
 
-    async def get(self, session_id: str | None) -> Session | None:
-        """The live session of a cookie value; an ended one is deleted and None returned."""
+    async def get(self, session_id: str | None, *, fresh: bool = False) -> Session | None:
+        """The live session of a cookie value; an ended one is deleted and None returned. A copy kept in process
+        is used unless `fresh`, as long as no write is due (the last use is written at most every TOUCH_EVERY)."""
         if not session_id or len(session_id) > 128:
             return None
         key = self.digest(session_id)
+        at = now_utc()
+        kept = None if fresh else self.cache.get(key)
+        if kept is not None:
+            session = self._session_of(session_id, key, kept, at)
+            if at < session.expires_at and at - session.last_used_at < TOUCH_EVERY:
+                return session
+        read_in_epoch = self.cache.epoch
         doc = await self.db.sessions.find_one({"_id": key})
         if doc is None:
+            self.cache.forget(key)
             return None
-        at = now_utc()
-        expires, last_used = _aware(doc["expires_at"]), _aware(doc["last_used_at"])
-        assert expires is not None and last_used is not None
-        if at >= expires or at >= last_used + self.idle:
+        session = self._session_of(session_id, key, doc, at)
+        if at >= session.expires_at or at >= session.last_used_at + self.idle:
+            self.cache.forget(key)
             await self.db.sessions.delete_one({"_id": key})
             return None
-        session = Session(
+        if at - session.last_used_at >= TOUCH_EVERY:
+            await self.db.sessions.update_one({"_id": key}, {"$set": {"last_used_at": at,
+                                                                       "idle_expires_at": at + self.idle}})
+            session.last_used_at = doc["last_used_at"] = at
+        if not doc.get("flash"):  # pending messages are read from the database, so no replica shows them twice
+            self.cache.put(key, doc, read_in_epoch)
+        return session
+
+    @staticmethod
+    def _session_of(session_id: str, key: str, doc: dict[str, Any], at: datetime) -> Session:
+        """A session of its stored document (every mutable part copied: documents may be shared)."""
+        expires, last_used = _aware(doc["expires_at"]), _aware(doc["last_used_at"])
+        assert expires is not None and last_used is not None
+        return Session(
             session_id=session_id, key=key, person=Person(**doc["person"]), tokens=Tokens.from_document(doc["tokens"]),
             csrf_token=doc["csrf_token"], created_at=_aware(doc["created_at"]) or at, last_used_at=last_used,
             expires_at=expires, lang=doc.get("lang", "id"), flash=list(doc.get("flash") or []),
         )
-        if at - last_used >= TOUCH_EVERY:
-            await self.db.sessions.update_one({"_id": key}, {"$set": {"last_used_at": at,
-                                                                       "idle_expires_at": at + self.idle}})
-            session.last_used_at = at
-        return session
+
+    async def follow_changes(self) -> None:
+        """Read the change notes every half bound, for as long as the process runs (failures are logged; while
+        the notes cannot be read every session is read from the database)."""
+        if not self.cache.enabled:
+            return
+        while True:
+            try:
+                await self.changes.read()
+            except Exception:
+                log.exception("could not read the session change notes; sessions are read from the database")
+            await asyncio.sleep(self.cache.bound / 2)
 
     async def replace_tokens(self, session: Session, tokens: Tokens, *, expected_refresh: str | None) -> bool:
         """Store refreshed tokens unless another request refreshed first (compare-and-set on the refresh token)."""
@@ -201,11 +242,13 @@ class SessionStore:
         )
         if result.modified_count == 1:
             session.tokens = tokens
+            await self.changes.note(session.key)
             return True
         return False
 
     async def reload_tokens(self, session: Session) -> bool:
         """Take the tokens another request stored; False when the session is gone."""
+        self.cache.forget(session.key)
         doc = await self.db.sessions.find_one({"_id": session.key}, {"tokens": 1})
         if doc is None:
             return False
@@ -215,23 +258,29 @@ class SessionStore:
     async def set_lang(self, session: Session, lang: str) -> None:
         """Remember the language choice with the session."""
         await self.db.sessions.update_one({"_id": session.key}, {"$set": {"lang": lang}})
+        await self.changes.note(session.key)
         session.lang = lang
 
     async def push_flash(self, session: Session, kind: str, text: str) -> None:
         """A message for the next page this browser sees (after a redirect)."""
         await self.db.sessions.update_one({"_id": session.key}, {"$push": {"flash": {"kind": kind, "text": text}}})
+        await self.changes.note(session.key)
 
     async def take_flash(self, session: Session) -> list[dict[str, str]]:
         """The pending messages, removed."""
         if not session.flash:
             return []
         await self.db.sessions.update_one({"_id": session.key}, {"$set": {"flash": []}})
+        await self.changes.note(session.key)
         taken, session.flash = session.flash, []
         return taken
 
     async def end(self, session_key: str) -> dict[str, Any] | None:
-        """Delete a session (sign-out, expiry, refresh refused); returns what it held, if it existed."""
-        return await self.db.sessions.find_one_and_delete({"_id": session_key})
+        """Delete a session (sign-out, expiry, refresh refused); returns what it held, if it existed. Every replica
+        refuses it within the cache's bound."""
+        ended = await self.db.sessions.find_one_and_delete({"_id": session_key})
+        await self.changes.note(session_key)
+        return ended
 
     # -- sign-in attempts ------------------------------------------------------------------------------
 
@@ -272,4 +321,4 @@ class SessionStore:
                                                              {"idle_expires_at": {"$lt": at}}]})
         removed += result.deleted_count
         result = await self.db.logins.delete_many({"expires_at": {"$lt": at}})
-        return removed + result.deleted_count
+        return removed + result.deleted_count + await self.changes.delete_old()

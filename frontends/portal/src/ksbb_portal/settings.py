@@ -62,6 +62,11 @@ class PortalSettings(KitSettings):
     refresh_margin_seconds: int = Field(
         default=30, ge=0, description="Access tokens this close to expiry are refreshed before a call."
     )
+    session_cache_seconds: float = Field(
+        default=1.0, ge=0, le=30,
+        description="Sessions read recently are kept in process; a change made on any replica (sign-out included) "
+        "reaches every replica within this many seconds. 0: every request reads its session from the database.",
+    )
     cleanup_interval_seconds: float = Field(default=600.0, gt=0, description="How often ended sessions are deleted.")
     vendor_dir: str | None = Field(
         default=None,

@@ -26,6 +26,9 @@ HERE = Path(__file__).resolve().parent.parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 LANG_COOKIE = "ksbb_lang"
+#: Set after a change the next page must show (a flash message): that page reads its session from the database,
+#: whichever replica serves it, rather than a copy another replica may still keep (see ksbb_portal.session_cache).
+SYNC_COOKIE = "ksbb_portal_sync"
 #: htmx settings (CSP-friendly: no eval, no injected style element; no page copies kept in localStorage).
 HTMX_CONFIG = (
     '{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0,'
@@ -105,6 +108,9 @@ class Page:
     lang: str
     api: Api
     set_lang_cookie: bool = False
+    read_fresh: bool = False  # the session was read from the database because of the sync cookie
+    flash_pushed: bool = False
+    flash_shown: bool = False
 
     # -- who ----------------------------------------------------------------------------------------
 
@@ -150,6 +156,7 @@ class Page:
                      **values: Any) -> HTMLResponse:
         """A full page; its flash messages are consumed."""
         flash = await self.parts.store.take_flash(self.session) if self.session else []
+        self.flash_shown = True
         lang = self.lang
         context = {
             "page": self, "lang": lang, "_": self._, "url": self.url, "static": self.static,
@@ -177,6 +184,11 @@ class Page:
         if self.set_lang_cookie:
             response.set_cookie(LANG_COOKIE, self.lang, max_age=365 * 24 * 3600, path=self.settings.root_path,
                                 samesite="lax", httponly=True, secure=self.secure)
+        if self.flash_pushed:
+            response.set_cookie(SYNC_COOKIE, "1", max_age=300, path=self.settings.root_path, samesite="lax",
+                                httponly=True, secure=self.secure)
+        elif self.read_fresh and self.flash_shown:
+            response.delete_cookie(SYNC_COOKIE, path=self.settings.root_path)
         return response
 
     @property
@@ -194,6 +206,7 @@ class Page:
         """A message for the next page (in the page's language)."""
         if self.session:
             await self.parts.store.push_flash(self.session, kind, self._(key, **values))
+            self.flash_pushed = True
 
     # -- forms ----------------------------------------------------------------------------------------
 
@@ -221,7 +234,13 @@ class Page:
 async def page(request: Request) -> Page:
     """The page context of any request (anonymous or signed in)."""
     parts: Parts = request.app.state.parts
-    session = await parts.store.get(request.cookies.get(parts.settings.cookie_name))
+    session_id = request.cookies.get(parts.settings.cookie_name)
+    fresh = SYNC_COOKIE in request.cookies
+    session = await parts.store.get(session_id, fresh=fresh)
+    chosen = _safe_lang(request.cookies.get(LANG_COOKIE))
+    if session is not None and not fresh and chosen and chosen != session.lang:
+        # The language was changed (maybe on another replica, whose note may not have arrived yet).
+        session = await parts.store.get(session_id, fresh=True)
     asked = _safe_lang(request.query_params.get("lang"))
     lang = asked or (session.lang if session else None) or _safe_lang(request.cookies.get(LANG_COOKIE)) or "id"
     if asked and session is not None and session.lang != asked:
@@ -229,7 +248,7 @@ async def page(request: Request) -> Page:
     client = request.client.host if request.client else None
     api = Api(parts.gateway, parts.refresher, session, client_address=client, lang=lang)
     return Page(request=request, parts=parts, session=session, lang=lang, api=api,
-                set_lang_cookie=bool(asked and asked != request.cookies.get(LANG_COOKIE)))
+                set_lang_cookie=bool(asked and asked != request.cookies.get(LANG_COOKIE)), read_fresh=fresh)
 
 
 PageDep = Annotated[Page, Depends(page)]
