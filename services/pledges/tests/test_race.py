@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,9 @@ from ksbb_kit.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
+#: Attempts per pledge when the connection fails before an answer arrives.
+RETRIES = 4
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -28,9 +32,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_service(executable: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """One `ksbb-pledges` process (Popen returns at once; it does not block the loop in practice)."""
-    return subprocess.Popen([executable], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_service(executable: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """One `ksbb-pledges` process writing its output to `log` (Popen returns at once)."""
+    with log.open("wb") as output:
+        return subprocess.Popen([executable], env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def log_tails(logs: list[Path]) -> str:
+    """The last lines each service process wrote, for a failure message."""
+    return "\n".join(
+        f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]) for log in logs
+    )
 
 
 async def wait_ready(client: httpx.AsyncClient, url: str, process: subprocess.Popen[bytes]) -> None:
@@ -42,13 +54,14 @@ async def wait_ready(client: httpx.AsyncClient, url: str, process: subprocess.Po
 
 
 async def test_two_processes_never_over_commit(
-    infra: Infra, dev_issuer: DevIssuer, namespace: str, service: Any
+    infra: Infra, dev_issuer: DevIssuer, namespace: str, service: Any, tmp_path: Path
 ) -> None:
     executable = shutil.which("ksbb-pledges")
     assert executable, "the ksbb-pledges entry point is installed in the workspace"
     ports = [free_port(), free_port()]
     processes = []
-    for port in ports:
+    logs = [tmp_path / f"pledges-{index}.log" for index in range(len(ports))]
+    for port, log in zip(ports, logs, strict=True):
         env = {
             **os.environ,
             "KSBB_PLEDGES_HTTP_PORT": str(port),
@@ -61,7 +74,7 @@ async def test_two_processes_never_over_commit(
             "KSBB_ENV": "test",
             "KSBB_LOG_LEVEL": "WARNING",
         }
-        processes.append(start_service(executable, env))
+        processes.append(start_service(executable, env, log))
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     # Idle connections expire well before the servers' 5 s keep-alive timeout: reusing one the server is
     # closing at that moment fails the request (a ReadError) on a busy machine.
@@ -83,17 +96,27 @@ async def test_two_processes_never_over_commit(
             tokens = [dev_issuer.token("donor", subject=f"racer-{i % 25}") for i in range(500)]
 
             async def pledge(index: int) -> int:
-                response = await client.post(
-                    f"{urls[index % 2]}/v1/pledges",
-                    headers={"authorization": f"Bearer {tokens[index]}"},
-                    json={"need_id": "ned_race", "quantity": 1, "planned_date": planned},
-                )
-                if response.status_code == 409:
-                    assert response.json()["details"]["available"] == 0
-                return response.status_code
+                # A donor's client retries a request whose answer was lost (a connection the busy server
+                # closed) with the same Idempotency-Key, which makes the retry safe: never a second pledge.
+                headers = {"authorization": f"Bearer {tokens[index]}", "idempotency-key": f"race-{index}"}
+                for attempt in range(RETRIES):
+                    try:
+                        response = await client.post(
+                            f"{urls[(index + attempt) % 2]}/v1/pledges",
+                            headers=headers,
+                            json={"need_id": "ned_race", "quantity": 1, "planned_date": planned},
+                        )
+                    except httpx.TransportError:
+                        if attempt == RETRIES - 1:
+                            raise
+                        continue
+                    if response.status_code == 409:
+                        assert response.json()["details"]["available"] == 0
+                    return response.status_code
+                raise AssertionError("unreachable")
 
             statuses = Counter(await asyncio.gather(*(pledge(i) for i in range(500))))
-            assert statuses == Counter({201: 100, 409: 400})
+            assert statuses == Counter({201: 100, 409: 400}), log_tails(logs)
             ledger = (await client.get(f"{urls[0]}/v1/needs/ned_race/ledger")).json()
             admin = {"authorization": f"Bearer {dev_issuer.token('admin')}"}
             pledges = (await client.get(f"{urls[1]}/v1/needs/ned_race/pledges", headers=admin)).json()
