@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -29,6 +30,7 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from ksbb_kit.auth import DevIssuer
+from ksbb_kit.testing.identity import identity_infra
 from ksbb_kit.testing.infra import Infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +40,7 @@ KUSTOMIZE_VERSION = "v5.7.1"
 KAFKA_LOG4J = ROOT / "deploy" / "local" / "kafka" / "log4j2.xml"
 INSTALL_HINT = "run `make deploy-tools` (installs Debian's prometheus for promtool, kustomize and Kafka's CLI jars)"
 SERVICES = ("registry", "pledges", "notifier", "publisher")
+__all__ = ["identity_infra"]  # the run's Keycloak, for the portal's sign-in
 
 
 # ----------------------------------------------------------------------------------------- tools --
@@ -157,6 +160,55 @@ def process_environment(service: str, infra: Infra, namespace: str, issuer: DevI
     if service == "notifier":
         env |= {"KSBB_NOTIFIER_INSECURE_HTTP_HOSTS": '["127.0.0.1"]', "KSBB_NOTIFIER_SSRF_ALLOW_HOSTS": '["127.0.0.1"]'}
     return env
+
+
+@dataclass(frozen=True)
+class ImageRuntime:
+    """What the final stage of a Dockerfile gives a container: entry point, default command, environment, and
+    the files copied from an earlier stage (image path -> the stage's source path)."""
+
+    entrypoint: list[str]
+    cmd: list[str]
+    env: dict[str, str]
+    copied_from_stages: dict[str, str]
+
+
+def image_runtime(dockerfile: Path) -> ImageRuntime:
+    """Read ENTRYPOINT, CMD, ENV and `COPY --from=<stage>` of a Dockerfile's last stage (exec form only)."""
+    import shlex
+
+    text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))
+    stage: list[tuple[str, str]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, args = line.partition(" ")
+        if keyword.upper() == "FROM":
+            stage = []
+        stage.append((keyword.upper(), args.strip()))
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    env: dict[str, str] = {}
+    copied: dict[str, str] = {}
+    for keyword, args in stage:
+        if keyword in ("ENTRYPOINT", "CMD"):
+            assert args.startswith("["), f"{dockerfile}: {keyword} must use the exec form"
+            if keyword == "ENTRYPOINT":
+                entrypoint, cmd = json.loads(args), []  # a new ENTRYPOINT resets an inherited CMD
+            else:
+                cmd = json.loads(args)
+        elif keyword == "ENV":
+            for pair in shlex.split(args):
+                name, sep, value = pair.partition("=")
+                assert sep, f"{dockerfile}: ENV {pair} is not NAME=value"
+                env[name] = value
+        elif keyword == "COPY" and args.startswith("--from="):
+            words = args.split()
+            sources, target = words[1:-1], words[-1]
+            for source in sources:
+                copied[f"{target.rstrip('/')}/{Path(source).name}" if target.endswith("/") else target] = source
+    return ImageRuntime(entrypoint=entrypoint, cmd=cmd, env=env, copied_from_stages=copied)
 
 
 def generated_secret() -> str:
