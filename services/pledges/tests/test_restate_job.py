@@ -8,7 +8,7 @@ import pytest
 from ksbb_contracts.events.pledges import NeedLedgerChanged
 from ksbb_kit.restate_pages import MongoRestatePages
 from ksbb_kit.testing.kafka import TopicReader
-from ksbb_pledges.app.restate import LedgerRestatement
+from ksbb_pledges.app.restate import ledger_restatement_job
 
 from .conftest import Service
 
@@ -23,7 +23,7 @@ async def test_pages_cover_every_ledger_once_per_pass_and_restated_events_carry_
         assert (await service.pledge(need_id, index + 1, donor=f"donor-{index}")).status_code == 201
     db = service.parts.runtime.db
     pages = MongoRestatePages(db, "ledgers", job="restate-test")
-    job = LedgerRestatement(service.parts.ledger_store, pages, service.clock, page_size=2)
+    job = ledger_restatement_job(service.parts.ledger_store, pages, service.clock, page_size=2)
     ledger_topic = service.settings.topic("ksbb.pledges.ledger")
     async with TopicReader(service.infra.kafka_bootstrap, [ledger_topic]) as reader:
         # 5 ledgers, 2 per page: 2 full pages, then the last one, which ends the pass.

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock
-from ksbb_kit.restate_pages import MongoRestatePages
+from ksbb_kit.restate_pages import MongoRestatePages, RestatePass
 from ksbb_kit.runtime import ServiceRuntime
 
 from ksbb_pledges.adapters.copies import MongoPledgeCopies
@@ -31,7 +31,7 @@ from ksbb_pledges.app.offers import OfferService
 from ksbb_pledges.app.pledges import PledgeService
 from ksbb_pledges.app.ports import DonorStore, LedgerStore, OfferStore, PledgeCopies, Replicas
 from ksbb_pledges.app.registry import RegistryFacts
-from ksbb_pledges.app.restate import LedgerRestatement
+from ksbb_pledges.app.restate import LEDGERS_JOB, ledger_restatement_job
 from ksbb_pledges.handlers import build_router
 from ksbb_pledges.settings import PledgesSettings
 
@@ -55,7 +55,7 @@ class PledgesService:
     offers: OfferService
     donors: DonorService
     registry: RegistryFacts
-    restatement: LedgerRestatement
+    restatement: RestatePass
     app: FastAPI
 
 
@@ -94,8 +94,8 @@ def compose(
     offers = OfferService(offer_store, ledger, ledger_store, replicas, runtime.clock)
     donors = DonorService(donor_store, runtime.clock)
     registry = RegistryFacts(ledger_store, replicas, runtime.clock)
-    restatement = LedgerRestatement(
-        ledger_store, MongoRestatePages(db, "ledgers", job="ledger-restate"), runtime.clock,
+    restatement = ledger_restatement_job(
+        ledger_store, MongoRestatePages(db, "ledgers", job=LEDGERS_JOB), runtime.clock,
         page_size=settings.restate_page_size, stuck=runtime.stuck,
     )
 
@@ -110,7 +110,7 @@ def compose(
     async def sweeps(_: ServiceRuntime) -> None:
         await ledger.sweep()
 
-    @runtime.every(settings.restate_interval_seconds, "ledger-restate")
+    @runtime.every(settings.restate_interval_seconds, LEDGERS_JOB)
     async def restate(_: ServiceRuntime) -> None:
         await restatement.run_page()
 
