@@ -109,8 +109,9 @@ def build_router(*, replicas: Replicas, deliveries: FanOut, mailer: EventMail) -
 
     @router.on(OrganisationRegistered, OrganisationUpdated, OrganisationSuspended, OrganisationReinstated)
     async def on_organisation(event: Any, envelope: CloudEvent) -> None:
-        await replicas.organisation(event.organisation)
-        await deliveries.fan_out(envelope)
+        await replicas.organisation(event.organisation, restated=event.restated)
+        if not event.restated:  # the registry restating unchanged state (anti-entropy) is no news to a subscriber
+            await deliveries.fan_out(envelope)
 
     @router.on(
         RecipientRegistered,
@@ -122,7 +123,7 @@ def build_router(*, replicas: Replicas, deliveries: FanOut, mailer: EventMail) -
         RecipientArchived,
     )
     async def on_recipient(event: Any, envelope: CloudEvent) -> None:
-        await replicas.recipient(event.recipient)
+        await replicas.recipient(event.recipient, restated=event.restated)
         if not event.restated:  # the registry restating unchanged state (anti-entropy) is no news to a subscriber
             await deliveries.fan_out(envelope)
 

@@ -66,11 +66,11 @@ def build_router(registry: RegistryFacts) -> EventRouter:
         RecipientArchived,
     )
     async def recipient_snapshot(event: RecipientSnapshot, _: CloudEvent) -> None:
-        await registry.recipient(event.recipient)
+        await registry.recipient(event.recipient, restated=event.restated)
 
     @router.on(OrganisationRegistered, OrganisationUpdated, OrganisationSuspended, OrganisationReinstated)
     async def organisation_snapshot(event: OrganisationSnapshot, _: CloudEvent) -> None:
-        await registry.organisation(event.organisation)
+        await registry.organisation(event.organisation, restated=event.restated)
 
     @router.on(RecipientContactRecorded)
     async def recipient_contact(event: RecipientContactRecorded, _: CloudEvent) -> None:

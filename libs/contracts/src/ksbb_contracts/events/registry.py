@@ -45,6 +45,7 @@ __all__ = [
     "RecipientUpdated",
     "RecipientVerified",
     "public_state_digest",
+    "snapshot_repair",
 ]
 
 _DIGEST_DESCRIPTION = (
@@ -57,6 +58,11 @@ _RESTATED_DESCRIPTION = (
 )
 
 
+#: Why a consumer applied a registry snapshot that is not newer than its view (ADR 0005).
+SAME_VERSION_OTHER_CONTENT = "same_version_other_figures"
+RESTATED = "restated"
+
+
 class _Snapshot(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -66,6 +72,25 @@ def public_state_digest(snapshot: BaseModel) -> str:
     state = snapshot.model_dump(mode="json", exclude={"version"})
     canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def snapshot_repair(
+    held_version: int, held_digest: str | None, version: int, digest: str, *, restated: bool
+) -> str | None:
+    """Why a snapshot that is not newer than a consumer's view still replaces it (None: it does not).
+
+    The registry is authoritative (ADR 0005): the same version with another digest means it reused a version
+    after losing writes, and a `restated` state that differs repairs a view at that version or a newer one.
+    A view kept before digests were (`held_digest` None) is repaired only by a restated snapshot; a view
+    holding nothing yet (`held_version` 0) or an older version takes the snapshot anyway, not as a repair.
+    """
+    if version > held_version or held_version == 0 or held_digest == digest:
+        return None
+    if held_digest is None and not restated:
+        return None
+    if version == held_version:
+        return SAME_VERSION_OTHER_CONTENT
+    return RESTATED if restated else None
 
 
 class OrganisationPublic(_Snapshot):
@@ -83,6 +108,12 @@ class _OrganisationEvent(Event):
     topic = topics.ORGANISATIONS
     subject_field = "organisation.organisation_id"
     organisation: OrganisationPublic
+    state_digest: str | None = Field(default=None, description=_DIGEST_DESCRIPTION)
+    restated: bool = Field(default=False, description=_RESTATED_DESCRIPTION)
+
+    def organisation_digest(self) -> str:
+        """The digest of this event's organisation snapshot (computed, so events without `state_digest` compare)."""
+        return public_state_digest(self.organisation)
 
 
 class OrganisationRegistered(_OrganisationEvent):
@@ -92,7 +123,7 @@ class OrganisationRegistered(_OrganisationEvent):
 
 
 class OrganisationUpdated(_OrganisationEvent):
-    """An organisation's public facts changed."""
+    """An organisation's public facts changed (or, `restated`, the registry re-published its current state)."""
 
     event_type = "ksbb.organisation.updated.v1"
 

@@ -47,6 +47,28 @@ class MongoReplicaStore:
         """Store a recipient snapshot unless a newer (or the same) version is there already."""
         return await upsert_versioned(self._recipients, recipient_id, fields, version)
 
+    async def snapshot_held(self, kind: str, owner_id: str) -> dict[str, Any] | None:
+        """The `version` and `state_digest` of an `organisation` or `recipient` replica (None: none held)."""
+        return await self._snapshots(kind).find_one({"_id": owner_id}, {"version": 1, "state_digest": 1})
+
+    async def replace_snapshot(
+        self, kind: str, owner_id: str, held: dict[str, Any] | None, fields: dict[str, Any]
+    ) -> bool:
+        """Set a replica's fields if it still holds what was read (`held`); False: it changed meanwhile."""
+        collection = self._snapshots(kind)
+        if held is None:
+            try:
+                await collection.insert_one({"_id": owner_id, **fields})
+                return True
+            except DuplicateKeyError:
+                return False
+        # A missing digest matches None (a replica kept before digests were); findAndModify, see above.
+        guard = {"_id": owner_id, "version": held.get("version"), "state_digest": held.get("state_digest")}
+        return await collection.find_one_and_update(guard, {"$set": fields}, projection={"_id": 1}) is not None
+
+    def _snapshots(self, kind: str) -> Collection:
+        return {"organisation": self._organisations, "recipient": self._recipients}[kind]
+
     async def recipient_kinds(self, recipient_ids: Sequence[str]) -> dict[str, str]:
         """The kinds of the known recipients among these (one read)."""
         if not recipient_ids:

@@ -176,6 +176,16 @@ class ReplicaStore(Protocol):
         """Store a recipient snapshot unless a newer (or the same) version is there already."""
         ...
 
+    async def snapshot_held(self, kind: str, owner_id: str) -> dict[str, Any] | None:
+        """The `version` and `state_digest` of an `organisation` or `recipient` replica (None: none held)."""
+        ...
+
+    async def replace_snapshot(
+        self, kind: str, owner_id: str, held: dict[str, Any] | None, fields: dict[str, Any]
+    ) -> bool:
+        """Set a replica's fields if it still holds what was read (`held`); False: it changed meanwhile."""
+        ...
+
     async def recipient_kinds(self, recipient_ids: Sequence[str]) -> dict[str, str]:
         """The kinds of the known recipients among these (one read)."""
         ...

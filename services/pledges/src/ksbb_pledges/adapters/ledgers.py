@@ -56,6 +56,7 @@ LEDGER_SCALARS = (
     "need_digest",
     "recipient_version",
     "recipient_blocked",
+    "recipient_digest",
     "committed",
     "in_transit",
     "delivered",

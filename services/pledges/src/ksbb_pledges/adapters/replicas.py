@@ -1,4 +1,4 @@
-"""Replicas of the registry's recipients and organisations in MongoDB, upserted by version."""
+"""Replicas of the registry's recipients and organisations in MongoDB, replaced only as they were read."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+#: What a decision about a replica reads: the snapshot version and its digest.
+_HELD = {"version": 1, "state_digest": 1}
+
 
 class MongoReplicas:
     """Recipients (status, organisation, households, contact) and organisations (facts, contact)."""
@@ -16,12 +19,13 @@ class MongoReplicas:
         self.recipients = db["recipients"]
         self.organisations = db["organisations"]
 
-    async def recipient_status(self, recipient_id: str) -> tuple[str | None, int]:
-        """The recipient's status and replica version; (None, 0) when unknown."""
-        replica = await self.recipients.find_one({"_id": recipient_id}, projection={"status": 1, "version": 1})
-        if replica is None:
-            return None, 0
-        return replica.get("status"), int(replica.get("version") or 0)
+    async def recipient_held(self, recipient_id: str) -> dict[str, Any] | None:
+        """The recipient replica's `status`, `version` and `state_digest` (None: never heard of)."""
+        return await self.recipients.find_one({"_id": recipient_id}, projection=_HELD | {"status": 1})
+
+    async def organisation_held(self, organisation_id: str) -> dict[str, Any] | None:
+        """The organisation replica's `version` and `state_digest` (None: never heard of)."""
+        return await self.organisations.find_one({"_id": organisation_id}, projection=_HELD)
 
     async def recipient_organisation(self, recipient_id: str) -> str | None:
         """The recipient's facilitating organisation, if known."""
@@ -40,13 +44,15 @@ class MongoReplicas:
             async for replica in self.recipients.find({}, projection={"households": 1})
         }
 
-    async def upsert_recipient(self, recipient_id: str, version: int, fields: dict[str, Any]) -> None:
-        """Store a recipient's facts unless this or a newer version is stored."""
-        await _upsert_versioned(self.recipients, recipient_id, version, fields)
+    async def replace_recipient(self, recipient_id: str, held: dict[str, Any] | None, fields: dict[str, Any]) -> bool:
+        """Set a recipient's facts if its replica still holds what was read (`held`); False: it changed meanwhile."""
+        return await _replace_as_read(self.recipients, recipient_id, held, fields)
 
-    async def upsert_organisation(self, organisation_id: str, version: int, fields: dict[str, Any]) -> None:
-        """Store an organisation's facts unless this or a newer version is stored."""
-        await _upsert_versioned(self.organisations, organisation_id, version, fields)
+    async def replace_organisation(
+        self, organisation_id: str, held: dict[str, Any] | None, fields: dict[str, Any]
+    ) -> bool:
+        """Set an organisation's facts if its replica still holds what was read; False: it changed meanwhile."""
+        return await _replace_as_read(self.organisations, organisation_id, held, fields)
 
     async def record_recipient_contact(self, recipient_id: str, contact: dict[str, Any]) -> None:
         """Set a recipient's contact person (creating the replica if the snapshot has not arrived yet)."""
@@ -62,17 +68,17 @@ class MongoReplicas:
         await self.organisations.update_one({"_id": key}, {"$unset": {"contact": ""}})
 
 
-async def _upsert_versioned(
-    collection: AsyncCollection[dict[str, Any]], key: str, version: int, fields: dict[str, Any]
-) -> None:
-    """Set a replica's fields unless it holds this or a newer version (redeliveries change nothing)."""
-    older = {"$or": [{"version": {"$lt": version}}, {"version": {"$exists": False}}]}
-    while True:
-        result = await collection.update_one({"_id": key, **older}, {"$set": {**fields, "version": version}})
-        if result.matched_count or await collection.count_documents({"_id": key}):
-            return
+async def _replace_as_read(
+    collection: AsyncCollection[dict[str, Any]], key: str, held: dict[str, Any] | None, fields: dict[str, Any]
+) -> bool:
+    """Set a replica's fields if its version and digest are still those read (None: there was no replica)."""
+    if held is None:
         try:
-            await collection.insert_one({"_id": key, **fields, "version": version})
-            return
+            await collection.insert_one({"_id": key, **fields})
+            return True
         except DuplicateKeyError:
-            continue  # a contact event created the replica meanwhile: set the fields on it
+            return False  # a contact event or another snapshot created it meanwhile: read again
+    # A missing field matches None: a replica a contact event created has neither version nor digest.
+    guard = {"_id": key, "version": held.get("version"), "state_digest": held.get("state_digest")}
+    result = await collection.update_one(guard, {"$set": fields})
+    return result.matched_count == 1

@@ -120,8 +120,12 @@ class PledgeCopies(Protocol):
 class Replicas(Protocol):
     """The registry's recipients and organisations as this service last heard of them."""
 
-    async def recipient_status(self, recipient_id: str) -> tuple[str | None, int]:
-        """The recipient's status and replica version; (None, 0) when unknown."""
+    async def recipient_held(self, recipient_id: str) -> dict[str, Any] | None:
+        """The recipient replica's `status`, `version` and `state_digest` (None: never heard of)."""
+        ...
+
+    async def organisation_held(self, organisation_id: str) -> dict[str, Any] | None:
+        """The organisation replica's `version` and `state_digest` (None: never heard of)."""
         ...
 
     async def recipient_organisation(self, recipient_id: str) -> str | None:
@@ -136,12 +140,14 @@ class Replicas(Protocol):
         """Beneficiary households per known recipient."""
         ...
 
-    async def upsert_recipient(self, recipient_id: str, version: int, fields: dict[str, Any]) -> None:
-        """Store a recipient's facts unless this or a newer version is stored."""
+    async def replace_recipient(self, recipient_id: str, held: dict[str, Any] | None, fields: dict[str, Any]) -> bool:
+        """Set a recipient's facts if its replica still holds what was read (`held`); False: it changed meanwhile."""
         ...
 
-    async def upsert_organisation(self, organisation_id: str, version: int, fields: dict[str, Any]) -> None:
-        """Store an organisation's facts unless this or a newer version is stored."""
+    async def replace_organisation(
+        self, organisation_id: str, held: dict[str, Any] | None, fields: dict[str, Any]
+    ) -> bool:
+        """Set an organisation's facts if its replica still holds what was read; False: it changed meanwhile."""
         ...
 
     async def record_recipient_contact(self, recipient_id: str, contact: dict[str, Any]) -> None:

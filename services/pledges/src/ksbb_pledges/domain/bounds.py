@@ -129,6 +129,7 @@ def worst_case_ledger() -> dict[str, Any]:
         "need_digest": "f" * 16,
         "recipient_version": 2**62,
         "recipient_blocked": True,
+        "recipient_digest": "f" * 16,
         "committed": L.QUANTITY[1],
         "in_transit": L.QUANTITY[1],
         "delivered": L.QUANTITY[1],

@@ -59,6 +59,7 @@ from ksbb_pledges.domain.lifecycle import (
 )
 from ksbb_pledges.domain.need_replica import need_repair
 from ksbb_pledges.domain.pledge import Ledger, Pledge, advance, pledge_public
+from ksbb_pledges.domain.registry_replicas import blocking_repair
 
 R = TypeVar("R")
 
@@ -150,7 +151,14 @@ def unchanged(result: R) -> LedgerChange[R]:
 # -- building blocks ----------------------------------------------------------------------------------
 
 
-def new_ledger(need: NeedPublic, *, recipient_blocked: bool, recipient_version: int, now: datetime) -> Ledger:
+def new_ledger(
+    need: NeedPublic,
+    *,
+    recipient_blocked: bool,
+    recipient_version: int,
+    now: datetime,
+    recipient_digest: str | None = None,
+) -> Ledger:
     """The ledger of a need seen for the first time; the need's facts arrive with the decision applied to it."""
     return {
         "_id": need.need_id,
@@ -166,6 +174,7 @@ def new_ledger(need: NeedPublic, *, recipient_blocked: bool, recipient_version: 
         "need_version": 0,
         "recipient_version": recipient_version,
         "recipient_blocked": recipient_blocked,
+        "recipient_digest": recipient_digest,
         "committed": 0,
         "in_transit": 0,
         "delivered": 0,
@@ -377,13 +386,26 @@ def apply_need(
     return settle(ledger, change, now)
 
 
-def block_recipient(ledger: Ledger, version: int, blocked: bool, reason: str, now: datetime) -> LedgerChange[None]:
-    """Record the recipient's (un)blocking (newer versions only); blocking releases live pledges."""
-    if ledger.get("recipient_version", 0) >= version:
+def block_recipient(
+    ledger: Ledger,
+    version: int,
+    blocked: bool,
+    reason: str,
+    now: datetime,
+    *,
+    digest: str | None = None,
+    restated: bool = False,
+) -> LedgerChange[None]:
+    """Record the recipient's (un)blocking (newer versions only, or a repair of its snapshot `digest`:
+    `blocking_repair`); blocking releases live pledges."""
+    if ledger.get("recipient_version", 0) >= version and (
+        digest is None or blocking_repair(ledger, version, digest, restated=restated) is None
+    ):
         return unchanged(None)
-    change: LedgerChange[None] = LedgerChange(
-        result=None, set_fields={"recipient_version": version, "recipient_blocked": blocked}
-    )
+    fields: dict[str, Any] = {"recipient_version": version, "recipient_blocked": blocked}
+    if digest is not None:
+        fields["recipient_digest"] = digest
+    change: LedgerChange[None] = LedgerChange(result=None, set_fields=fields)
     if blocked:
         _release(ledger, change, reason, now)
     return settle(ledger, change, now)

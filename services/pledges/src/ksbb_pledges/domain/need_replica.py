@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksbb_contracts.events.registry import NeedPublic, public_state_digest
+from ksbb_contracts.events.registry import (
+    RESTATED,
+    SAME_VERSION_OTHER_CONTENT,
+    NeedPublic,
+    public_state_digest,
+    snapshot_repair,
+)
 
-#: Why a need snapshot that is not newer than the ledger's was applied anyway.
-SAME_VERSION_OTHER_CONTENT = "same_version_other_figures"
-RESTATED = "restated"
+__all__ = ["RESTATED", "SAME_VERSION_OTHER_CONTENT", "need_repair"]
 
 
 def need_repair(ledger: dict[str, Any], need: NeedPublic, *, restated: bool) -> str | None:
@@ -22,10 +26,4 @@ def need_repair(ledger: dict[str, Any], need: NeedPublic, *, restated: bool) -> 
     A ledger written before digests were kept is repaired only by a restated snapshot.
     """
     held_version, held_digest = int(ledger.get("need_version", 0)), ledger.get("need_digest")
-    if need.version > held_version or held_version == 0 or held_digest == public_state_digest(need):
-        return None
-    if held_digest is None and not restated:
-        return None
-    if need.version == held_version:
-        return SAME_VERSION_OTHER_CONTENT
-    return RESTATED if restated else None
+    return snapshot_repair(held_version, held_digest, need.version, public_state_digest(need), restated=restated)

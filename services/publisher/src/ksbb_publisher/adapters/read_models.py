@@ -217,7 +217,7 @@ class MongoReadModels:
             ("recipients", ("version", "state_check")),
             ("needs", ("version", "state_check", "ledger_version", "progress.requested", "progress.committed",
                        "progress.in_transit", "progress.delivered")),
-            ("organisations", ("version",)),
+            ("organisations", ("version", "state_check")),
             ("donors", ("version",)),
             ("feed", ()),
         ):

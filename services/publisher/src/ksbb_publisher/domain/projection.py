@@ -182,7 +182,8 @@ def fold_offer_changes(
 
 
 def organisation_part(event: _OrganisationEvent) -> VersionedPart:
-    """Public facts of a facilitator organisation."""
+    """Public facts of a facilitator organisation, guarded by its `version` and its state's digest (the same
+    version with other content, or a restated state that differs, repairs the document)."""
     org = event.organisation
     return VersionedPart(
         "organisations",
@@ -190,12 +191,16 @@ def organisation_part(event: _OrganisationEvent) -> VersionedPart:
         "version",
         org.version,
         {
+            "state_digest": event.organisation_digest(),
+            "state_check": state_check(event.organisation_digest()),
             "organisation_id": org.organisation_id,
             "name": org.name,
             "kind": org.kind.value,
             "area_codes": list(org.area_codes),
             "status": org.status.value,
         },
+        digest_field="state_digest",
+        restated=event.restated,
     )
 
 
