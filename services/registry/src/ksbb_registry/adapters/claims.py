@@ -7,17 +7,22 @@ leaves an orphan claim that is taken over atomically (compare-and-set on the sta
 than the grace period, or removed by `sweep`.
 
 Round trips: a registration's keys are claimed in one write when they are free (the common case), and
-confirmed or released in one write; only a key that is already taken costs a read of its claim.
+released in one write; only a key that is already taken costs a read of its claim. The confirmations of
+registrations are gathered for a moment and sent as one write for many (`confirm_soon`): an unconfirmed
+claim of a written recipient is never taken over (its holder exists and carries the key), and one left
+unconfirmed by a crash is confirmed by the sweep.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
 from ksbb_contracts.vocab import RecipientStatus
 from ksbb_kit.jobs import StuckItems, for_each_item
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -32,6 +37,12 @@ _ARCHIVED = RecipientStatus.ARCHIVED.value
 #: Marks a database whose pre-existing recipients have had their keys claimed (never a duplicate key).
 BACKFILL_MARKER = "meta:backfill-v1"
 DUPLICATE_KEY = 11000
+#: How long registrations' confirmations are gathered before they are sent together (seconds).
+CONFIRM_GATHER_SECONDS = 0.05
+#: At most this many recipients' confirmations go in one write.
+CONFIRM_BATCH = 500
+
+log = logging.getLogger(__name__)
 
 
 def claim_query(claim_id: str) -> Doc:
@@ -44,13 +55,25 @@ def claim_query(claim_id: str) -> Doc:
 class ClaimStore:
     """Claims of duplicate keys by recipients (see the module docstring)."""
 
-    def __init__(self, db: AsyncDatabase[Doc], clock: Clock, grace: timedelta, attempts: int = 8) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Doc],
+        clock: Clock,
+        grace: timedelta,
+        attempts: int = 8,
+        *,
+        gather_seconds: float = CONFIRM_GATHER_SECONDS,
+    ) -> None:
         self.claims = db["recipient_claims"]
         self.recipients = db["recipients"]
         self.stuck = StuckItems(db, clock)
         self.now = clock.now
         self.grace = grace
         self.attempts = attempts
+        self.gather_seconds = gather_seconds
+        #: recipient id -> keys whose confirmation `confirm_soon` has not sent yet
+        self._to_confirm: dict[str, list[str]] = {}
+        self._confirming: asyncio.Task[None] | None = None
 
     async def setup(self) -> None:
         """Create the sweep's index (the unique `_id` index exists on every collection) and backfill once."""
@@ -159,6 +182,49 @@ class ClaimStore:
             return []
         still = {claim["_id"] async for claim in self.claims.find(held, projection={"_id": 1})}
         return [key for key in keys if key not in still]
+
+    def confirm_soon(self, keys: list[str], recipient_id: str) -> None:
+        """Confirm these claims shortly, in one write with other registrations' (see the module docstring)."""
+        if not keys:
+            return
+        self._to_confirm.setdefault(recipient_id, []).extend(keys)
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.create_task(self._confirm_gathered())
+
+    async def confirmations_sent(self) -> None:
+        """Wait until every confirmation asked for so far has been written (or has failed and been logged)."""
+        while self._confirming is not None and not self._confirming.done():
+            await asyncio.shield(self._confirming)
+
+    async def _confirm_gathered(self) -> None:
+        """Send the gathered confirmations, batch after batch, until none are left."""
+        while self._to_confirm:
+            await asyncio.sleep(self.gather_seconds)
+            batch = dict(list(self._to_confirm.items())[:CONFIRM_BATCH])
+            for recipient_id in batch:
+                del self._to_confirm[recipient_id]
+            try:
+                await self._confirm_batch(batch)
+            except Exception:
+                log.exception("claim confirmation of %d recipients failed; the claims sweep confirms", len(batch))
+
+    async def _confirm_batch(self, batch: dict[str, list[str]]) -> None:
+        """One write confirming every recipient's claims (`_id` lookups only); a claim lost is reported."""
+        writes = [
+            UpdateMany({"_id": {"$in": keys}, "recipient_id": recipient_id}, {"$set": {"confirmed": True}})
+            for recipient_id, keys in batch.items()
+        ]
+        result = await self.claims.bulk_write(writes, ordered=False)
+        if result.matched_count == sum(len(set(keys)) for keys in batch.values()):
+            return
+        for recipient_id, keys in batch.items():
+            held = {"_id": {"$in": keys}, "recipient_id": recipient_id}
+            still = {claim["_id"] async for claim in self.claims.find(held, projection={"_id": 1})}
+            lost = [key for key in keys if key not in still]
+            if lost:
+                log.error(
+                    "recipient %s lost duplicate claims %s to a takeover (grace too short?)", recipient_id, lost
+                )
 
     async def release(self, keys: list[str], recipient_id: str) -> None:
         """Drop the given claims if (and only if) `recipient_id` still holds them (one write)."""

@@ -3,6 +3,8 @@ the ledger quantities the pledges service publishes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import asdict, dataclass
 
@@ -16,7 +18,7 @@ from ksbb_registry.app.access import may_act_for, require
 from ksbb_registry.app.ports import Clock, Decide, ListQuery, NeedStore, Page, Precondition, RecipientStore
 from ksbb_registry.domain import needs as rules
 from ksbb_registry.domain.change import Change
-from ksbb_registry.domain.errors import NotFound
+from ksbb_registry.domain.errors import NotFound, RuleBroken
 from ksbb_registry.domain.needs import Ledger, Need, NeedPatch, NewNeed
 from ksbb_registry.domain.recipients import Recipient
 
@@ -75,15 +77,26 @@ class NeedService:
     async def post(
         self, need_id: str, recipient_id: str, command: NewNeed, principal: Principal
     ) -> tuple[Need, bool]:
-        """Post a need for an active recipient (its account, its facilitators, admins)."""
-        existing = await self.needs.get(need_id)
-        if existing is not None:
-            return existing, False  # a retried create with the same Idempotency-Key
-        recipient = await self._recipient(recipient_id)
-        require(may_act_for(principal, recipient))
-        created = await self.needs.insert(
-            rules.post(need_id, recipient, command, principal.subject, self.clock.now())
-        )
+        """Post a need for an active recipient (its account, its facilitators, admins).
+
+        Round trips: the recipient read next to the new need's outbox marker, then the need with its events,
+        then the recipient's status again. A retried create (same id) gets the need it created: from the
+        insert, or, when the recipient would refuse it now, from one more read."""
+        async with contextlib.AsyncExitStack() as stack:
+            recipient, insert = await asyncio.gather(
+                self.recipients.get(recipient_id), stack.enter_async_context(self.needs.announced(need_id))
+            )
+            try:
+                if recipient is None:
+                    raise NotFound("recipient", recipient_id)
+                require(may_act_for(principal, recipient))
+                change = rules.post(need_id, recipient, command, principal.subject, self.clock.now())
+            except RuleBroken:
+                existing = await self.needs.get(need_id)
+                if existing is not None:
+                    return existing, False  # a retried create with the same Idempotency-Key
+                raise
+            created = await insert(change)
         # A suspension between our check and the insert may have missed this need: close it now.
         latest = await self.recipients.get(recipient_id)
         if latest is not None and latest.status is not RecipientStatus.ACTIVE:

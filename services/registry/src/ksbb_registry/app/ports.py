@@ -93,6 +93,11 @@ class AggregateStore(Protocol[A]):
 class OrganisationStore(AggregateStore[Organisation], Protocol):
     """Facilitator organisations."""
 
+    async def get_recent(self, organisation_id: str) -> Organisation | None:
+        """The organisation for a check that accepts one read a moment ago: an active one may come from a read
+        at most the store's cache age old (a change through this store is seen at once); otherwise read now."""
+        ...
+
 
 class RecipientStore(AggregateStore[Recipient], Protocol):
     """Recipient units."""
@@ -115,6 +120,12 @@ class RecipientStore(AggregateStore[Recipient], Protocol):
 
 class NeedStore(AggregateStore[Need], Protocol):
     """Needs of recipient units."""
+
+    def announced(
+        self, need_id: str
+    ) -> AbstractAsyncContextManager[Callable[[Change[Need]], Awaitable[tuple[Need, bool]]]]:
+        """Announce a need about to be inserted (as `RecipientStore.announced`); yields its insert."""
+        ...
 
     async def open_need_ids(self, recipient_id: str) -> list[str]:
         """Ids of a recipient's open needs."""
@@ -189,6 +200,11 @@ class DuplicateClaims(Protocol):
 
     async def confirm(self, keys: list[str], recipient_id: str) -> list[str]:
         """Mark claims as backed by a written recipient; returns keys no longer held."""
+        ...
+
+    def confirm_soon(self, keys: list[str], recipient_id: str) -> None:
+        """Confirm claims of a written recipient after the answer, gathered with others into one write (a claim
+        lost meanwhile is logged; a confirmation lost to a crash is made by the sweep)."""
         ...
 
     async def release(self, keys: list[str], recipient_id: str) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from ksbb_contracts.vocab import OrganisationStatus, RecipientKind, RecipientStatus
 from ksbb_kit.auth import Principal
@@ -86,7 +85,6 @@ class RecipientService:
         self.claims = claims
         self.needs = needs
         self.clock = clock
-        self._background: set[asyncio.Task[None]] = set()
 
     async def get(self, recipient_id: str) -> Recipient:
         """A recipient with its audit trail (NotFound otherwise)."""
@@ -121,10 +119,11 @@ class RecipientService:
         """Register a recipient for an organisation (its facilitators or admins); a retried create returns
         the first one. Duplicates are refused unless an admin overrides.
 
-        Round trips in the common case: the organisation read, the claims of the duplicate keys and the
-        outbox marker of the new document at once (claims and marker only for a caller and a body that pass
-        the checks needing no data; claims given back when the organisation refuses), then the document with
-        its events; the claims' confirmation follows without holding up the answer (the claims sweep
+        Round trips in the common case: the claims of the duplicate keys and the outbox marker of the new
+        document at once (only for a caller and a body that pass the checks needing no data; claims given
+        back when the organisation refuses), next to the organisation read (an active organisation read a
+        moment ago is reused, see `OrganisationStore.get_recent`), then the document with its events; the
+        claims' confirmation follows after the answer, one write for many registrations (the claims sweep
         confirms any a crash left unconfirmed)."""
         actor_refused = _refusal(
             lambda: require(
@@ -149,7 +148,7 @@ class RecipientService:
         # the recipient it created (the API replays a retried request's answer before it comes this far).
         async with contextlib.AsyncExitStack() as stack:
             organisation, (held, conflicts), insert = await asyncio.gather(
-                self.organisations.get(command.organisation_id),
+                self.organisations.get_recent(command.organisation_id),
                 self._claim_all(
                     duplicates.claim_keys(*keys) if claimable and keys else [], recipient_id,
                     stop_at_conflict=not override,
@@ -209,28 +208,8 @@ class RecipientService:
         except BaseException:
             await self.claims.release(new_claims, recipient_id)
             raise
-        self._in_background(self._confirm([c.key for c in held], recipient_id))
+        self.claims.confirm_soon([c.key for c in held], recipient_id)
         return result
-
-    async def _confirm(self, keys: list[str], recipient_id: str) -> None:
-        """Mark a written recipient's claims as backed by it; a claim lost meanwhile is reported."""
-        lost = await self.claims.confirm(keys, recipient_id)
-        if lost:
-            log.error(
-                "recipient %s lost duplicate claims %s to a takeover (grace too short?)", recipient_id, lost
-            )
-
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run bookkeeping after the answer; a failure is logged (the sweep repairs what it left undone)."""
-        task = asyncio.create_task(work)
-        self._background.add(task)
-
-        def done(finished: asyncio.Task[None]) -> None:
-            self._background.discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
-                log.error("claim confirmation failed; the claims sweep will confirm", exc_info=finished.exception())
-
-        task.add_done_callback(done)
 
     async def change(
         self,
