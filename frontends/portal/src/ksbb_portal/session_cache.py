@@ -2,7 +2,7 @@
 
 Every change of a session (sign-out, refreshed tokens, language, flash messages) is written to the session
 document first and then noted in the shared `session_changes` collection. Each portal process reads the notes
-of the last few seconds in one small query every `bound / 2` seconds and forgets the sessions they name. A
+of the last few seconds in one small query every `bound / 3` seconds and forgets the sessions they name. A
 copy is used only while the latest successful read of the notes started less than `bound` seconds ago, so a
 change made on one replica is seen by every replica within `bound` seconds; when the notes cannot be read,
 every request reads its session from the database again (as without the cache).

@@ -223,8 +223,9 @@ class SessionStore:
         )
 
     async def follow_changes(self) -> None:
-        """Read the change notes every half bound, for as long as the process runs (failures are logged; while
-        the notes cannot be read every session is read from the database)."""
+        """Read the change notes three times per bound, for as long as the process runs (a late or failed read
+        leaves slack before copies stop being used; while the notes cannot be read, sessions are read from the
+        database)."""
         if not self.cache.enabled:
             return
         while True:
@@ -232,7 +233,7 @@ class SessionStore:
                 await self.changes.read()
             except Exception:
                 log.exception("could not read the session change notes; sessions are read from the database")
-            await asyncio.sleep(self.cache.bound / 2)
+            await asyncio.sleep(self.cache.bound / 3)
 
     async def replace_tokens(self, session: Session, tokens: Tokens, *, expected_refresh: str | None) -> bool:
         """Store refreshed tokens unless another request refreshed first (compare-and-set on the refresh token)."""

@@ -63,9 +63,10 @@ class PortalSettings(KitSettings):
         default=30, ge=0, description="Access tokens this close to expiry are refreshed before a call."
     )
     session_cache_seconds: float = Field(
-        default=1.0, ge=0, le=30,
+        default=2.0, ge=0, le=30,
         description="Sessions read recently are kept in process; a change made on any replica (sign-out included) "
-        "reaches every replica within this many seconds. 0: every request reads its session from the database.",
+        "reaches every replica within this many seconds (each reads the change notes every third of it). "
+        "0: every request reads its session from the database.",
     )
     cleanup_interval_seconds: float = Field(default=600.0, gt=0, description="How often ended sessions are deleted.")
     vendor_dir: str | None = Field(

@@ -112,16 +112,25 @@ async def my_pledges(ctx: DonorPage, cursor: str | None = None) -> HTMLResponse:
 async def _pledge_page(ctx: Page, pledge_id: str, *, notice: str | None = None, status: int = 200) -> HTMLResponse:
     pledge = await ctx.api.get(f"/v1/pledges/{pledge_id}")
     contact, contact_problem = None, None
-    if pledge["status"] in CONTACT_OPEN:
+
+    async def contact_of() -> None:
+        nonlocal contact, contact_problem
+        if pledge["status"] not in CONTACT_OPEN:
+            return
         try:
             contact = await ctx.api.get(f"/v1/pledges/{pledge_id}/recipient-contact")
         except ApiProblem as problem:
             if problem.status >= 500:
                 raise
             contact_problem = problem.code
-    recipient: dict[str, Any] = {}
-    with contextlib.suppress(ApiProblem):
-        recipient = await ctx.api.get_public(f"/v1/public/recipients/{pledge['recipient_id']}")
+
+    async def recipient_of() -> dict[str, Any]:
+        with contextlib.suppress(ApiProblem):
+            return dict(await ctx.api.get_public(f"/v1/public/recipients/{pledge['recipient_id']}"))
+        return {}
+
+    # Both need only the pledge: asked at the same time.
+    _, recipient = await asyncio.gather(contact_of(), recipient_of())
     hours = (contact or {}).get("contact_within_hours", 48)
     deadline = formatting.to_jakarta(pledge["created_at"])
     return await ctx.render(
