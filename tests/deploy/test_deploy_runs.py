@@ -215,11 +215,13 @@ class Mapping:
         env = {}
         # a file's folder too (e.g. the image's vendor folder named in the ENV), longest path first
         paths = sorted({*rendered.files, *(str(Path(f).parent) for f in rendered.files)}, key=len, reverse=True)
+        in_container = re.compile("|".join(map(re.escape, paths))) if paths else None
         for name, value in rendered.env.items():
             for old, new in self.replacements:
                 value = value.replace(old, new)
-            for mounted in paths:
-                value = value.replace(mounted, str(self.files_dir / rendered.service / mounted.lstrip("/")))
+            if in_container is not None:  # one pass: a local path is never mapped again
+                value = in_container.sub(
+                    lambda m: str(self.files_dir / rendered.service / m.group(0).lstrip("/")), value)
             env[name] = value
         assert rendered.env["KSBB_HTTP_PORT"] == str(rendered.http_port) == str(rendered.readiness[1]), (
             f"{rendered.service}: KSBB_HTTP_PORT, the container port and the readiness port disagree")
@@ -607,10 +609,11 @@ async def test_example_overlay_starts_and_serves_on_scram_over_tls(
     docs = kustomize_build(K8S / "example")
     await _apply_kafka_topics(docs, scram_broker.plain)
     secrets = _generated_secrets(docs, (*SERVICES, "portal"))
-    for service in (*SERVICES, "portal"):
-        if service != "portal":
-            secrets[(f"ksbb-{service}", "password")] = scram_broker.users[f"ksbb-{service}"]
-        secrets[(f"ksbb-mongodb-{service}", "connectionString.standard")] = infra.mongodb_url
+    for service in SERVICES:
+        secrets[(f"ksbb-{service}", "password")] = scram_broker.users[f"ksbb-{service}"]
+    for key in secrets:  # the operator-written connection strings, or the portal's own URL in ksbb-secrets
+        if key[1] in ("connectionString.standard", "portal-mongodb-url"):
+            secrets[key] = infra.mongodb_url
     secrets[("ksbb-cluster-ca-cert", "ca.crt")] = scram_broker.ca_file.read_text()
     containers = k8s_containers(docs, secrets)
     (portal_rendered,) = k8s_containers(docs, secrets, ("portal",)).values()
