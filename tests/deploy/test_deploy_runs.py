@@ -611,8 +611,11 @@ async def test_example_overlay_starts_and_serves_on_scram_over_tls(
     secrets = _generated_secrets(docs, (*SERVICES, "portal"))
     for service in SERVICES:
         secrets[(f"ksbb-{service}", "password")] = scram_broker.users[f"ksbb-{service}"]
-    for key in secrets:  # the operator-written connection strings, or the portal's own URL in ksbb-secrets
-        if key[1] in ("connectionString.standard", "portal-mongodb-url"):
+    # every MongoDB URL is a connection string the operator writes for that user, the portal's too
+    assert ("ksbb-mongodb-portal", "connectionString.standard") in secrets
+    assert not [key for key in secrets if key[1].endswith("mongodb-url")]
+    for key in secrets:
+        if key[1] == "connectionString.standard":
             secrets[key] = infra.mongodb_url
     secrets[("ksbb-cluster-ca-cert", "ca.crt")] = scram_broker.ca_file.read_text()
     containers = k8s_containers(docs, secrets)
