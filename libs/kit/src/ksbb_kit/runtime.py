@@ -41,6 +41,7 @@ from ksbb_kit.kafka import (
     KafkaRecordPublisher,
     ensure_topics,
     make_broker,
+    poll_batches_without_pause,
     raw_body_decoder,
     tolerant_parser,
 )
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: How long one step of stopping (background tasks, Kafka consumers, producer) may take before it is left.
 STOP_STEP_SECONDS = 20.0
+#: Longest wait of one poll of a batch consumer (it returns as soon as a record is there).
+BATCH_POLL_MS = 100
 
 
 async def _bounded(what: str, step: Awaitable[Any]) -> None:
@@ -243,7 +246,7 @@ class ServiceRuntime:
             ))
 
     def _subscribe_batches(self, topics: list[str], dispatcher: BatchDispatcher, batch_size: int) -> None:
-        @self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             *topics,
             group_id=self.settings.consumer_group,
             auto_offset_reset="earliest",
@@ -253,10 +256,14 @@ class ServiceRuntime:
             title=f"{self.settings.service_name}-events",
             batch=True,
             max_records=batch_size,
-            batch_timeout_ms=100,
+            batch_timeout_ms=BATCH_POLL_MS,
             parser=tolerant_batch_parser,
             decoder=raw_batch_decoder,
         )
+        # A record is handled as soon as it arrives, never after FastStream's pause following an empty poll.
+        poll_batches_without_pause(subscriber, timeout_ms=BATCH_POLL_MS, max_records=batch_size)
+
+        @subscriber
         async def consume(message: KafkaMessage) -> None:
             raw = message.raw_message
             records = raw if isinstance(raw, tuple) else (raw,)
