@@ -204,10 +204,10 @@ async def test_handlers_project_every_kind_of_event_once() -> None:
     store = MemoryProjectionStore()
     announced: list[dict[str, Any]] = []
 
-    async def announce(entry: dict[str, Any]) -> None:
-        announced.append(entry)
+    async def announce(entries: list[dict[str, Any]]) -> None:
+        announced.extend(entries)
 
-    router = build_router(Projection(store, _Clock(), on_feed_entry=announce))
+    router = build_router(Projection(store, _Clock(), on_feed_entries=announce))
     envelopes = [(event, envelope_of(event)) for event in one_of_each()]
     for event, envelope in envelopes + envelopes:  # everything redelivered once
         await router.handlers[envelope.type](event, envelope)

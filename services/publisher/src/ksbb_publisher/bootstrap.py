@@ -72,7 +72,7 @@ def build_publisher(settings: PublisherSettings, db: AsyncDatabase[dict[str, Any
         db=db,
         store=store,
         snapshot_files=snapshot_files,
-        projection=Projection(store, clock, on_feed_entry=broadcaster.announce_one),
+        projection=Projection(store, clock, on_feed_entries=broadcaster.announce),
         queries=queries,
         open_data=open_data,
         snapshots=Snapshots(snapshot_files, open_data, settings.snapshot_chunk_bytes),

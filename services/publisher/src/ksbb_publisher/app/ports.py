@@ -10,8 +10,9 @@ from typing import Any, Protocol
 from ksbb_publisher.domain.projection import OfferChange, VersionedPart
 
 Doc = dict[str, Any]
-#: Called with each feed entry the moment it is stored for the first time (the live stream's fast path).
-FeedListener = Callable[[Doc], Awaitable[None]]
+#: Called with the feed entries a batch stored for the first time, in `seq` order, the moment they are stored
+#: (the live stream's fast path: one rendering for the whole batch).
+FeedListener = Callable[[list[Doc]], Awaitable[object]]
 
 
 class ProjectionStore(Protocol):

@@ -82,10 +82,10 @@ def changes_of(items: Sequence[tuple[Event, CloudEvent]], now: datetime) -> Batc
 class Projection:
     """Applies public events to the read models, idempotently, one batch at a time."""
 
-    def __init__(self, store: ProjectionStore, clock: Clock, on_feed_entry: FeedListener | None = None) -> None:
+    def __init__(self, store: ProjectionStore, clock: Clock, on_feed_entries: FeedListener | None = None) -> None:
         self._store = store
         self._clock = clock
-        self._on_feed_entry = on_feed_entry
+        self._on_feed_entries = on_feed_entries
 
     async def apply_batch(self, items: Sequence[tuple[Any, CloudEvent]]) -> None:
         """Apply events (each with its envelope): parts and offers folded per document, then new feed entries."""
@@ -95,9 +95,9 @@ class Projection:
         if changes.offers:
             await self._store.apply_offers(changes.offers)
         if changes.feed:
-            for entry in await self._store.insert_feed_entries(changes.feed):
-                if self._on_feed_entry is not None:
-                    await self._on_feed_entry(entry)
+            stored = await self._store.insert_feed_entries(changes.feed)
+            if stored and self._on_feed_entries is not None:
+                await self._on_feed_entries(stored)
 
     async def organisation(self, event: _OrganisationEvent, envelope: CloudEvent) -> None:
         """An organisation registered, changed, suspended or reinstated."""

@@ -127,10 +127,6 @@ class FeedBroadcaster:
                     break
         return len(fresh)
 
-    async def announce_one(self, entry: Doc) -> None:
-        """Announce one entry just stored by this process."""
-        await self.announce([entry])
-
 
 class FeedStream:
     """SSE sessions: replay what a client missed (from the read model), then live entries, in `seq` order."""
