@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import tempfile
 import threading
 import time
@@ -58,7 +59,7 @@ from common import (
     wait_ready,
 )
 from ksbb_contracts.areas import areas
-from ksbb_contracts.topics import Topic, all_topics_with_dlqs
+from ksbb_contracts.topics import PLEDGES, Topic, all_topics_with_dlqs
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.kafka import ensure_topics
 from standardwebhooks.webhooks import Webhook
@@ -69,6 +70,11 @@ RTT_FACTOR = 5.0
 RSS_IDLE_GOAL, RSS_LOADED_GOAL = 150.0, 300.0
 DONORS = 50
 #: The scratch topic of the raw round trip (one partition: one consumer sees every sample).
+#: Wall-clock seconds minus perf_counter seconds: puts the 201s and arrivals on the Kafka timestamps' clock.
+WALL_OFFSET = time.time() - time.perf_counter()
+#: The hops of a pledge's way, as the event tap splits it.
+HOPS = ("201 → Kafka record timestamp (outbox relay)", "record timestamp → a consumer has it (Kafka)",
+        "consumer has it → live stream (publisher)", "consumer has it → webhook (notifier)")
 ROUND_TRIP = Topic("bench.round-trip", owner="bench", description="raw produce → consume samples", partitions=1,
                    retention_ms=3_600_000)
 
@@ -162,6 +168,39 @@ async def live_stream(url: str, arrivals: Arrivals, opened: asyncio.Event) -> No
                         arrivals.saw(pledge_id, arrived)
 
 
+class EventTap:
+    """Reads the pledge topic like any consumer: each pledge's Kafka record timestamp (set by the pledges
+    service's producer when its outbox relay sent the event) and when the record reached a consumer."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        #: pledge id -> (record timestamp, received), wall-clock seconds; first record only
+        self.seen: dict[str, tuple[float, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect at the topic's end and start reading."""
+        self.consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="latest",
+                                         fetch_max_wait_ms=5, group_id=None)
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for message in self.consumer:
+            received = time.time()
+            with contextlib.suppress(ValueError, AttributeError):
+                pledge_id = pledge_id_in(json.loads(message.value or b"{}"))
+                if pledge_id:
+                    self.seen.setdefault(pledge_id, (message.timestamp / 1000, received))
+
+    async def stop(self) -> None:
+        """Stop reading and disconnect."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.consumer.stop()
+
+
 class RoundTrip:
     """The raw Kafka produce → consume round trip on a scratch topic, sampled in the background."""
 
@@ -224,6 +263,7 @@ class Step:
     webhook_missing: int = 0
     round_trip: list[float] = field(default_factory=list)
     drained_after: float = 0.0
+    hops: dict[str, list[float]] = field(default_factory=lambda: {hop: [] for hop in HOPS})
 
     @property
     def achieved(self) -> float:
@@ -347,9 +387,17 @@ async def run_step(client: httpx.AsyncClient, step: Step, seconds: float, needs:
     step.seconds = max(time.perf_counter() - started, total / step.rate)
 
 
-def settle(step: Step, stream: Arrivals, webhook: Arrivals) -> None:
-    """Latencies of the step's pledges at both ends, and how many never arrived."""
+def settle(step: Step, stream: Arrivals, webhook: Arrivals, tap: EventTap) -> None:
+    """Latencies of the step's pledges at both ends and per hop, and how many never arrived."""
     for pledge_id, answered in step.answered.items():
+        seen = tap.seen.get(pledge_id)
+        if seen is not None:
+            stamped, received = seen
+            step.hops[HOPS[0]].append(stamped - (answered + WALL_OFFSET))
+            step.hops[HOPS[1]].append(received - stamped)
+            for hop, end in ((HOPS[2], stream), (HOPS[3], webhook)):
+                if pledge_id in end.at:
+                    step.hops[hop].append(end.at[pledge_id] + WALL_OFFSET - received)
         for end, sink in ((stream, step.stream), (webhook, step.webhook)):
             arrived = end.at.get(pledge_id)
             if arrived is not None:
@@ -358,9 +406,41 @@ def settle(step: Step, stream: Arrivals, webhook: Arrivals) -> None:
         step.webhook_missing += pledge_id not in webhook.at
 
 
+def hop_line(step: Step) -> str:
+    """Where a step's time went: p50/p99 per hop (ms), and the machine's load while it ran."""
+    hops = "; ".join(f"{hop} p50 {ms(values, 0.5):.1f} / p99 {ms(values, 0.99):.1f}"
+                     for hop, values in step.hops.items())
+    return f"{step.rate:g} pledges/s, per hop (ms): {hops}; load average {os.getloadavg()[0]:.1f}"
+
+
 def ms(values: list[float], q: float) -> float:
     """A percentile of seconds, in milliseconds (rounded)."""
     return round(percentile(values, q) * 1000, 2)
+
+
+NOTIFIER_TIMINGS = ("ksbb_webhook_delivery_latency_seconds", "ksbb_webhook_attempt_seconds")
+
+
+async def notifier_timings(url: str) -> dict[str, float]:
+    """The notifier's own sums and counts: fan-out → answered per delivery, and the request alone."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.removesuffix("_sum").removesuffix("_count") in NOTIFIER_TIMINGS and name.endswith(("_sum", "_count")):
+            found[name] = float(value)
+    return found
+
+
+def notifier_line(before: dict[str, float], after: dict[str, float]) -> str:
+    """Mean milliseconds of the notifier's own timings between two readings."""
+    means = []
+    for name, what in zip(NOTIFIER_TIMINGS, ("fan-out → receiver answered", "the request alone"), strict=True):
+        count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
+        total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
+        means.append(f"{what} mean {1000 * total / count:.1f}" if count else f"{what}: none")
+    return "notifier's own timings (ms): " + "; ".join(means)
 
 
 async def lag(processes: Processes) -> float:
@@ -420,14 +500,18 @@ async def main() -> None:
             await asyncio.wait_for(opened.wait(), timeout=60)
             round_trip = RoundTrip(base["KSBB_KAFKA_BOOTSTRAP"], prefix + ROUND_TRIP.name)
             await round_trip.start()
+            tap = EventTap(base["KSBB_KAFKA_BOOTSTRAP"], prefix + PLEDGES.name)
+            await tap.start()
             try:
                 async with httpx.AsyncClient(base_url=api["pledges"], timeout=120, limits=limits) as client:
                     warm = await first_pledges(client, needs, donors)
                     waited = await wait_arrived(warm, [stream_arrivals, webhook_arrivals], args.drain)
                     missing = sum(p not in stream_arrivals.at or p not in webhook_arrivals.at for p in warm)
                     if missing:
+                        lost = {end: [p for p in warm if p not in arrivals.at]
+                                for end, arrivals in (("live stream", stream_arrivals), ("webhook", webhook_arrivals))}
                         raise SystemExit(f"{missing} of {len(warm)} warm-up pledges did not arrive at both ends "
-                                         f"within {args.drain:.0f} s; see {logs}")
+                                         f"within {args.drain:.0f} s ({lost}); see {logs}")
                     print(f"seeded {len(needs)} needs; warm-up pledges arrived "
                           f"{time.monotonic() - seeded:.0f}s after seeding began ({waited:.1f}s drain)", flush=True)
                     await asyncio.sleep(min(5.0, args.seconds))
@@ -437,11 +521,12 @@ async def main() -> None:
                     sampler.start()
                     for rate in rates:
                         step = Step(rate)
+                        timings = await notifier_timings(api["notifier"])
                         await run_step(client, step, args.seconds, needs, donors, args.in_flight)
                         step.drained_after = await wait_arrived(list(step.answered),
                                                                 [stream_arrivals, webhook_arrivals], args.drain)
                         step.round_trip = round_trip.take()
-                        settle(step, stream_arrivals, webhook_arrivals)
+                        settle(step, stream_arrivals, webhook_arrivals, tap)
                         steps.append(step)
                         print(f"{rate:6.0f}/s: {step.achieved:6.1f}/s answered (API p50 {ms(step.api, 0.5):.1f} ms, "
                               f"{step.failed} failed); live stream p50 {ms(step.stream, 0.5):.1f} / p99 "
@@ -450,6 +535,10 @@ async def main() -> None:
                               f"{ms(step.webhook, 0.99):.1f} / max {ms(step.webhook, 1.0):.1f} ms "
                               f"({step.webhook_missing} missing); raw Kafka round trip p50 "
                               f"{ms(step.round_trip, 0.5):.1f} ms; drained in {step.drained_after:.1f}s", flush=True)
+                        results.notes.append(hop_line(step))
+                        print(f"        {results.notes[-1]}", flush=True)
+                        results.notes.append(notifier_line(timings, await notifier_timings(api["notifier"])))
+                        print(f"        {results.notes[-1]}", flush=True)
                         if step.achieved < 0.5 * rate and rate != rates[-1]:
                             # The API answers less than half the rate: higher steps only take longer to say so.
                             skipped = [r for r in rates if r > rate]
@@ -468,6 +557,7 @@ async def main() -> None:
                 streaming.cancel()
                 await asyncio.gather(streaming, return_exceptions=True)
                 await round_trip.stop()
+                await tap.stop()
     report(results, steps, idle, loaded, webhook_arrivals.rejected)
     results.write(args.json)
 

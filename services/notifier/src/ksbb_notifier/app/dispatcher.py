@@ -60,6 +60,8 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._leased: dict[str, Delivery] = {}
+        #: Deliveries holding one of their endpoint's concurrency slots (given back when the request is over).
+        self._slotted: set[str] = set()
         self._messages: dict[str, Message] = {}
 
     # -- loop ------------------------------------------------------------------------------------
@@ -132,6 +134,7 @@ class Dispatcher:
                             len(claimed), exc_info=True)
             for delivery in claimed:
                 self._slots.take(delivery.endpoint_id)
+                self._slotted.add(delivery.id)
                 self._leased[delivery.id] = delivery
                 task = asyncio.create_task(self._attempt_guarded(delivery), name=f"webhook-{delivery.id}")
                 self._tasks.add(task)
@@ -154,11 +157,17 @@ class Dispatcher:
                     await self._stuck.mark("webhook-delivery", delivery.id, f"{type(exc).__name__}: {exc}")
         finally:
             self._leased.pop(delivery.id, None)
-            self._slots.release(delivery.endpoint_id)
+            self._free_slot(delivery)
             task = asyncio.current_task()
             if task is not None:
                 self._tasks.discard(task)
-            self.wake()  # a slot is free: more work for this endpoint may be waiting
+
+    def _free_slot(self, delivery: Delivery) -> None:
+        """Give the delivery's endpoint slot back (once) and look for more work: a slot is free."""
+        if delivery.id in self._slotted:
+            self._slotted.discard(delivery.id)
+            self._slots.release(delivery.endpoint_id)
+            self.wake()
 
     # -- one attempt -----------------------------------------------------------------------------
 
@@ -183,6 +192,9 @@ class Dispatcher:
         sending = time.perf_counter()
         result = await self._sender.send(request)
         WEBHOOK_ATTEMPT_SECONDS.observe(time.perf_counter() - sending)
+        # The slots limit requests to the receiver: the next delivery to this endpoint need not wait while
+        # this one's outcome is written (the lease keeps it from being claimed again meanwhile).
+        self._free_slot(delivery)
         done_at = self._clock.now()
         decision = decide(
             status_code=result.status_code,
