@@ -157,22 +157,36 @@ class PublicAnswers:
 
 
 class Gateway:
-    """The HTTP client for the gateway (one per process, connection-pooled, kept alive)."""
+    """The HTTP client for the gateway (one per process, connection-pooled, kept alive).
+
+    The connections are spread over a few independent pools, each call taking the least busy one: httpcore
+    walks every connection of a pool (polling each idle one, and comparing each with all others) whenever a
+    call starts or ends, so the work per call grows with the square of a pool's size. Six pools of four hold
+    as many calls in flight as one pool of 24 at about a third of the CPU per call under 20 concurrent calls
+    (1.3 ms instead of 5 ms, measured against a local stand-in server).
+    """
+
+    POOLS = 6
+    CONNECTIONS_PER_POOL = 4
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, local_address: str | None = None,
                  public_cache_seconds: float = 0.0) -> None:
-        # The limits belong to the transport: httpx ignores the client's when a transport is given.
-        # Every call polls each idle connection of the pool (httpcore checks whether it was closed), so the
-        # pool is sized for the calls a process has in flight, not more: a waiting call costs nothing.
-        limits = httpx.Limits(max_connections=24, max_keepalive_connections=24, keepalive_expiry=30.0)
-        transport = httpx.AsyncHTTPTransport(local_address=local_address, retries=1, limits=limits)
         self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        self.pools = [self._pool(base_url, timeout, local_address) for _ in range(self.POOLS)]
+        self._in_flight = [0] * self.POOLS
         self.public = PublicAnswers(public_cache_seconds)
 
+    def _pool(self, base_url: str, timeout: float, local_address: str | None) -> httpx.AsyncClient:
+        # The limits belong to the transport: httpx ignores the client's when a transport is given.
+        size = self.CONNECTIONS_PER_POOL
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0)
+        transport = httpx.AsyncHTTPTransport(local_address=local_address, retries=1, limits=limits)
+        return httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self.http.aclose()
+        """Close the connection pools."""
+        for pool in self.pools:
+            await pool.aclose()
 
     async def send(
         self, method: str, path: str, *, token: str | None, client_address: str | None, lang: str,
@@ -190,7 +204,13 @@ class Gateway:
         if traceparent:
             sent["traceparent"] = traceparent
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "", [])}
-        return await self.http.request(method, path, json=json, params=clean, headers={**sent, **(headers or {})})
+        index = min(range(len(self.pools)), key=self._in_flight.__getitem__)
+        self._in_flight[index] += 1
+        try:
+            return await self.pools[index].request(method, path, json=json, params=clean,
+                                                   headers={**sent, **(headers or {})})
+        finally:
+            self._in_flight[index] -= 1
 
 
 class Refresher:
