@@ -2,8 +2,9 @@
 
 An operator tool, not a service: it reads each service's database directly. It compares the need
 ledgers — owned by pledges (`ledgers`), held by the registry (`needs.ledger`) and the publisher (`needs`
-progress) — by version and by the figures' digest; and the needs' and recipients' public state — owned by
-the registry, held by the publisher's read models — by the state's digest (`public_state_digest`; the
+progress) — by version and by the figures' digest; and the needs', recipients' and organisations' public
+state — owned by the registry, held by the publisher's read models and (recipients, organisations) the pledges
+service's replicas — by the state's digest (`public_state_digest`; the
 registry's version also counts changes it does not publish, such as ledger figures, so versions are shown
 but not compared). Consumers repair themselves from the owner's events and its anti-entropy jobs
 (`restated` events); a difference that outlives one full anti-entropy pass (plus the consumers' lag) is
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from ksbb_contracts.events.pledges import ledger_figures_digest
-from ksbb_contracts.events.registry import NeedPublic, RecipientPublic, public_state_digest
+from ksbb_contracts.events.registry import NeedPublic, OrganisationPublic, RecipientPublic, public_state_digest
 from pydantic import BaseModel, ValidationError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -133,24 +134,34 @@ def _state(version: Any, snapshot: type[BaseModel], doc: Mapping[str, Any], id_f
 
 
 async def registry_state_views(
-    registry_db: AsyncDatabase[dict[str, Any]], publisher_db: AsyncDatabase[dict[str, Any]]
+    registry_db: AsyncDatabase[dict[str, Any]],
+    publisher_db: AsyncDatabase[dict[str, Any]],
+    pledges_db: AsyncDatabase[dict[str, Any]] | None = None,
 ) -> dict[str, tuple[dict[str, StateView], dict[str, dict[str, StateView]]]]:
-    """Per aggregate (`need`, `recipient`): the registry's public states and the publisher's views of them."""
+    """Per aggregate (`need`, `recipient`, `organisation`): the registry's public states and the consumers' views
+    of them (the publisher's read models; the pledges service's replicas of recipients and organisations)."""
     found: dict[str, tuple[dict[str, StateView], dict[str, dict[str, StateView]]]] = {}
     hidden = {OUTBOX: 0, "audit": 0}
-    for aggregate, collection, snapshot, id_field in (
-        ("need", "needs", NeedPublic, "need_id"),
-        ("recipient", "recipients", RecipientPublic, "recipient_id"),
+    replicas = {"pledges": pledges_db} if pledges_db is not None else {}
+    for aggregate, collection, snapshot, id_field, consumers in (
+        ("need", "needs", NeedPublic, "need_id", {"publisher": publisher_db}),
+        ("recipient", "recipients", RecipientPublic, "recipient_id", {"publisher": publisher_db, **replicas}),
+        ("organisation", "organisations", OrganisationPublic, "organisation_id", {"publisher": publisher_db,
+                                                                                 **replicas}),
     ):
         owned = {
             doc["_id"]: _state(doc.get("version"), snapshot, doc, id_field)
             async for doc in registry_db[collection].find({}, hidden)
         }
-        held = {
-            doc["_id"]: StateView(int(doc["version"]), doc.get("state_digest"))
-            async for doc in publisher_db[collection].find({"version": {"$gte": 1}}, {"version": 1, "state_digest": 1})
+        # A replica a contact event created before its first snapshot holds no version: not a view yet.
+        views = {
+            name: {
+                doc["_id"]: StateView(int(doc["version"]), doc.get("state_digest"))
+                async for doc in db[collection].find({"version": {"$gte": 1}}, {"version": 1, "state_digest": 1})
+            }
+            for name, db in consumers.items()
         }
-        found[aggregate] = owned, {"publisher": held}
+        found[aggregate] = owned, views
     return found
 
 
@@ -162,7 +173,8 @@ def database_name(service: str, prefix: str = "") -> str:
 async def reconcile(
     mongodb_url: str, *, prefix: str = "", service_urls: Mapping[str, str] | None = None
 ) -> list[Difference]:
-    """Every difference between the owners' and the consumers' views (need ledgers, needs, recipients).
+    """Every difference between the owners' and the consumers' views (need ledgers, needs, recipients,
+    organisations).
 
     Each service's database is read on `mongodb_url`, or on its own server when `service_urls` names one.
     """
@@ -174,7 +186,7 @@ async def reconcile(
             clients[urls[service]][database_name(service, prefix)] for service in ("pledges", "registry", "publisher")
         )
         owned, views = await need_ledger_views(pledges, registry, publisher)
-        states = await registry_state_views(registry, publisher)
+        states = await registry_state_views(registry, publisher, pledges)
     finally:
         for client in clients.values():
             await client.close()

@@ -44,9 +44,11 @@ from ksbb_registry.app.recipients import RecipientService
 from ksbb_registry.app.reports import ReportService
 from ksbb_registry.app.restate import (
     NEEDS_JOB,
+    ORGANISATIONS_JOB,
     RECIPIENTS_JOB,
     Restatement,
     need_restatement_job,
+    organisation_restatement_job,
     recipient_restatement_job,
 )
 from ksbb_registry.handlers import build_router
@@ -77,7 +79,7 @@ class Registry:
     runtime: ServiceRuntime
     stores: Stores
     services: Services
-    #: Anti-entropy of needs and recipients (one page of each per `registry-restate` run).
+    #: Anti-entropy of needs, recipients and organisations (one page of each per `registry-restate` run).
     restatements: tuple[Restatement, ...] = ()
 
 
@@ -197,6 +199,10 @@ def build(
         ),
         recipient_restatement_job(
             stores.recipients, MongoRestatePages(runtime.db, "recipients", job=RECIPIENTS_JOB),
+            page_size=settings.restate_page_size, stuck=runtime.stuck,
+        ),
+        organisation_restatement_job(
+            stores.organisations, MongoRestatePages(runtime.db, "organisations", job=ORGANISATIONS_JOB),
             page_size=settings.restate_page_size, stuck=runtime.stuck,
         ),
     )

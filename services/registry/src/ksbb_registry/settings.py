@@ -35,9 +35,9 @@ class RegistrySettings(KitSettings):
     restate_interval_seconds: float = Field(
         default=3600.0,
         gt=0,
-        description="Anti-entropy: how often a page of needs and of recipients is re-published so consumers "
-        "repair diverged views.",
+        description="Anti-entropy: how often a page of needs, of recipients and of organisations is re-published "
+        "so consumers repair diverged views.",
     )
     restate_page_size: int = Field(
-        default=500, ge=1, le=10_000, description="Needs (and recipients) re-published per run."
+        default=500, ge=1, le=10_000, description="Needs (and recipients, organisations) re-published per run."
     )

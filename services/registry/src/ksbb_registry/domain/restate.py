@@ -1,4 +1,5 @@
-"""Anti-entropy (pure): re-announcing a need's or recipient's current public state so every view repairs.
+"""Anti-entropy (pure): re-announcing a need's, recipient's or organisation's current public state so every
+view repairs.
 
 A restatement is not a change: the aggregate keeps its version and content; the event (`restated`, with
 the state's digest) lets a consumer whose view differs — a crash that lost acknowledged writes, a bug, a
@@ -7,10 +8,11 @@ manual edit — replace it, whatever version it holds.
 
 from __future__ import annotations
 
-from ksbb_contracts.events.registry import NeedChanged, RecipientUpdated, public_state_digest
+from ksbb_contracts.events.registry import NeedChanged, OrganisationUpdated, RecipientUpdated, public_state_digest
 
-from ksbb_registry.domain import needs, recipients
+from ksbb_registry.domain import needs, organisations, recipients
 from ksbb_registry.domain.needs import Need
+from ksbb_registry.domain.organisations import Organisation
 from ksbb_registry.domain.recipients import Recipient
 
 
@@ -31,3 +33,9 @@ def recipient_restatement(recipient: Recipient) -> RecipientUpdated:
         state_digest=public_state_digest(snapshot),
         restated=True,
     )
+
+
+def organisation_restatement(organisation: Organisation) -> OrganisationUpdated:
+    """The organisation's current public state as a `restated` event."""
+    snapshot = organisations.public(organisation)
+    return OrganisationUpdated(organisation=snapshot, state_digest=public_state_digest(snapshot), restated=True)
