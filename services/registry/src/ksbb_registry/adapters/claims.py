@@ -38,7 +38,7 @@ _ARCHIVED = RecipientStatus.ARCHIVED.value
 BACKFILL_MARKER = "meta:backfill-v1"
 DUPLICATE_KEY = 11000
 #: How long registrations' confirmations are gathered before they are sent together (seconds).
-CONFIRM_GATHER_SECONDS = 0.05
+CONFIRM_GATHER_SECONDS = 0.2
 #: At most this many recipients' confirmations go in one write.
 CONFIRM_BATCH = 500
 

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ksbb_contracts.vocab import OrganisationStatus, RecipientKind, RecipientStatus
 from ksbb_kit.auth import Principal
@@ -43,6 +44,9 @@ from ksbb_registry.domain.organisations import Organisation
 from ksbb_registry.domain.recipients import AuditEntry, NewRecipient, Recipient, RecipientPatch
 
 log = logging.getLogger(__name__)
+#: The insert of an announced recipient; the held and the conflicting claims of a registration.
+_Insert = Callable[[Change[Recipient]], Awaitable[tuple[Recipient, bool]]]
+_Claimed = tuple[list[ClaimResult], list[ClaimResult]]
 
 
 @dataclass(frozen=True)
@@ -147,15 +151,16 @@ class RecipientService:
         # A retried create is not looked for first: its claims are already its own, and its insert finds
         # the recipient it created (the API replays a retried request's answer before it comes this far).
         async with contextlib.AsyncExitStack() as stack:
-            organisation, (held, conflicts), insert = await asyncio.gather(
-                self.organisations.get_recent(command.organisation_id),
-                self._claim_all(
-                    duplicates.claim_keys(*keys) if claimable and keys else [], recipient_id,
-                    stop_at_conflict=not override,
-                ),
-                stack.enter_async_context(
-                    self.recipients.announced(recipient_id) if claimable else _unannounced(self.recipients)
-                ),
+            # Claims and marker go out at once; the organisation is read meanwhile (mostly from memory, so it
+            # runs in this task rather than in a third one: fewer event-loop turns per registration).
+            claiming = asyncio.ensure_future(self._claim_all(
+                duplicates.claim_keys(*keys) if claimable and keys else [], recipient_id, stop_at_conflict=not override
+            ))
+            announcing = asyncio.ensure_future(stack.enter_async_context(
+                self.recipients.announced(recipient_id) if claimable else _unannounced(self.recipients)
+            ))
+            organisation, (held, conflicts), insert = await _all(
+                self.organisations.get_recent(command.organisation_id), claiming, announcing
             )
             return await self._register_checked(
                 recipient_id, command, principal, organisation, held, conflicts, insert,
@@ -170,7 +175,7 @@ class RecipientService:
         organisation: Organisation | None,
         held: list[ClaimResult],
         conflicts: list[ClaimResult],
-        insert: Callable[[Change[Recipient]], Awaitable[tuple[Recipient, bool]]],
+        insert: _Insert,
         *,
         refused: RuleBroken | None,
         invalid: RuleBroken | None,
@@ -343,7 +348,7 @@ class RecipientService:
 
     async def _claim_all(
         self, keys: list[str], recipient_id: str, *, stop_at_conflict: bool
-    ) -> tuple[list[ClaimResult], list[ClaimResult]]:
+    ) -> _Claimed:
         """Claim duplicate keys (all at once); returns (held, conflicting).
 
         With `stop_at_conflict` only the first conflict is reported (the caller gives every new claim back).
@@ -364,11 +369,29 @@ class RecipientService:
 
 
 @contextlib.asynccontextmanager
-async def _unannounced(
-    recipients: RecipientStore,
-) -> AsyncIterator[Callable[[Change[Recipient]], Awaitable[tuple[Recipient, bool]]]]:
+async def _unannounced(recipients: RecipientStore) -> AsyncIterator[_Insert]:
     """No marker left in advance (a registration refused before any data is read): the plain insert."""
     yield recipients.insert
+
+
+async def _all(
+    first: Awaitable[Organisation | None], claiming: asyncio.Future[_Claimed], announcing: asyncio.Future[_Insert]
+) -> tuple[Organisation | None, _Claimed, _Insert]:
+    """`first` awaited here while the two tasks run; all three results, or the first error (as `gather`: the
+    other tasks are left to finish, their claims and marker repaired like those of a crash)."""
+    try:
+        organisation, claimed = await first, await claiming
+    except BaseException:
+        for task in (claiming, announcing):
+            task.add_done_callback(_quiet)
+        raise
+    return organisation, claimed, await announcing
+
+
+def _quiet(task: asyncio.Future[Any]) -> None:
+    """Read a left task's outcome so that its error is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _refusal(check: Callable[[], object]) -> RuleBroken | None:
