@@ -370,18 +370,17 @@ class OutboxRelay:
             return_exceptions=True,
         )
         published = [item for item in claimed.values() if item.sent]
-        if published:
-            # `_id` only in every filter: an index lookup on any server. Clearing the flag here is safe:
-            # we hold the lease, writers only ever set it, and we set it again below if entries remain.
-            await aggregates.bulk_write([
-                UpdateOne({"_id": item.doc_id}, {"$pull": {OUTBOX: {"id": {"$in": item.sent}}},
-                                                 "$set": {PENDING: False}})
-                for item in published
-            ], ordered=False)
-        remaining = {
-            d["_id"] async for d in aggregates.find({"_id": {"$in": [item.doc_id for item in published]}}, {OUTBOX: 1})
-            if d.get(OUTBOX)
-        } if published else set()
+        # `_id` only in every filter: an index lookup on any server. Clearing the flag here is safe: we
+        # hold the lease, writers only ever set it, and we set it again below if entries remain. Each pull
+        # returns what is left, all sent at once: one round trip, not a write and then a read.
+        after_pull = await asyncio.gather(*(
+            aggregates.find_one_and_update(
+                {"_id": item.doc_id}, {"$pull": {OUTBOX: {"id": {"$in": item.sent}}}, "$set": {PENDING: False}},
+                projection={OUTBOX: 1}, return_document=ReturnDocument.AFTER,
+            )
+            for item in published
+        ))
+        remaining = {d["_id"] for d in after_pull if d is not None and d.get(OUTBOX)}
         if remaining:
             await aggregates.update_many({"_id": {"$in": list(remaining)}}, {"$set": {PENDING: True}})
         for item, outcome in zip(claimed.values(), outcomes, strict=True):
@@ -424,10 +423,12 @@ class OutboxRelay:
                 removable.append({"_id": marker, "epoch": epoch, "at": item.marker["at"]})
         if decrements:
             await self._markers.bulk_write(decrements, ordered=False)
-        if removable:
-            await self._markers.delete_many({"$or": removable})
-        await self._markers.update_many(
-            {"_id": {"$in": list(claimed)}, "holder": token}, {"$unset": {"lease": "", "holder": ""}}
+        # Dropping a marker and giving its lease back do not depend on each other's order: both at once.
+        await asyncio.gather(
+            *([self._markers.delete_many({"$or": removable})] if removable else []),
+            self._markers.update_many(
+                {"_id": {"$in": list(claimed)}, "holder": token}, {"$unset": {"lease": "", "holder": ""}}
+            ),
         )
 
     async def _adopt_unmarked(self) -> None:
