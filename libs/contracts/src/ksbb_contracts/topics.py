@@ -116,7 +116,9 @@ TOPICS: dict[str, Topic] = {
 IGNORED_EVENT_TYPES: dict[str, frozenset[str]] = {
     "registry": frozenset(),
     "pledges": frozenset(),
-    "notifier": frozenset(),
+    # The notifier keeps no view of pledges: a restatement (anti-entropy, ADR 0005) is no news to anyone it
+    # e-mails or calls back, so it neither mails nor fans it out.
+    "notifier": frozenset({"ksbb.pledge.restated.v1"}),
     "publisher": frozenset(),
 }
 

@@ -31,7 +31,7 @@ from ksbb_pledges.app.offers import OfferService
 from ksbb_pledges.app.pledges import PledgeService
 from ksbb_pledges.app.ports import DonorStore, LedgerStore, OfferStore, PledgeCopies, Replicas
 from ksbb_pledges.app.registry import RegistryFacts
-from ksbb_pledges.app.restate import LEDGERS_JOB, ledger_restatement_job
+from ksbb_pledges.app.restate import LEDGERS_JOB, PLEDGES_JOB, ledger_restatement_job, pledge_restatement_job
 from ksbb_pledges.handlers import build_router
 from ksbb_pledges.settings import PledgesSettings
 
@@ -56,6 +56,7 @@ class PledgesService:
     donors: DonorService
     registry: RegistryFacts
     restatement: RestatePass
+    pledge_restatement: RestatePass
     app: FastAPI
 
 
@@ -98,6 +99,10 @@ def compose(
         ledger_store, MongoRestatePages(db, "ledgers", job=LEDGERS_JOB), runtime.clock,
         page_size=settings.restate_page_size, stuck=runtime.stuck,
     )
+    pledge_restatement = pledge_restatement_job(
+        ledger_store, MongoRestatePages(db, "pledges", job=PLEDGES_JOB), runtime.clock,
+        page_size=settings.pledge_restate_page_size, stuck=runtime.stuck,
+    )
 
     # Events in, start-up, sweeps.
     runtime.subscribe(build_router(registry))
@@ -113,6 +118,10 @@ def compose(
     @runtime.every(settings.restate_interval_seconds, LEDGERS_JOB)
     async def restate(_: ServiceRuntime) -> None:
         await restatement.run_page()
+
+    @runtime.every(settings.pledge_restate_interval_seconds, PLEDGES_JOB)
+    async def restate_pledges(_: ServiceRuntime) -> None:
+        await pledge_restatement.run_page()
 
     # Routes.
     app = runtime.create_app([donor_routes.router, pledge_routes.router, ledger_routes.router, offer_routes.router])
@@ -132,6 +141,7 @@ def compose(
         donors=donors,
         registry=registry,
         restatement=restatement,
+        pledge_restatement=pledge_restatement,
         app=app,
     )
 

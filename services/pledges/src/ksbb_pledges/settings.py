@@ -36,6 +36,13 @@ class PledgesSettings(KitSettings):
         description="Anti-entropy: how often a page of ledgers is re-published so consumers repair diverged views.",
     )
     restate_page_size: int = Field(default=500, ge=1, le=10_000, description="Ledgers re-published per run.")
+    pledge_restate_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Anti-entropy: how often a page of pledges is re-published (ksbb.pledge.restated.v1) so "
+        "consumers repair diverged views.",
+    )
+    pledge_restate_page_size: int = Field(default=500, ge=1, le=10_000, description="Pledges re-published per run.")
 
     @property
     def contact_after_delivery(self) -> timedelta:

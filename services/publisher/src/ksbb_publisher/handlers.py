@@ -32,6 +32,7 @@ from ksbb_contracts.events import (
     PledgeExpired,
     PledgeExpiring,
     PledgeRejected,
+    PledgeRestated,
     RecipientActivated,
     RecipientArchived,
     RecipientRegistered,
@@ -98,6 +99,7 @@ def build_router(projection: Projection) -> EventRouter:
         PledgeRejected,
         PledgeExpired,
         PledgeExpiring,
+        PledgeRestated,
     )
     async def pledge_changed(event: _PledgeEvent, envelope: CloudEvent) -> None:
         await projection.pledge(event, envelope)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ksbb_contracts import topics
 from ksbb_contracts.events.base import Event
+from ksbb_contracts.events.registry import public_state_digest
 from ksbb_contracts.vocab import DeliveryMode, DonorKind, Item, NeedStatus, PledgeStatus
 
 __all__ = [
@@ -28,8 +29,10 @@ __all__ = [
     "PledgeExpiring",
     "PledgePublic",
     "PledgeRejected",
+    "PledgeRestated",
     "ProposedAllocation",
     "ledger_figures_digest",
+    "pledge_state_digest",
 ]
 
 
@@ -53,11 +56,31 @@ class PledgePublic(BaseModel):
     version: int = Field(ge=1)
 
 
+def pledge_state_digest(pledge: PledgePublic) -> str:
+    """The digest of a pledge's public state (all but `version`): equal states give equal digests everywhere."""
+    return public_state_digest(pledge)
+
+
 class _PledgeEvent(Event):
     topic = topics.PLEDGES
     subject_field = "pledge.pledge_id"
     pledge: PledgePublic
     occurred_at: datetime
+    state_digest: str | None = Field(
+        default=None,
+        description="Digest of the pledge's public state without its version (pledge_state_digest); absent "
+        "from events of older producers, consumers then compute it from the pledge.",
+    )
+    restated: bool = Field(
+        default=False,
+        description="Re-published current state (the pledges service's anti-entropy job), not a change: only "
+        "ksbb.pledge.restated.v1 carries true. Consumers whose view differs apply it even at a version they "
+        "already hold or a newer one.",
+    )
+
+    def pledge_digest(self) -> str:
+        """The digest of this event's pledge (computed, so events without `state_digest` compare too)."""
+        return pledge_state_digest(self.pledge)
 
     @property
     def need_id(self) -> str:
@@ -122,6 +145,18 @@ class PledgeExpiring(_PledgeEvent):
 
     event_type = "ksbb.pledge.expiring.v1"
     expires_at: datetime
+
+
+class PledgeRestated(_PledgeEvent):
+    """The pledges service re-published a pledge's current state (anti-entropy, ADR 0005): not a change.
+
+    Consumers holding a view of the pledge apply it when their view differs (a missing pledge, another status
+    or quantity at the same version, a version the owner no longer has); it causes no e-mail, no webhook and
+    no feed entry.
+    """
+
+    event_type = "ksbb.pledge.restated.v1"
+    restated: bool = Field(default=True, description="Always true: this type only restates current state.")
 
 
 def ledger_figures_digest(requested: int, committed: int, in_transit: int, delivered: int) -> str:

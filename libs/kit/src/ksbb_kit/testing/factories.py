@@ -47,6 +47,7 @@ from ksbb_contracts.events import (
     PledgeExpiring,
     PledgePublic,
     PledgeRejected,
+    PledgeRestated,
     ProposedAllocation,
     RecipientActivated,
     RecipientArchived,
@@ -203,6 +204,7 @@ FACTORIES: dict[type[Event], Defaults] = {
     PledgeRejected: _pledge(PledgeStatus.REJECTED, reason="not_needed"),
     PledgeExpired: _pledge(PledgeStatus.EXPIRED, reason="not_confirmed"),
     PledgeExpiring: _pledge(PledgeStatus.PLEDGED, expires_at=NOW + timedelta(hours=12)),
+    PledgeRestated: _pledge(PledgeStatus.CONFIRMED),
     NeedLedgerChanged: lambda: {
         "need_id": NEED_ID, "recipient_id": RECIPIENT_ID, "requested": 10, "committed": 0, "in_transit": 0,
         "delivered": 0, "ledger_version": 1, "need_status": NeedStatus.OPEN, "occurred_at": NOW,

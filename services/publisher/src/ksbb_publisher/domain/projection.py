@@ -317,7 +317,8 @@ def donor_part(event: DonorProfileUpdated) -> VersionedPart:
 
 
 def pledge_part(event: _PledgeEvent) -> VersionedPart:
-    """A pledge's current state (statistics count donors of live pledges)."""
+    """A pledge's current state (statistics count donors of live pledges), guarded by its `version` and its
+    state's digest: the same version with other content, or a restatement that differs, repairs it."""
     pledge = event.pledge
     return VersionedPart(
         "pledges",
@@ -325,6 +326,7 @@ def pledge_part(event: _PledgeEvent) -> VersionedPart:
         "version",
         pledge.version,
         {
+            "state_digest": event.pledge_digest(),
             "pledge_id": pledge.pledge_id,
             "need_id": pledge.need_id,
             "recipient_id": pledge.recipient_id,
@@ -334,6 +336,8 @@ def pledge_part(event: _PledgeEvent) -> VersionedPart:
             "status": pledge.status.value,
             "updated_at": event.occurred_at,
         },
+        digest_field="state_digest",
+        restated=event.restated,
     )
 
 
