@@ -101,14 +101,15 @@ class Wired:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def wired(registry_db: Any, clock: ManualClock, module_env: dict[str, Any]) -> AsyncIterator[Wired]:
-    """Stores and use cases wired like `bootstrap.build` does, on the service's database, watched."""
+    """Stores and use cases wired like `bootstrap.build` does, watched, on a database of their own (so that the
+    running service's relay never publishes what these tests inspect)."""
     commands = Commands()
     settings = RegistrySettings()
     client = connect(module_env["mongodb_url"], event_listeners=[commands])
-    db = client[registry_db.name]
+    db = client[f"{registry_db.name}_rt{uuid.uuid4().hex[:6]}"]
     published = Published()
     relay = OutboxRelay(db, bootstrap.OUTBOX_COLLECTIONS, published, clock=clock)
-    stores, _ = bootstrap.mongo_stores(
+    stores, setup = bootstrap.mongo_stores(
         db, clock, outbox=lambda *events: outbox_entries(events, source="/ksbb/registry", clock=clock),
         pending=relay.pending, claim_grace_seconds=settings.claim_grace_seconds,
     )
@@ -116,8 +117,12 @@ async def wired(registry_db: Any, clock: ManualClock, module_env: dict[str, Any]
         stores, clock, report_limit_per_hour=5, idempotency=None,  # type: ignore[arg-type]
         accounts=identity_directory(settings),
     )
-    yield Wired(services, stores, db, commands, relay, published)
-    await client.close()
+    await setup()
+    try:
+        yield Wired(services, stores, db, commands, relay, published)
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
 
 
 async def new_organisation(services: Services) -> str:
