@@ -7,6 +7,7 @@ once. A single event is a batch of one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -79,6 +80,14 @@ def changes_of(items: Sequence[tuple[Event, CloudEvent]], now: datetime) -> Batc
     return changes
 
 
+#: The read models a feed entry is rendered from (donor names, recipient names).
+RENDERED_FROM = frozenset({"donors", "recipients"})
+
+
+async def _nothing_stored() -> list[Doc]:
+    return []
+
+
 class Projection:
     """Applies public events to the read models, idempotently, one batch at a time."""
 
@@ -88,16 +97,32 @@ class Projection:
         self._on_feed_entries = on_feed_entries
 
     async def apply_batch(self, items: Sequence[tuple[Any, CloudEvent]]) -> None:
-        """Apply events (each with its envelope): parts and offers folded per document, then new feed entries."""
+        """Apply events (each with its envelope): parts and offers folded per document, and new feed entries."""
         changes = changes_of(items, self._clock.now())
+        if any(part.model in RENDERED_FROM for part in changes.parts):
+            # A stored entry may be shown at once (another replica's poll): never before its donor's opt-out.
+            await self._apply_read_models(changes)
+            stored = await self._store.insert_feed_entries(changes.feed) if changes.feed else []
+        else:
+            # The entries depend on no read model this batch changes: stored while those are written.
+            written, inserted = await asyncio.gather(
+                self._apply_read_models(changes),
+                self._store.insert_feed_entries(changes.feed) if changes.feed else _nothing_stored(),
+                return_exceptions=True,  # both finish before a failure is raised (a retry never races either)
+            )
+            for outcome in (written, inserted):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            assert not isinstance(inserted, BaseException)
+            stored = inserted
+        if stored and self._on_feed_entries is not None:
+            await self._on_feed_entries(stored)
+
+    async def _apply_read_models(self, changes: BatchChanges) -> None:
         if changes.parts:
             await self._store.apply_parts(changes.parts)
         if changes.offers:
             await self._store.apply_offers(changes.offers)
-        if changes.feed:
-            stored = await self._store.insert_feed_entries(changes.feed)
-            if stored and self._on_feed_entries is not None:
-                await self._on_feed_entries(stored)
 
     async def organisation(self, event: _OrganisationEvent, envelope: CloudEvent) -> None:
         """An organisation registered, changed, suspended or reinstated."""
