@@ -15,7 +15,10 @@ over 50 donors), `--seconds` each, draining between steps (until every pledge of
 ends, at most `--drain` seconds); it stops early once the API answers less than half a step's rate. Per
 pledge it records the time from the 201 to (a) its event on the live stream and (b) the verified webhook
 delivery; per step p50/p99/max of both, next to the raw Kafka produce → consume round trip measured during
-the same step (aiokafka, a scratch topic, ten a second).
+the same step (aiokafka, a scratch topic, ten a second). Where the time goes: a tap reads the pledge topic like
+any consumer and splits each pledge's way into hops — 201 → the record's Kafka timestamp (the pledges service's
+outbox relay), → a consumer has it (Kafka), → live stream (publisher), → webhook (notifier) — and the notifier's
+own histograms give fan-out → receiver answered and the request alone (the notes, one line per step each).
 
 The knee is the highest rate up to which every step kept propagation p99 ≤ 150 ms at both ends with every
 pledge arriving and the API keeping the rate (goal ≥ 100 pledges/s; below the knee p50 should stay ≤ 5× the
