@@ -7,12 +7,19 @@ manifest answers 200, it stops cleanly on SIGTERM, and its /metrics carry every 
 alert rules read. A required secret left out, or left at an example value, stops it with a message naming the
 variable.
 
+The portal (compose and the example overlay, which deploy it) is started the same way while the services run,
+behind the gateway's committed rendering of the same target (real nginx): it is ready on a non-loopback address,
+serves its pages and the htmx its image ships, reads the public needs through the gateway, and sends sign-in to
+the run's Keycloak with its client. Where a file sets no command or variable, the image's (Dockerfile ENTRYPOINT,
+CMD, ENV) applies, as in a container.
+
 What a container runtime would do and a local process cannot is mapped explicitly, nothing else:
 - host names -> the local Kafka broker and MongoDB-wire server (the stand-in is not a replica set, so the
   `replicaSet` option of the compose URL is dropped) or, for the example overlay, a private broker that
-  demands SCRAM-SHA-512 over TLS with one user per service;
+  demands SCRAM-SHA-512 over TLS with one user per service; the gateway (and its fixed compose address), the
+  public origin and the identity provider of the example files -> the test's gateway and the run's Keycloak;
 - the container port -> a free local port (the manifest's port and KSBB_HTTP_PORT must agree first);
-- mounted Secret files -> files in a temporary directory;
+- mounted Secret files, and files the image copies from its npm stage -> files in a temporary directory;
 - isolation on the shared infrastructure: KSBB_TOPIC_PREFIX (or KSBB_MONGODB_DB on the private broker);
 - a single local broker: replication factor and min.insync.replicas capped at 1 where topics are created.
 """
