@@ -1,20 +1,20 @@
-"""Self-healing of pledges: the publisher's view of each pledge converges on the pledges service's, whatever
+"""Self-healing of pledges and donor profiles: the publisher's views converge on the pledges service's, whatever
 diverged (planted deterministically) — a pledge answered 201 the view lost, another status and quantity at the
-same version, a version the owner no longer has — through the pledges service's anti-entropy pass, without a
-feed entry for the restatements."""
+same version, a version the owner no longer has, a donor's other name or lost profile — through the pledges
+service's anti-entropy passes, without a feed entry for the restatements."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from ksbb_kit.auth import DevIssuer
+from ksbb_kit.auth import DevIssuer, Role
 from ksbb_kit.reconcile import database_name
 from ksbb_kit.testing.waiting import eventually
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
-from .conftest import platform
+from .conftest import bearer, platform
 
 pytestmark = pytest.mark.e2e
 
@@ -84,3 +84,53 @@ async def test_a_lost_pledge_one_at_its_version_with_other_state_and_one_ahead_o
             assert await publisher_db.feed.count_documents({"pledge_id": {"$in": pledge_ids}}) == feed_before
         finally:
             await mongo.close()
+
+
+async def test_a_donor_profile_at_its_version_with_another_name_or_lost_by_the_publisher_is_repaired(
+    kit_env: dict[str, Any], dev_issuer: DevIssuer
+) -> None:
+    async with platform(kit_env, dev_issuer) as running:
+        donor_ids = []
+        for subject, name in (("donor-renamed", "Toko Berkah"), ("donor-forgotten", "Warung Sejahtera")):
+            put = await running.pledges.put("/v1/donors/me", headers=bearer(running.issuer, Role.DONOR,
+                                                                            subject=subject),
+                                            json={"kind": "company", "display_name": name, "show_name": True})
+            assert put.status_code == 200, put.text
+            donor_ids.append(put.json()["donor_id"])
+        renamed, forgotten = donor_ids
+
+        async def agree() -> bool:
+            return await running.differences() == []
+
+        await eventually(agree, within=60, what="the publisher shows the donors' profiles")
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(running.mongodb_url)
+        publisher_db = mongo[database_name("publisher", running.prefix)]
+        try:
+            # `renamed`: at the owner's version, a name the owner no longer has; `forgotten`: lost in a crash.
+            await publisher_db.donors.update_one({"_id": renamed}, {"$set": {
+                "display_name": "Nama Yang Hilang", "state_digest": "lost-donor-0001"}})
+            await publisher_db.donors.delete_one({"_id": forgotten})
+        finally:
+            await mongo.close()
+
+        assert {(d.aggregate, d.aggregate_id, d.view) for d in await running.differences()} == {
+            ("donor", renamed, "publisher"), ("donor", forgotten, "publisher")}
+        code, output = await running.reconcile_cli()
+        assert code == 1, output
+        view = "publisher.donors.version"
+        before = REGISTRY.get_sample_value(
+            "ksbb_view_repairs_total", {"view": view, "reason": "same_version_other_figures"}) or 0.0
+        assert await running.pledges_service.donor_restatement.run_pass() == 2
+        await eventually(agree, within=60, what="the donors' views repaired by the owner's restatements")
+        after = REGISTRY.get_sample_value(
+            "ksbb_view_repairs_total", {"view": view, "reason": "same_version_other_figures"}) or 0.0
+        assert after == before + 1
+        mongo = AsyncMongoClient(running.mongodb_url)
+        try:
+            names = {d["_id"]: d["display_name"] async for d in
+                     mongo[database_name("publisher", running.prefix)].donors.find({"_id": {"$in": donor_ids}})}
+        finally:
+            await mongo.close()
+        assert names == {renamed: "Toko Berkah", forgotten: "Warung Sejahtera"}
+        code, output = await running.reconcile_cli()
+        assert code == 0, output

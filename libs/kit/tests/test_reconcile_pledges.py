@@ -1,11 +1,11 @@
-"""`ksbb reconcile` for pledges (pure part): which views show the owner's pledge, and the owner's digest."""
+"""`ksbb reconcile` for pledges and donors (pure part): which views show the owner's state, and its digest."""
 
 from __future__ import annotations
 
 import pytest
-from ksbb_contracts.events.pledges import PledgeRestated, pledge_state_digest
+from ksbb_contracts.events.pledges import PledgeRestated, donor_profile_digest, pledge_state_digest
 from ksbb_kit.reconcile import compare_views
-from ksbb_kit.reconcile_pledges import PledgeView, owner_view, same_pledge
+from ksbb_kit.reconcile_pledges import DonorView, PledgeView, owner_donor_view, owner_view, same_donor, same_pledge
 from ksbb_kit.testing.factories import make_event
 
 pytestmark = pytest.mark.unit
@@ -40,3 +40,14 @@ def test_every_differing_missing_or_extra_pledge_is_one_difference() -> None:
     found = compare_views("pledge", "pledges", owned, {"publisher": held}, same_pledge)
     assert [(d.aggregate_id, d.owner_state is None, d.view_state is None) for d in found] == [
         ("p2", False, False), ("p3", False, True), ("p4", True, False)]
+
+
+def test_a_donor_view_shows_the_owner_s_profile_only_at_the_same_version_and_digest() -> None:
+    stored = {"_id": "dnr_1", "kind": "company", "display_name": "PT Rahasia", "show_name": False, "version": 2}
+    owner = owner_donor_view(stored)
+    assert owner.digest == donor_profile_digest("dnr_1", "company", None, False)
+    assert same_donor(owner, DonorView(2, owner.digest))
+    assert not same_donor(owner, DonorView(2, "other"))
+    assert not same_donor(owner, DonorView(3, owner.digest))
+    assert not same_donor(owner, DonorView(2, None)), "a view kept before digests waits for a restatement"
+    assert owner_donor_view({**stored, "kind": "unknown"}).digest is None

@@ -1,10 +1,18 @@
-"""Anti-entropy for pledges (pure): a restatement re-announces one pledge as it is and changes nothing else."""
+"""Anti-entropy for pledges and donor profiles (pure): a restatement re-announces one pledge or profile as it is
+and changes nothing else."""
 
 from __future__ import annotations
 
 import pytest
-from ksbb_contracts.events.pledges import PledgeCreated, PledgeRestated, pledge_state_digest
+from ksbb_contracts.events.pledges import (
+    DonorProfileUpdated,
+    PledgeCreated,
+    PledgeRestated,
+    donor_profile_digest,
+    pledge_state_digest,
+)
 from ksbb_contracts.vocab import PledgeStatus
+from ksbb_pledges.domain.donors import restate_profile, update_profile
 from ksbb_pledges.domain.pledge import pledge_public
 from ksbb_pledges.domain.restate import restate_pledge
 
@@ -45,3 +53,27 @@ def test_the_digest_ignores_the_version_and_sees_every_public_fact() -> None:
     created = PledgeCreated(pledge=public, occurred_at=NOW)
     assert created.state_digest is None and not created.restated, "changes carry no digest: consumers compute it"
     assert created.pledge_digest() == pledge_state_digest(public)
+
+
+@pytest.mark.parametrize("show_name", [True, False])
+def test_a_donor_restatement_republishes_the_public_profile_at_its_version_without_the_contact(
+    show_name: bool,
+) -> None:
+    current = {"kind": "company", "display_name": "PT Sumber Berkah", "show_name": show_name, "version": 3,
+               "contact": {"name": "Budi", "email": "budi@example.org"}}
+    update = restate_profile("dnr_1", current, NOW)
+    (event,) = update.events
+    assert isinstance(event, DonorProfileUpdated) and event.restated
+    assert (event.version, event.display_name) == (3, "PT Sumber Berkah" if show_name else None)
+    assert event.state_digest == event.profile_digest()
+    assert update.fields == {"restated_at": NOW}, "the profile itself is not rewritten"
+    made = update_profile("dnr_1", None, {**current, "subject": "s"}, NOW).events[0]
+    assert isinstance(made, DonorProfileUpdated)
+    assert event.profile_digest() == made.profile_digest(), "the digest of the change that made the profile"
+
+
+def test_a_hidden_name_never_enters_the_donor_digest() -> None:
+    hidden = donor_profile_digest("dnr_1", "company", "PT Rahasia", False)
+    assert hidden == donor_profile_digest("dnr_1", "company", None, False) == donor_profile_digest(
+        "dnr_1", "company", "Nama Lain", False)
+    assert donor_profile_digest("dnr_1", "company", "PT Rahasia", True) != hidden

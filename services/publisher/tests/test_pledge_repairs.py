@@ -1,6 +1,6 @@
-"""The pledges service is authoritative for pledges: a version reused with other content, or a restatement that
-differs, repairs the publisher's pledge; a redelivery or an older change does not; a restatement adds no feed
-entry (the feed shows only real changes)."""
+"""The pledges service is authoritative for pledges and donor profiles: a version reused with other content, or a
+restatement that differs, repairs the publisher's view; a redelivery or an older change does not; a restatement
+adds no feed entry (the feed shows only real changes)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ksbb_contracts.envelope import CloudEvent
-from ksbb_contracts.events.pledges import PledgeConfirmed, PledgeCreated, PledgeRestated
+from ksbb_contracts.events.pledges import DonorProfileUpdated, PledgeConfirmed, PledgeCreated, PledgeRestated
 from ksbb_contracts.vocab import PledgeStatus
 from ksbb_kit.testing.factories import envelope, make_event, pledge_public
 from ksbb_publisher.app.projection import changes_of
 from ksbb_publisher.domain.feed import feed_entry
-from ksbb_publisher.domain.projection import VersionedPart, batch_updates, fold, pledge_part
+from ksbb_publisher.domain.projection import VersionedPart, batch_updates, donor_part, fold, pledge_part
 
 from .support import NOW
 
@@ -94,3 +94,24 @@ def test_a_restatement_updates_the_pledge_but_adds_no_feed_entry() -> None:
     changes = changes_of(items, NOW)
     assert [part.model for part in changes.parts] == ["pledges", "pledges"]
     assert [entry["event_type"] for entry in changes.feed] == [PledgeConfirmed.event_type]
+
+
+def donor_at(version: int, name: str, *, show_name: bool = True, restated: bool = False) -> VersionedPart:
+    event = make_event(DonorProfileUpdated, donor_id="dnr_1", version=version, display_name=name, show_name=show_name,
+                       restated=restated)
+    return donor_part(event)
+
+
+def test_a_donor_profile_reused_at_its_version_or_restated_older_repairs_the_view_and_a_hidden_name_stays_out() -> None:
+    key = ("donors", "dnr_1")
+    first = donor_at(2, "Toko Berkah")
+    assert donor_at(2, "Toko Berkah").repair_reason(fold([first])[key]) is None
+    renamed = donor_at(2, "Toko Lain")
+    assert renamed.repair_reason(fold([first])[key]) == "same_version_other_figures"
+    assert fold([first, renamed])[key]["display_name"] == "Toko Lain"
+    older = donor_at(1, "Toko Asal", restated=True)
+    assert older.repair_reason(fold([first])[key]) == "restated"
+    assert not donor_at(1, "Toko Asal").is_newer_than(fold([first])[key])
+    hidden = fold([donor_at(3, "PT Rahasia", show_name=False)])[key]
+    assert hidden["display_name"] is None and "PT Rahasia" not in str(hidden)
+    assert hidden["state_digest"] == donor_at(3, "Nama Lain", show_name=False).digest, "the digest hides the name"

@@ -7,9 +7,9 @@ state — owned by the registry, held by the publisher's read models and (recipi
 service's replicas — by the state's digest (`public_state_digest`; the
 registry's version also counts changes it does not publish, such as ledger figures, so versions are shown
 but not compared). Consumers repair themselves from the owner's events and its anti-entropy jobs
-(`restated` events). Pledges — owned by the pledges service, held by the publisher — are compared by version
-and digest (`ksbb_kit.reconcile_pledges`). A difference that outlives one full anti-entropy pass (plus the
-consumers' lag) is worth a look.
+(`restated` events). Pledges and donor profiles — owned by the pledges service, held by the publisher — are
+compared by version and digest (`ksbb_kit.reconcile_pledges`). A difference that outlives one full
+anti-entropy pass (plus the consumers' lag) is worth a look.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ksbb_kit.outbox import OUTBOX
-from ksbb_kit.reconcile_pledges import PledgeView, pledge_views, same_pledge
+from ksbb_kit.reconcile_pledges import DonorView, PledgeView, donor_views, pledge_views, same_donor, same_pledge
 
 FIGURES = ("requested", "committed", "in_transit", "delivered")
 
@@ -65,7 +65,7 @@ def same_state(owner: StateView, view: StateView) -> bool:
     return owner.digest is not None and owner.digest == view.digest
 
 
-View = TypeVar("View", LedgerView, StateView, PledgeView)
+View = TypeVar("View", LedgerView, StateView, PledgeView, DonorView)
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,7 @@ async def reconcile(
         owned, views = await need_ledger_views(pledges, registry, publisher)
         states = await registry_state_views(registry, publisher, pledges)
         owned_pledges, pledges_held = await pledge_views(pledges, publisher)
+        owned_donors, donors_held = await donor_views(pledges, publisher)
     finally:
         for client in clients.values():
             await client.close()
@@ -198,4 +199,5 @@ async def reconcile(
     for aggregate, (registry_owned, registry_views) in states.items():
         found += compare_views(aggregate, "registry", registry_owned, registry_views, same_state)
     found += compare_views("pledge", "pledges", owned_pledges, pledges_held, same_pledge)
+    found += compare_views("donor", "pledges", owned_donors, donors_held, same_donor)
     return found

@@ -1,10 +1,11 @@
-"""`ksbb reconcile` for pledges: the pledges service's pledges against the publisher's view of them.
+"""`ksbb reconcile` for pledges and donor profiles: the pledges service's against the publisher's views of them.
 
 The owner's state of a pledge is its ledger's (live and leaving pledges, embedded in `ledgers`) or, once it
 settled, its per-pledge copy (`pledges`); a copy is never newer than its ledger. The publisher keeps each
 pledge's version, status, quantity and the digest of its public state (`pledge_state_digest`). A pledge
 version counts only published changes, so versions are compared as well as the digest; a view kept before
-digests were compares by status and quantity.
+digests were compares by status and quantity. Donor profiles compare by version and the digest of the public
+profile (`donor_profile_digest`: the name only as published).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ksbb_contracts.events.pledges import PledgePublic, pledge_state_digest
+from ksbb_contracts.events.pledges import PledgePublic, donor_profile_digest, pledge_state_digest
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -82,5 +83,45 @@ async def pledge_views(
     publisher = {
         doc["_id"]: PledgeView(int(doc["version"]), doc.get("state_digest"), doc.get("status"), doc.get("quantity"))
         async for doc in publisher_db["pledges"].find({"version": {"$gte": 1}}, fields)
+    }
+    return owned, {"publisher": publisher}
+
+
+@dataclass(frozen=True)
+class DonorView:
+    """One service's view of a donor's public profile: version and digest (None: not kept, or not valid)."""
+
+    version: int
+    digest: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The view as JSON-ready values."""
+        return {"version": self.version, "digest": self.digest}
+
+
+def same_donor(owner: DonorView, view: DonorView) -> bool:
+    """Whether a view shows the owner's profile: the same version and digest."""
+    return owner.version == view.version and owner.digest is not None and owner.digest == view.digest
+
+
+def owner_donor_view(doc: Mapping[str, Any]) -> DonorView:
+    """The owner's view of one stored donor profile."""
+    try:
+        digest: str | None = donor_profile_digest(doc["_id"], doc["kind"], doc.get("display_name"),
+                                                  bool(doc.get("show_name")))
+    except (KeyError, ValueError):
+        digest = None  # not a valid profile: shown as a difference
+    return DonorView(int(doc.get("version") or 0), digest)
+
+
+async def donor_views(
+    pledges_db: AsyncDatabase[dict[str, Any]], publisher_db: AsyncDatabase[dict[str, Any]]
+) -> tuple[dict[str, DonorView], dict[str, dict[str, DonorView]]]:
+    """The pledges service's donor profiles and the publisher's view of them."""
+    fields = {"kind": 1, "display_name": 1, "show_name": 1, "version": 1}
+    owned = {doc["_id"]: owner_donor_view(doc) async for doc in pledges_db["donors"].find({}, fields)}
+    publisher = {
+        doc["_id"]: DonorView(int(doc["version"]), doc.get("state_digest"))
+        async for doc in publisher_db["donors"].find({"version": {"$gte": 1}}, {"version": 1, "state_digest": 1})
     }
     return owned, {"publisher": publisher}

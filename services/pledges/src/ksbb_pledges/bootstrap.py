@@ -31,7 +31,14 @@ from ksbb_pledges.app.offers import OfferService
 from ksbb_pledges.app.pledges import PledgeService
 from ksbb_pledges.app.ports import DonorStore, LedgerStore, OfferStore, PledgeCopies, Replicas
 from ksbb_pledges.app.registry import RegistryFacts
-from ksbb_pledges.app.restate import LEDGERS_JOB, PLEDGES_JOB, ledger_restatement_job, pledge_restatement_job
+from ksbb_pledges.app.restate import (
+    DONORS_JOB,
+    LEDGERS_JOB,
+    PLEDGES_JOB,
+    donor_restatement_job,
+    ledger_restatement_job,
+    pledge_restatement_job,
+)
 from ksbb_pledges.handlers import build_router
 from ksbb_pledges.settings import PledgesSettings
 
@@ -57,6 +64,7 @@ class PledgesService:
     registry: RegistryFacts
     restatement: RestatePass
     pledge_restatement: RestatePass
+    donor_restatement: RestatePass
     app: FastAPI
 
 
@@ -103,6 +111,10 @@ def compose(
         ledger_store, MongoRestatePages(db, "pledges", job=PLEDGES_JOB), runtime.clock,
         page_size=settings.pledge_restate_page_size, stuck=runtime.stuck,
     )
+    donor_restatement = donor_restatement_job(
+        donor_store, MongoRestatePages(db, "donors", job=DONORS_JOB), runtime.clock,
+        page_size=settings.pledge_restate_page_size, stuck=runtime.stuck,
+    )
 
     # Events in, start-up, sweeps.
     runtime.subscribe(build_router(registry))
@@ -122,6 +134,7 @@ def compose(
     @runtime.every(settings.pledge_restate_interval_seconds, PLEDGES_JOB)
     async def restate_pledges(_: ServiceRuntime) -> None:
         await pledge_restatement.run_page()
+        await donor_restatement.run_page()
 
     # Routes.
     app = runtime.create_app([donor_routes.router, pledge_routes.router, ledger_routes.router, offer_routes.router])
@@ -142,6 +155,7 @@ def compose(
         registry=registry,
         restatement=restatement,
         pledge_restatement=pledge_restatement,
+        donor_restatement=donor_restatement,
         app=app,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +32,7 @@ __all__ = [
     "PledgeRejected",
     "PledgeRestated",
     "ProposedAllocation",
+    "donor_profile_digest",
     "ledger_figures_digest",
     "pledge_state_digest",
 ]
@@ -203,6 +205,14 @@ class NeedLedgerChanged(Event):
         return ledger_figures_digest(self.requested, self.committed, self.in_transit, self.delivered)
 
 
+def donor_profile_digest(donor_id: str, kind: DonorKind | str, display_name: str | None, show_name: bool) -> str:
+    """The digest of a donor's public profile (the name only as published: None unless the donor opted in)."""
+    shown = display_name if show_name else None
+    state = {"donor_id": donor_id, "kind": DonorKind(kind).value, "display_name": shown, "show_name": show_name}
+    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 class DonorProfileUpdated(Event):
     """A donor's public profile; `display_name` is set only if the donor opted in."""
 
@@ -215,6 +225,20 @@ class DonorProfileUpdated(Event):
     display_name: str | None = None
     show_name: bool = False
     version: int = Field(ge=1)
+    state_digest: str | None = Field(
+        default=None,
+        description="Digest of the public profile without its version (donor_profile_digest); absent from "
+        "events of older producers, consumers then compute it from the profile.",
+    )
+    restated: bool = Field(
+        default=False,
+        description="Re-published current profile (the pledges service's anti-entropy job), not a change: "
+        "consumers whose view differs apply it even at a version they already hold or a newer one.",
+    )
+
+    def profile_digest(self) -> str:
+        """The digest of this event's public profile (computed, so events without `state_digest` compare)."""
+        return donor_profile_digest(self.donor_id, self.kind, self.display_name, self.show_name)
 
 
 class DonorContactRecorded(Event):

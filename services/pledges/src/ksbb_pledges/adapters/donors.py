@@ -48,3 +48,19 @@ class MongoDonorStore:
                     continue  # a concurrent update won; apply ours on top of it
             # Read back what is stored now (a later version may already be there); ours if it vanished.
             return await self.get(donor_id) or document
+
+    async def restate(self, donor_id: str, decide: Callable[[Donor], DonorUpdate]) -> bool:
+        """Publish `decide`'s restatement of the current profile in a write guarded by its version, so it is
+        published in order with the profile's changes; False when there is no profile."""
+        while True:
+            current = await self.get(donor_id)
+            if current is None:
+                return False
+            update = decide(current)
+            entries = self._outbox(*update.events)
+            async with self._pending("donors", donor_id, entries):
+                result = await self.donors.update_one(
+                    {"_id": donor_id, "version": current["version"]}, with_outbox({"$set": update.fields}, entries)
+                )
+            if result.matched_count == 1:
+                return True

@@ -174,6 +174,11 @@ class DonorStore(Protocol):
         """Write `decide`'s next version atomically (re-deciding when a concurrent write won); the stored profile."""
         ...
 
+    async def restate(self, donor_id: str, decide: Callable[[Donor], DonorUpdate]) -> bool:
+        """Write `decide`'s restatement of an existing profile, guarded by the version read (re-deciding when a
+        concurrent write won); False when there is no profile."""
+        ...
+
 
 class OfferStore(Protocol):
     """Offers, each changed with its events in the same write."""

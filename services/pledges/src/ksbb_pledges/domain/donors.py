@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ksbb_contracts import Event
-from ksbb_contracts.events.pledges import DonorContactRecorded, DonorProfileUpdated
+from ksbb_contracts.events.pledges import DonorContactRecorded, DonorProfileUpdated, donor_profile_digest
 
 Donor = dict[str, Any]
 
@@ -41,3 +41,20 @@ def update_profile(donor_id: str, current: Donor | None, profile: dict[str, Any]
     if contact:
         events.append(DonorContactRecorded(donor_id=donor_id, **contact))
     return DonorUpdate(version, {**profile, "version": version, "updated_at": now}, events)
+
+
+def restate_profile(donor_id: str, current: Donor, now: datetime) -> DonorUpdate:
+    """The profile's current public part re-published (`restated`, anti-entropy) at its version; nothing else
+    changes and the confidential contact is not sent again."""
+    version = int(current["version"])
+    shown = current.get("display_name") if current.get("show_name") else None
+    event = DonorProfileUpdated(
+        donor_id=donor_id,
+        kind=current["kind"],
+        show_name=bool(current.get("show_name")),
+        version=version,
+        display_name=shown,
+        state_digest=donor_profile_digest(donor_id, current["kind"], shown, bool(current.get("show_name"))),
+        restated=True,
+    )
+    return DonorUpdate(version, {"restated_at": now}, [event])

@@ -218,7 +218,7 @@ class MongoReadModels:
             ("needs", ("version", "state_check", "ledger_version", "progress.requested", "progress.committed",
                        "progress.in_transit", "progress.delivered")),
             ("organisations", ("version", "state_check")),
-            ("donors", ("version",)),
+            ("donors", ("version", "state_check")),
             ("feed", ()),
         ):
             group: dict[str, Any] = {"_id": None, "n": {"$sum": 1}}

@@ -305,14 +305,26 @@ def ledger_part(event: NeedLedgerChanged, now: datetime) -> VersionedPart:
 
 
 def donor_part(event: DonorProfileUpdated) -> VersionedPart:
-    """A donor's public profile: the name is kept only when the donor opted in, otherwise never stored."""
+    """A donor's public profile: the name is kept only when the donor opted in, otherwise never stored.
+
+    Guarded by the profile's `version` and its digest: the same version with another profile, or a restated
+    profile that differs, repairs the document (the pledges service is authoritative)."""
     shown = event.display_name if event.show_name and event.display_name else None
+    digest = event.profile_digest()
     return VersionedPart(
         "donors",
         event.donor_id,
         "version",
         event.version,
-        {"donor_id": event.donor_id, "kind": event.kind.value, "display_name": shown},
+        {
+            "state_digest": digest,
+            "state_check": state_check(digest),
+            "donor_id": event.donor_id,
+            "kind": event.kind.value,
+            "display_name": shown,
+        },
+        digest_field="state_digest",
+        restated=event.restated,
     )
 
 
