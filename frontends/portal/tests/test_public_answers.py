@@ -126,3 +126,15 @@ async def test_a_portal_limit_of_zero_turns_reuse_off(clock: Clock) -> None:
     await answers.get(("/n", (), "id"), load)  # type: ignore[arg-type]
     await answers.get(("/n", (), "id"), load)  # type: ignore[arg-type]
     assert len(calls) == 2
+
+
+async def test_concurrent_askers_of_an_answer_that_may_not_be_kept_still_share_one_call(clock: Clock) -> None:
+    # As the pledges service answers a need's ledger: public data, no Cache-Control (the numbers are live).
+    answers = PublicAnswers(seconds=5)
+    live = httpx.Response(200, content=b'{"remaining": 3}', headers={"content-type": "application/json"})
+    calls, load = loader([live])
+    got = await asyncio.gather(*(answers.get(("/v1/needs/n1/ledger", (), "id"), load)  # type: ignore[arg-type]
+                                 for _ in range(10)))
+    assert len(calls) == 1 and all(g is live for g in got)
+    await answers.get(("/v1/needs/n1/ledger", (), "id"), load)  # type: ignore[arg-type]
+    assert len(calls) == 2, "once answered, it is never reused"
