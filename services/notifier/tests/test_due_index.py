@@ -99,3 +99,37 @@ async def test_the_queue_gauges_count_pending_deliveries_from_the_index_not_the_
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_a_delivery_whose_entry_is_seen_before_the_delivery_is_stored_is_not_lost(infra: Infra) -> None:
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_due_race"]
+
+    def no_events(*_: Any) -> list[dict[str, Any]]:
+        return []
+
+    store = MongoDeliveryStore(db, Outbox(no_events, None))  # type: ignore[arg-type]
+    try:
+        # A fan-out writes the entry first and the delivery right after; a dispatcher pass in between sees
+        # the entry and cannot claim a delivery that is not there yet.
+        await db.delivery_due.insert_one({"_id": "dlv_race", "at": NOW, "endpoint_id": "whe_1", "created_at": NOW})
+        assert [d.id for d in await store.due(NOW, 10, [])] == ["dlv_race"]
+        assert await store.claim(["dlv_race"], NOW, NOW + timedelta(minutes=1)) == []
+        await db.deliveries.insert_one(delivery_document(delivery("dlv_race")))
+
+        # The entry stays (looked at again shortly), so the delivery is claimed by a later pass.
+        later = NOW + timedelta(seconds=1)
+        assert [d.id for d in await store.due(later, 10, [])] == ["dlv_race"]
+        [claimed] = await store.claim(["dlv_race"], later, later + timedelta(minutes=1))
+        assert claimed.id == "dlv_race"
+        await db.delivery_due.delete_one({"_id": "dlv_race"})  # as its finished attempt does
+
+        # An entry whose delivery never comes (its writer crashed in between) is dropped after a grace period.
+        await db.delivery_due.insert_one({"_id": "dlv_never", "at": NOW, "endpoint_id": "whe_1"})
+        for moment in (later, later + timedelta(minutes=11)):
+            assert [d.id for d in await store.due(moment, 10, [])] == ["dlv_never"]
+            assert await store.claim(["dlv_never"], moment, moment + timedelta(minutes=1)) == []
+        assert await db.delivery_due.find_one({"_id": "dlv_never"}) is None
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

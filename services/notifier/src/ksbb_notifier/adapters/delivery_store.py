@@ -280,7 +280,7 @@ class MongoDeliveryStore:
         for delivery in won:
             self._seen_due.pop(delivery.id, None)
             self._holding[delivery.id] = lease_until
-        await self._due.correct(self._deliveries, lost)
+        await self._due.correct(self._deliveries, lost, now)
         return won
 
     async def release(self, delivery: Delivery) -> None:

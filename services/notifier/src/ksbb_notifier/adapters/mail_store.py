@@ -98,7 +98,7 @@ class MongoEmailQueue:
                 )
                 if doc is not None:
                     return email_from(doc)
-            await self._due.correct(self._emails, candidates)
+            await self._due.correct(self._emails, candidates, now)
         return None
 
     async def settle(self, email: QueuedEmail, changes: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ksbb_contracts import Event
@@ -14,6 +14,10 @@ from pymongo.errors import BulkWriteError
 
 #: "Not leased": a lease time every claim filter treats as expired (no nulls in range filters).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: An entry whose item is not stored yet (its writer puts the entry first) is looked at again this much later...
+MISSING_ITEM_RECHECK = timedelta(milliseconds=50)
+#: ...and dropped once its item has been missing this long (a writer that crashed between the two writes).
+MISSING_ITEM_GRACE = timedelta(minutes=10)
 DUPLICATE_KEY = 11000
 
 Document = dict[str, Any]
@@ -95,10 +99,14 @@ class DueIndex:
             query["_id"] = {"$nin": list(exclude_ids)}
         return await self._entries.find(query).limit(limit).to_list(limit)
 
-    async def correct(self, items: Collection, entries: Sequence[Document]) -> None:
+    async def correct(self, items: Collection, entries: Sequence[Document], now: datetime) -> None:
         """Entries (as `due` returned them) whose item could not be claimed: drop them if the item is finished
-        or gone, else move them to when the item is due (after its lease). Only entries nobody moved since
-        they were read change: a writer that moved one meanwhile knows better."""
+        or long gone, else move them to when the item is due (after its lease). Only entries nobody moved since
+        they were read change: a writer that moved one meanwhile knows better.
+
+        An item not found may not be stored yet: its writer puts the entry first and inserts the item right
+        after, so such an entry is looked at again shortly and only dropped after `MISSING_ITEM_GRACE`
+        (dropping it at once lost the item: pending for ever with no entry pointing at it)."""
         if not entries:
             return
         projection = {"status": 1, "next_attempt_at": 1, "leased_until": 1}
@@ -107,7 +115,10 @@ class DueIndex:
         for entry in entries:
             item = found.get(entry["_id"])
             seen = {"_id": entry["_id"], "at": entry["at"]}
-            if item is None or item.get("status") != "pending":
+            if item is None and (entry.get("missing_since") or now) > now - MISSING_ITEM_GRACE:
+                operations.append(UpdateOne(seen, {"$set": {"at": now + MISSING_ITEM_RECHECK},
+                                                   "$min": {"missing_since": now}}))
+            elif item is None or item.get("status") != "pending":
                 operations.append(DeleteOne(seen))
             else:
                 due_at = max(item["next_attempt_at"], item.get("leased_until") or EPOCH)
