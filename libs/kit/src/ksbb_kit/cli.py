@@ -28,7 +28,7 @@ from ksbb_kit.deadletters import (
 )
 from ksbb_kit.jobs import StuckItems
 from ksbb_kit.kafka import KafkaConnection, KafkaRecordPublisher, ensure_topics, kafka_connection, topic_partitions
-from ksbb_kit.reconcile import reconcile
+from ksbb_kit.reconcile import OwnerDatabaseMissing, check
 from ksbb_kit.settings import KitSettings
 from ksbb_kit.token_cli import add_token_arguments, run_token_command
 
@@ -275,10 +275,18 @@ def cmd_jobs_stuck(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    """Print each aggregate whose views differ (one JSON line each); exit 1 when any does."""
+    """Print each aggregate whose views differ (one JSON line each); exit 1 when any does, 2 when an owner's
+    database is missing. A consumer without a database is skipped (one JSON line on stderr)."""
     service_urls = dict(item.split("=", 1) for item in args.service_mongodb or [])
-    differences = asyncio.run(reconcile(args.mongodb or _kafka_settings().mongodb_url, prefix=args.prefix,
-                                        service_urls=service_urls))
+    try:
+        found = asyncio.run(check(args.mongodb or _kafka_settings().mongodb_url, prefix=args.prefix,
+                                  service_urls=service_urls))
+    except OwnerDatabaseMissing as missing:
+        print(f"ksbb reconcile: {missing}: check --mongodb, --service-mongodb and --prefix", file=sys.stderr)
+        return 2
+    for skipped in found.skipped:
+        print(json.dumps(skipped.as_dict()), file=sys.stderr)
+    differences = found.differences
     for difference in differences:
         print(json.dumps(difference.as_dict(), ensure_ascii=False))
     print(f"{len(differences)} difference(s)", file=sys.stderr)
@@ -339,7 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
     stuck.add_argument("--mongodb", help="MongoDB URL (default: $KSBB_MONGODB_URL)")
     stuck.set_defaults(func=cmd_jobs_stuck)
 
-    check = sub.add_parser("reconcile", help="aggregates whose consumers' views differ from the owner's (exit 1: some)")
+    check = sub.add_parser(
+        "reconcile", help="aggregates whose consumers' views differ from the owner's (exit 1: some)",
+        description="Compare the owners' state (registry, pledges) with every view of it: the registry's and "
+                    "publisher's need ledgers, the publisher's needs, recipients, organisations, pledges and "
+                    "donors, the pledges service's and the notifier's recipient and organisation replicas, and "
+                    "the recipient blocking on each pledges ledger. One JSON line per differing aggregate and "
+                    "view on stdout; exit 1 when any differs. A consumer (publisher, notifier) whose database "
+                    "does not exist is not deployed there: it is skipped, with one line "
+                    '{"view": ..., "database": ..., "skipped": "no database"} on stderr, and is no difference. '
+                    "Exit 2 when an owner's database (registry, pledges) does not exist.")
     check.add_argument("--prefix", default=os.environ.get("KSBB_TOPIC_PREFIX", ""),
                        help="namespace prefix of the service databases (tests)")
     check.add_argument("--mongodb", help="MongoDB URL of the service databases (default: $KSBB_MONGODB_URL)")
