@@ -134,7 +134,7 @@ async def test_organisations_and_the_pledges_recipient_replica_reused_at_their_v
         assert code == 1, output
         assert {(d.aggregate, d.aggregate_id, d.view) for d in await running.differences()} == {
             ("organisation", org_id, "publisher"), ("organisation", org_id, "pledges"),
-            ("recipient", recipient_id, "pledges")}
+            ("recipient", recipient_id, "pledges"), ("recipient_blocking", need_id, "pledges")}
 
         counters = {
             ("publisher.organisations.version", "same_version_other_figures"): 1,
