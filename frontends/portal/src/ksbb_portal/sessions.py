@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ksbb_kit.calm import RepeatingFailure
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -228,11 +229,19 @@ class SessionStore:
         database)."""
         if not self.cache.enabled:
             return
+        failing = RepeatingFailure(log, "could not read the session change notes; sessions are read from the database")
+        indexed = False
         while True:
             try:
+                if not indexed:
+                    # A real MongoDB then reads only the notes since the last read (the stand-in scans the few
+                    # minutes of notes kept either way).
+                    await self.changes.collection.create_index("at")
+                    indexed = True
                 await self.changes.read()
-            except Exception:
-                log.exception("could not read the session change notes; sessions are read from the database")
+                failing.recovered()
+            except Exception as error:
+                failing.failed(error)
             await asyncio.sleep(self.cache.bound / 3)
 
     async def replace_tokens(self, session: Session, tokens: Tokens, *, expected_refresh: str | None) -> bool:
