@@ -20,6 +20,8 @@ from ksbb_kit.auth import DevIssuer, Role
 from ksbb_kit.reconcile import Difference, reconcile
 from ksbb_kit.testing.service import free_port, running
 from ksbb_kit.testing.waiting import eventually
+from ksbb_notifier.bootstrap import create_app as create_notifier
+from ksbb_notifier.settings import NotifierSettings
 from ksbb_pledges.bootstrap import PledgesService, compose
 from ksbb_pledges.settings import PledgesSettings
 from ksbb_publisher.bootstrap import create_app as create_publisher
@@ -185,10 +187,16 @@ class Platform:
 
 @contextlib.asynccontextmanager
 async def platform(
-    kit_env: dict[str, Any], issuer: DevIssuer, *, pledges_mongodb_url: str | None = None, **pledges_overrides: Any
+    kit_env: dict[str, Any],
+    issuer: DevIssuer,
+    *,
+    pledges_mongodb_url: str | None = None,
+    notifier: bool = False,
+    **pledges_overrides: Any,
 ) -> AsyncIterator[Platform]:
     """Start the three services (pledges with `pledges_overrides`, e.g. the anti-entropy interval, and on its
-    own database server when `pledges_mongodb_url` names one)."""
+    own database server when `pledges_mongodb_url` names one), and the notifier when asked (without it,
+    `ksbb reconcile` skips the notifier's views)."""
     pledges_env = {**kit_env, **({"mongodb_url": pledges_mongodb_url} if pledges_mongodb_url else {})}
     pledges_service = compose(PledgesSettings(**pledges_env, **pledges_overrides))
     async with contextlib.AsyncExitStack() as stack:
@@ -196,5 +204,7 @@ async def platform(
         registry = await stack.enter_async_context(running(registry_app))
         pledges = await stack.enter_async_context(running(pledges_service.app))
         publisher = await stack.enter_async_context(running(create_publisher(PublisherSettings(**kit_env))))
+        if notifier:
+            await stack.enter_async_context(running(create_notifier(NotifierSettings(**kit_env))))
         yield Platform(registry, pledges, publisher, pledges_service, kit_env["mongodb_url"], kit_env["topic_prefix"],
                        issuer, pledges_mongodb_url, tuple(registry_app.state.restatements))

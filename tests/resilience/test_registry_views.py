@@ -97,7 +97,7 @@ async def _is_high(priority: Any) -> bool:
 async def test_organisations_and_the_pledges_recipient_replica_reused_at_their_version_or_ahead_are_repaired(
     kit_env: dict[str, Any], dev_issuer: DevIssuer
 ) -> None:
-    async with platform(kit_env, dev_issuer) as running:
+    async with platform(kit_env, dev_issuer, notifier=True) as running:
         [need_id] = await running.seed_needs(1, quantity=50)
 
         async def agree() -> bool:
@@ -108,6 +108,7 @@ async def test_organisations_and_the_pledges_recipient_replica_reused_at_their_v
         registry_db = mongo[database_name("registry", running.prefix)]
         publisher_db = mongo[database_name("publisher", running.prefix)]
         pledges_db = mongo[database_name("pledges", running.prefix)]
+        notifier_db = mongo[database_name("notifier", running.prefix)]
         try:
             [organisation] = [d async for d in registry_db.organisations.find({}, {"version": 1})]
             [recipient] = [d async for d in registry_db.recipients.find({}, {"version": 1})]
@@ -125,6 +126,11 @@ async def test_organisations_and_the_pledges_recipient_replica_reused_at_their_v
             await pledges_db.ledgers.update_one({"_id": need_id}, {"$inc": {"rev": 1}, "$set": {
                 "recipient_blocked": True, "recipient_version": recipient["version"] + 1,
                 "recipient_digest": "lost-state-0014"}})
+            # The notifier's replicas: the organisation other at the registry's version, the recipient ahead.
+            await notifier_db.organisations.update_one({"_id": org_id}, {"$set": {
+                "name": "Nama Yang Hilang", "state_digest": "lost-state-0015"}})
+            await notifier_db.recipients.update_one({"_id": recipient_id}, {"$set": {
+                "status": "suspended", "version": recipient["version"] + 1, "state_digest": "lost-state-0016"}})
         finally:
             await mongo.close()
 
@@ -134,13 +140,16 @@ async def test_organisations_and_the_pledges_recipient_replica_reused_at_their_v
         assert code == 1, output
         assert {(d.aggregate, d.aggregate_id, d.view) for d in await running.differences()} == {
             ("organisation", org_id, "publisher"), ("organisation", org_id, "pledges"),
-            ("recipient", recipient_id, "pledges"), ("recipient_blocking", need_id, "pledges")}
+            ("recipient", recipient_id, "pledges"), ("recipient_blocking", need_id, "pledges"),
+            ("organisation", org_id, "notifier"), ("recipient", recipient_id, "notifier")}
 
         counters = {
             ("publisher.organisations.version", "same_version_other_figures"): 1,
             ("pledges.organisations", "restated"): 1,
             ("pledges.recipients", "same_version_other_figures"): 1,
             ("pledges.ledgers.recipient_version", "restated"): 1,
+            ("notifier.organisations", "same_version_other_figures"): 1,
+            ("notifier.recipients", "restated"): 1,
         }
         before = {key: repairs(*key) for key in counters}
         [_, recipients_job, organisations_job] = running.registry_restatements
