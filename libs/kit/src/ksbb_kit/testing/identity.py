@@ -9,6 +9,7 @@ the test fails with the reason, it is never skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -163,6 +164,8 @@ class CodeCatcher:
         self.code: str | None = None
         self.state: str | None = None
         self.error: str | None = None
+        #: Set once the browser's request to CALLBACK has ended (failed: nothing listens; or answered).
+        self.ended = asyncio.Event()
 
     async def install(self, page: Any) -> None:
         """Watch this page's requests (and answer direct navigations to CALLBACK with a tiny page)."""
@@ -177,7 +180,13 @@ class CodeCatcher:
         async def answer(route: Any) -> None:
             await route.fulfill(status=200, content_type="text/html", body="<p>signed in</p>")
 
+        def ended(request: Any) -> None:
+            if request.url.startswith(CALLBACK):
+                self.ended.set()
+
         page.on("request", note)
+        page.on("requestfailed", ended)
+        page.on("requestfinished", ended)
         await page.route(lambda url: url.startswith(CALLBACK), answer)
 
     async def wait(self, within: float = 30) -> str:
@@ -195,7 +204,8 @@ async def goto(page: Any, url: str, *, attempts: int = 3) -> None:
     """Navigate; a navigation that ends at CALLBACK (where nothing listens) is not an error.
 
     The previous sign-in's failed navigation to CALLBACK may still be committing its error page when the next
-    navigation starts and interrupt it; that stale error page is not this navigation's outcome, so it is retried.
+    navigation starts and interrupt it; that is not this navigation's outcome, so it is retried (`sign_in` also
+    waits for that navigation to end, which makes it rare).
     """
     for attempt in range(1, attempts + 1):
         try:
@@ -205,7 +215,9 @@ async def goto(page: Any, url: str, *, attempts: int = 3) -> None:
             message = str(exc)
             if "ERR_CONNECTION_REFUSED" in message:
                 return
-            if "interrupted by another navigation" in message and "chrome-error://" in message and attempt < attempts:
+            # Interrupted by the stale error page, or by a navigation Chromium restarted to this same URL
+            # (seen in CI): either way the page did not load what was asked, so ask again.
+            if "interrupted by another navigation" in message and attempt < attempts:
                 await page.wait_for_load_state()
                 continue
             raise
@@ -234,6 +246,12 @@ async def sign_in(page: Any, client: OidcClient, email: str, password: str) -> T
     verifier, state, catcher = await login_in_browser(page, client, email, password)
     code = await catcher.wait()
     assert catcher.state == state, "the state came back changed"
+    # Let the browser finish its navigation to CALLBACK (an error page), so the next navigation on this page
+    # does not race with it; not waiting forever: the code is what this sign-in needed.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(catcher.ended.wait(), timeout=10)
+    with contextlib.suppress(Exception):
+        await page.wait_for_load_state()
     return await client.exchange_code(code, CALLBACK, verifier)
 
 
