@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from ksbb_kit.clock import Clock
 from ksbb_kit.http import IdempotencyStore
 from ksbb_kit.outbox import PendingWrite
-from ksbb_kit.restate_pages import MongoRestatePages
+from ksbb_kit.restate_pages import MongoRestatePages, RestatePass
 from ksbb_kit.runtime import ServiceRuntime
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -46,7 +46,6 @@ from ksbb_registry.app.restate import (
     NEEDS_JOB,
     ORGANISATIONS_JOB,
     RECIPIENTS_JOB,
-    Restatement,
     need_restatement_job,
     organisation_restatement_job,
     recipient_restatement_job,
@@ -80,7 +79,7 @@ class Registry:
     stores: Stores
     services: Services
     #: Anti-entropy of needs, recipients and organisations (one page of each per `registry-restate` run).
-    restatements: tuple[Restatement, ...] = ()
+    restatements: tuple[RestatePass, ...] = ()
 
 
 def mongo_stores(

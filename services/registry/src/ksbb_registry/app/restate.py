@@ -22,8 +22,6 @@ from ksbb_registry.domain.restate import need_restatement, organisation_restatem
 NEEDS_JOB = "need-restate"
 RECIPIENTS_JOB = "recipient-restate"
 ORGANISATIONS_JOB = "organisation-restate"
-#: The registry's anti-entropy jobs are the kit's pass runner (the name the composition root types them by).
-Restatement = RestatePass
 
 
 def restating(store: AggregateStore[Any], announce: Callable[[Any], Event]) -> RestateOne:
