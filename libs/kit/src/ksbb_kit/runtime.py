@@ -32,6 +32,7 @@ from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
 from ksbb_kit.deadletters import DeadLetterPayloads
 from ksbb_kit.errors import install_error_handlers
+from ksbb_kit.followers import FollowedRecord, Follower
 from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path, route_template
 from ksbb_kit.http_limits import BodySizeLimit, RouteLimits
 from ksbb_kit.jobs import JobLease, StuckItems
@@ -67,6 +68,8 @@ log = logging.getLogger(__name__)
 STOP_STEP_SECONDS = 20.0
 #: Longest wait of one poll of a batch consumer (it returns as soon as a record is there).
 BATCH_POLL_MS = 100
+#: A follower's batch may wait for its delay and for a database outage before the next poll (30 min).
+FOLLOWER_MAX_POLL_INTERVAL_MS = 30 * 60 * 1000
 
 
 async def _bounded(what: str, step: Awaitable[Any]) -> None:
@@ -244,6 +247,35 @@ class ServiceRuntime:
             await dispatcher.handle(ConsumedRecord.received(
                 raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.headers or (),
             ))
+
+    def follow(self, follower: Follower, *, batch_size: int = 500) -> None:
+        """Read back the follower's topic under its own group (`<consumer group>-<job>`), a batch at a time,
+        each batch once its newest record is old enough (`ksbb_kit.followers`)."""
+        topics = {event_type.topic.name for event_type in follower.event_types}
+        if len(topics) != 1:
+            raise ValueError(f"a follower reads one topic; {follower.job} names {sorted(topics)}")
+        subscriber = self.broker.subscriber(
+            self.settings.topic(topics.pop()),
+            group_id=f"{self.settings.consumer_group}-{follower.job}",
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+            # A batch may wait for its delay (plus a database outage) before the next poll.
+            max_poll_interval_ms=FOLLOWER_MAX_POLL_INTERVAL_MS,
+            title=f"{self.settings.service_name}-{follower.job}",
+            batch=True,
+            max_records=batch_size,
+            batch_timeout_ms=BATCH_POLL_MS,
+            parser=tolerant_batch_parser,
+            decoder=raw_batch_decoder,
+        )
+
+        @subscriber
+        async def consume(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            records = raw if isinstance(raw, tuple) else (raw,)
+            await follower.follow([FollowedRecord(r.value, r.timestamp) for r in records])
 
     def _subscribe_batches(self, topics: list[str], dispatcher: BatchDispatcher, batch_size: int) -> None:
         subscriber = self.broker.subscriber(

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from ksbb_kit.clock import Clock
+from ksbb_kit.followers import Follower
 from ksbb_kit.restate_pages import MongoRestatePages, RestatePass
 from ksbb_kit.runtime import ServiceRuntime
 
@@ -30,6 +31,7 @@ from ksbb_pledges.app.ledger import LedgerService
 from ksbb_pledges.app.offers import OfferService
 from ksbb_pledges.app.pledges import PledgeService
 from ksbb_pledges.app.ports import DonorStore, LedgerStore, OfferStore, PledgeCopies, Replicas
+from ksbb_pledges.app.recovery import ANNOUNCING, RECOVERY_JOB, PledgeRecovery, pledge_of
 from ksbb_pledges.app.registry import RegistryFacts
 from ksbb_pledges.app.restate import (
     DONORS_JOB,
@@ -62,6 +64,7 @@ class PledgesService:
     offers: OfferService
     donors: DonorService
     registry: RegistryFacts
+    recovery: PledgeRecovery
     restatement: RestatePass
     pledge_restatement: RestatePass
     donor_restatement: RestatePass
@@ -103,6 +106,7 @@ def compose(
     offers = OfferService(offer_store, ledger, ledger_store, replicas, runtime.clock)
     donors = DonorService(donor_store, runtime.clock)
     registry = RegistryFacts(ledger_store, replicas, runtime.clock)
+    recovery = PledgeRecovery(ledger_store, copies, runtime.clock)
     restatement = ledger_restatement_job(
         ledger_store, MongoRestatePages(db, "ledgers", job=LEDGERS_JOB), runtime.clock,
         page_size=settings.restate_page_size, stuck=runtime.stuck,
@@ -118,6 +122,10 @@ def compose(
 
     # Events in, start-up, sweeps.
     runtime.subscribe(build_router(registry))
+    runtime.follow(Follower(
+        RECOVERY_JOB, ANNOUNCING, recovery.check, delay_seconds=settings.pledge_recovery_delay_seconds,
+        stuck=runtime.stuck, item_id=pledge_of,
+    ))
 
     @runtime.on_startup
     async def indexes(_: ServiceRuntime) -> None:
@@ -153,6 +161,7 @@ def compose(
         offers=offers,
         donors=donors,
         registry=registry,
+        recovery=recovery,
         restatement=restatement,
         pledge_restatement=pledge_restatement,
         donor_restatement=donor_restatement,

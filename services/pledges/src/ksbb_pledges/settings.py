@@ -42,6 +42,12 @@ class PledgesSettings(KitSettings):
         description="Anti-entropy: how often a page of pledges is re-published (ksbb.pledge.restated.v1) so "
         "consumers repair diverged views.",
     )
+    pledge_recovery_delay_seconds: float = Field(
+        default=30, ge=1, le=3600,
+        description="How old a pledge event must be before the service checks that its ledger still holds the "
+        "pledge (and takes it back from the event when a database crash lost it): longer than the database "
+        "takes to make an acknowledged write durable.",
+    )
     pledge_restate_page_size: int = Field(default=500, ge=1, le=10_000, description="Pledges re-published per run.")
 
     @property

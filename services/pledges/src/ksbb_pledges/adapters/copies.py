@@ -43,6 +43,13 @@ class MongoPledgeCopies:
         """One pledge's copy (with its need's facts), or None."""
         return await self.copies.find_one({"_id": pledge_id})
 
+    async def versions(self, pledge_ids: Sequence[str]) -> dict[str, int]:
+        """The copied version of each of these pledges that has a copy (one query)."""
+        if not pledge_ids:
+            return {}
+        found = self.copies.find({"_id": {"$in": list(pledge_ids)}}, projection={"version": 1})
+        return {c["_id"]: int(c.get("version", 0)) async for c in found}
+
     async def of_need(self, need_id: str) -> list[Pledge]:
         """Every copied pledge of a need, as its ledger would hold it."""
         return [pledge_of_copy(c) async for c in self.copies.find({"need_id": need_id})]

@@ -285,7 +285,8 @@ class MongoLedgerStore:
                 gone = {p["pledge_id"] for p in departing}
                 update["$set"]["pledges"] = [p for p in change.pledges if p["pledge_id"] not in gone]
             elif change.appended is not None:
-                update["$push"] = {"pledges": change.appended}
+                if not departing:  # a pledge taken back already settled goes straight to `leaving`
+                    update["$push"] = {"pledges": change.appended}
             elif change.replaced is not None:
                 pledge = change.replaced[1]
                 guard["pledges.pledge_id"] = pledge["pledge_id"]

@@ -116,6 +116,10 @@ class PledgeCopies(Protocol):
         """Rewrite copies left behind their ledger (changed after `since`; None: every ledger)."""
         ...
 
+    async def versions(self, pledge_ids: Sequence[str]) -> dict[str, int]:
+        """The copied version of each of these pledges that has a copy."""
+        ...
+
 
 class Replicas(Protocol):
     """The registry's recipients and organisations as this service last heard of them."""

@@ -58,7 +58,7 @@ from ksbb_pledges.domain.lifecycle import (
     quantities,
 )
 from ksbb_pledges.domain.need_replica import need_repair
-from ksbb_pledges.domain.pledge import Ledger, Pledge, advance, pledge_public
+from ksbb_pledges.domain.pledge import Ledger, Pledge, advance, pledge_public, same_request
 from ksbb_pledges.domain.registry_replicas import blocking_repair
 
 R = TypeVar("R")
@@ -276,7 +276,7 @@ def reserve(ledger: Ledger, pledge: Pledge, *, now: datetime, allow_partial: boo
     """
     for existing in [*ledger.get("pledges", []), *ledger.get("leaving", [])]:
         if existing["pledge_id"] == pledge["pledge_id"]:
-            if existing.get("request_hash") != pledge["request_hash"]:
+            if not same_request(existing, pledge):
                 raise IdempotencyKeyReused("a different pledge")
             return unchanged(Reservation(ledger, existing, True))
     if ledger["status"] != NeedStatus.OPEN.value:

@@ -65,6 +65,14 @@ def advance(pledge: Pledge, status: PledgeStatus, now: datetime, by: str, **fact
     }
 
 
+def same_request(held: Pledge, retried: Pledge) -> bool:
+    """Whether a retried create asks for the pledge held under its id: the same request fingerprint, or —
+    for a pledge taken back from its event, whose fingerprint is unknown — the same quantity, mode and date."""
+    if held.get("request_hash") is not None or not held.get("recovered_at"):
+        return bool(held.get("request_hash") == retried["request_hash"])
+    return all(held.get(name) == retried.get(name) for name in ("quantity", "mode", "planned_date"))
+
+
 def pledge_public(ledger: Ledger, pledge: Pledge) -> PledgePublic:
     """The public event view of a pledge."""
     return PledgePublic(
