@@ -82,6 +82,10 @@ async def test_a_pledge_lost_after_its_event_comes_back_with_its_units_and_its_r
     assert ledger is not None and ledger["committed"] == 4
     retried = await service.pledge(need_id, 4, donor="donor-lost", key="lost-1")
     assert retried.status_code in (200, 201) and retried.json()["pledge_id"] == pledge_id, retried.text
+    # The follower lags on purpose: its backlog is not reported as the service's consumer lag (an alert).
+    metrics = (await service.client.get("/metrics")).text
+    assert "ksbb_consumer_lag_records{" in metrics
+    assert f'topic="{service.namespace}ksbb.pledges.pledges"' not in metrics
 
 
 async def test_a_pledge_whose_units_others_took_meanwhile_comes_back_cancelled(service: Service) -> None:

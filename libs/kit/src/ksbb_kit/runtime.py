@@ -132,6 +132,7 @@ class ServiceRuntime:
         self.job_lease_seconds = JOB_LEASE_SECONDS
         self._startup: list[StartupHook] = []
         self._jobs: list[tuple[str, BackgroundJob]] = []
+        self._followers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.kafka_connected = asyncio.Event()
         #: Failed connection attempts in a row while Kafka is unreachable, logged once per interval with a count.
@@ -271,6 +272,8 @@ class ServiceRuntime:
             decoder=raw_batch_decoder,
         )
 
+        self._followers.append(subscriber)
+
         @subscriber
         async def consume(message: KafkaMessage) -> None:
             raw = message.raw_message
@@ -385,7 +388,9 @@ class ServiceRuntime:
 
     def _consumers(self) -> list[AIOKafkaConsumer]:
         """The aiokafka consumers of this runtime's subscribers (those started)."""
-        found = [getattr(subscriber, "consumer", None) for subscriber in self.broker.subscribers]
+        # A follower lags behind on purpose (its delay): it is not a consumer whose lag means trouble.
+        found = [getattr(subscriber, "consumer", None) for subscriber in self.broker.subscribers
+                 if subscriber not in self._followers]
         return [consumer for consumer in found if isinstance(consumer, AIOKafkaConsumer)]
 
     # -- HTTP ------------------------------------------------------------------------------------
