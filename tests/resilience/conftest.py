@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from ksbb_kit.auth import DevIssuer, Role
-from ksbb_kit.kafka import kafka_connection, topic_partitions
+from ksbb_kit.kafka import committed_offsets, end_offsets
 from ksbb_kit.reconcile import Difference, reconcile
 from ksbb_kit.testing.service import free_port, running
 from ksbb_kit.testing.waiting import eventually
@@ -111,26 +110,12 @@ class Platform:
 
     async def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
         """The end offset of each partition of a (logical) topic now."""
-        options = kafka_connection(self.kafka_bootstrap).client_options()
-        async with contextlib.AsyncExitStack() as clients:
-            admin = AIOKafkaAdminClient(**options)
-            clients.push_async_callback(admin.close)
-            await admin.start()
-            consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
-            clients.push_async_callback(consumer.stop)
-            await consumer.start()
-            partitions = (await topic_partitions(admin, [self.prefix + topic]))[self.prefix + topic]
-            return dict(await consumer.end_offsets(partitions))
+        return await end_offsets(self.kafka_bootstrap, self.prefix + topic)
 
     async def group_reached(self, group: str, offsets: dict[TopicPartition, int]) -> bool:
         """Whether a (logical) consumer group committed at least these offsets."""
-        admin = AIOKafkaAdminClient(**kafka_connection(self.kafka_bootstrap).client_options())
-        try:
-            await admin.start()
-            committed = await admin.list_consumer_group_offsets(self.prefix + group)
-        finally:
-            await admin.close()
-        return all(tp in committed and committed[tp].offset >= end for tp, end in offsets.items() if end > 0)
+        committed = await committed_offsets(self.kafka_bootstrap, self.prefix + group)
+        return all(committed.get(tp, -1) >= end for tp, end in offsets.items() if end > 0)
 
     @property
     def admin(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -170,20 +170,26 @@ async def ensure_topics(
         await admin.close()
 
 
-async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]) -> dict[str, int]:
-    """Records not yet committed by a whole consumer group, per topic (an operator's one-off question).
-
-    It opens its own clients; a running service reports its lag with `AssignedLag` instead.
-    """
+@contextlib.asynccontextmanager
+async def _admin_and_consumer(bootstrap: str | KafkaConnection) -> AsyncIterator[tuple[Any, AIOKafkaConsumer]]:
+    """A started admin client and an unsubscribed consumer, both closed on every path (also a failed start)."""
     options = kafka_connection(bootstrap).client_options()
     async with contextlib.AsyncExitStack() as clients:
-        # Each client is closed on every path, also when its own start fails or a scrape's timeout cancels it.
         admin = AIOKafkaAdminClient(**options)
         clients.push_async_callback(admin.close)
         await admin.start()
         consumer = AIOKafkaConsumer(**options, enable_auto_commit=False)
         clients.push_async_callback(consumer.stop)
         await consumer.start()
+        yield admin, consumer
+
+
+async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Records not yet committed by a whole consumer group, per topic (an operator's one-off question).
+
+    It opens its own clients; a running service reports its lag with `AssignedLag` instead.
+    """
+    async with _admin_and_consumer(bootstrap) as (admin, consumer):
         committed = await admin.list_consumer_group_offsets(group)
         partitions = [tp for tps in (await topic_partitions(admin, topics)).values() for tp in tps]
         ends = await consumer.end_offsets(partitions) if partitions else {}
@@ -193,6 +199,19 @@ async def consumer_lag(bootstrap: str | KafkaConnection, group: str, topics: Ite
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - done)
         return lag
+
+
+async def end_offsets(bootstrap: str | KafkaConnection, topic: str) -> dict[TopicPartition, int]:
+    """The end offset of each partition of a (physical) topic now."""
+    async with _admin_and_consumer(bootstrap) as (admin, consumer):
+        partitions = (await topic_partitions(admin, [topic])).get(topic, [])
+        return dict(await consumer.end_offsets(partitions)) if partitions else {}
+
+
+async def committed_offsets(bootstrap: str | KafkaConnection, group: str) -> dict[TopicPartition, int]:
+    """The offsets a consumer group committed, per partition."""
+    async with _admin_and_consumer(bootstrap) as (admin, _):
+        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
 
 
 class AssignedLag:

@@ -255,23 +255,12 @@ class ServiceRuntime:
         topics = {event_type.topic.name for event_type in follower.event_types}
         if len(topics) != 1:
             raise ValueError(f"a follower reads one topic; {follower.job} names {sorted(topics)}")
-        subscriber = self.broker.subscriber(
-            self.settings.topic(topics.pop()),
-            group_id=f"{self.settings.consumer_group}-{follower.job}",
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            session_timeout_ms=10000,
-            heartbeat_interval_ms=1000,
+        subscriber = self._batch_subscriber(
+            [self.settings.topic(topics.pop())], f"{self.settings.consumer_group}-{follower.job}", follower.job,
+            batch_size,
             # A batch may wait for its delay (plus a database outage) before the next poll.
             max_poll_interval_ms=FOLLOWER_MAX_POLL_INTERVAL_MS,
-            title=f"{self.settings.service_name}-{follower.job}",
-            batch=True,
-            max_records=batch_size,
-            batch_timeout_ms=BATCH_POLL_MS,
-            parser=tolerant_batch_parser,
-            decoder=raw_batch_decoder,
         )
-
         self._followers.append(subscriber)
 
         @subscriber
@@ -280,21 +269,26 @@ class ServiceRuntime:
             records = raw if isinstance(raw, tuple) else (raw,)
             await follower.follow([FollowedRecord(r.value, r.timestamp) for r in records])
 
-    def _subscribe_batches(self, topics: list[str], dispatcher: BatchDispatcher, batch_size: int) -> None:
-        subscriber = self.broker.subscriber(
+    def _batch_subscriber(self, topics: list[str], group: str, title: str, batch_size: int, **options: Any) -> Any:
+        """A batch subscriber of these topics under a group: raw records, whatever their bytes."""
+        return self.broker.subscriber(
             *topics,
-            group_id=self.settings.consumer_group,
+            group_id=group,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
-            title=f"{self.settings.service_name}-events",
+            title=f"{self.settings.service_name}-{title}",
             batch=True,
             max_records=batch_size,
             batch_timeout_ms=BATCH_POLL_MS,
             parser=tolerant_batch_parser,
             decoder=raw_batch_decoder,
+            **options,
         )
+
+    def _subscribe_batches(self, topics: list[str], dispatcher: BatchDispatcher, batch_size: int) -> None:
+        subscriber = self._batch_subscriber(topics, self.settings.consumer_group, "events", batch_size)
         # A record is handled as soon as it arrives, never after FastStream's pause following an empty poll.
         poll_batches_without_pause(subscriber, timeout_ms=BATCH_POLL_MS, max_records=batch_size)
 
