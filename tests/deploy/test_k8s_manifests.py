@@ -15,6 +15,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from ksbb_contracts.topics import TOPICS, all_topics_with_dlqs, topics_consumed_by
+from ksbb_kit.topics_render import followed_by
 
 from tests.deploy.conftest import ROOT, SERVICES, kustomize_build, requires_secret_key
 
@@ -219,7 +220,10 @@ def test_example_gives_each_service_its_own_kafka_user_with_least_privilege() ->
         reads = {a["resource"]["name"] for a in topic_acls if "Read" in a["operations"]}
         owned = {t.name for t in TOPICS.values() if t.owner == service}
         consumed = {t.name for t in topics_consumed_by(service)}
-        assert reads == consumed
+        followed = {t.name for t, _ in followed_by(service)}  # its own topics it reads back (no DLQ)
+        assert followed <= owned and reads == consumed | followed
+        groups = {a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"}
+        assert groups == ({service} if consumed else set()) | {f"{service}-{job}" for _, job in followed_by(service)}
         assert writes == owned | {t.dlq(service).name for t in topics_consumed_by(service)}
         if service == "publisher":
             assert not any(t.confidential for t in topics_consumed_by(service)) and not (reads & {

@@ -28,6 +28,9 @@ class Topic:
     compacted: bool = False
     confidential: bool = False
     consumers: tuple[str, ...] = field(default=())
+    #: Services that read their own topic back after the fact, as (service, job): the group is
+    #: `<service>-<job>` (`ksbb_kit.followers`); a follower dead-letters nothing, so it has no DLQ.
+    followers: tuple[tuple[str, str], ...] = field(default=())
     tombstone_retention_ms: int = TOMBSTONE_RETENTION_MS
     erasure_deadline_ms: int = ERASURE_DEADLINE_MS
 
@@ -78,6 +81,8 @@ REGISTRY_CONTACTS = Topic(
 PLEDGES = Topic(
     "ksbb.pledges.pledges", "pledges", "Pledge lifecycle.",
     consumers=("notifier", "publisher"),
+    # Pledges its database lost after their events were out are taken back from here (ADR 0005).
+    followers=(("pledges", "pledge-recovery"),),
 )
 LEDGER = Topic(
     "ksbb.pledges.ledger", "pledges", "Need ledger quantities (requested/committed/in transit/delivered).",

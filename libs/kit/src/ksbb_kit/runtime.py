@@ -255,11 +255,19 @@ class ServiceRuntime:
         topics = {event_type.topic.name for event_type in follower.event_types}
         if len(topics) != 1:
             raise ValueError(f"a follower reads one topic; {follower.job} names {sorted(topics)}")
+        followed = next(iter(follower.event_types)).topic
+        if (self.settings.service_name, follower.job) not in followed.followers:
+            # The contracts derive the follower's Kafka ACLs (its group, read access) from `Topic.followers`.
+            raise ValueError(f"{followed.name} does not list ({self.settings.service_name!r}, {follower.job!r}) "
+                             "among its followers in ksbb_contracts.topics")
         subscriber = self._batch_subscriber(
             [self.settings.topic(topics.pop())], f"{self.settings.consumer_group}-{follower.job}", follower.job,
             batch_size,
             # A batch may wait for its delay (plus a database outage) before the next poll.
             max_poll_interval_ms=FOLLOWER_MAX_POLL_INTERVAL_MS,
+            # Not a consumer of the topic (the service reads back what it produced, dead-letters nothing):
+            # the AsyncAPI document lists what the service consumes, each topic with its dead-letter topic.
+            include_in_schema=False,
         )
         self._followers.append(subscriber)
 

@@ -117,8 +117,16 @@ def service_acls(service: str) -> list[dict[str, Any]]:
         acls.append(_acl("topic", topic.dlq(service).name, "Describe", "Write"))
     if topics_consumed_by(service):
         acls.append(_acl("group", service, "Describe", "Read"))
+    for topic, job in followed_by(service):
+        acls.append(_acl("topic", topic.name, "Describe", "Read"))
+        acls.append(_acl("group", f"{service}-{job}", "Describe", "Read"))
     acls.append(_acl("cluster", None, "IdempotentWrite"))
     return acls
+
+
+def followed_by(service: str) -> list[tuple[Topic, str]]:
+    """The topics a service reads back (`Topic.followers`), each with the follower's job."""
+    return [(t, job) for t in TOPICS.values() for who, job in t.followers if who == service]
 
 
 def kafka_user(service: str) -> dict[str, Any]:
@@ -141,6 +149,7 @@ def operator_acls() -> list[dict[str, Any]]:
     acls += [_acl("topic", t.name, "Describe", "Read", "Delete")
              for t in all_topics_with_dlqs() if t.name not in TOPICS]
     acls += [_acl("group", s, "Describe") for s in SERVICES if topics_consumed_by(s)]
+    acls += [_acl("group", f"{s}-{job}", "Describe") for s in SERVICES for _, job in followed_by(s)]
     acls.append(_acl("cluster", None, "Describe", "IdempotentWrite"))
     return acls
 
