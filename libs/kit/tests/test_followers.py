@@ -89,3 +89,18 @@ async def test_an_outage_is_waited_out_and_an_item_that_keeps_failing_is_marked_
     assert calls[:6] == [["dnr_ok", "dnr_bad"]] * 6
     assert calls[6:] == [["dnr_bad"]] * (MAX_ATTEMPTS - 1)
     assert stuck.marked == [("test-follow", "dnr_bad")]
+
+
+async def test_a_batch_whose_handler_keeps_raising_is_marked_stuck_item_by_item_and_the_follower_goes_on() -> None:
+    clock = FakeTime(3_000.0)
+    stuck = Stuck()
+    calls = 0
+
+    async def handle(events: Sequence[tuple[Event, CloudEvent]]) -> dict[str, BaseException]:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("a bug, not an outage")
+
+    assert await follower(clock, handle, stuck).follow([record("dnr_a", 1.0), record("dnr_b", 1.0)]) == 2
+    assert calls == MAX_ATTEMPTS
+    assert stuck.marked == [("test-follow", "dnr_a"), ("test-follow", "dnr_b")]

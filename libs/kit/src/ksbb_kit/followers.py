@@ -19,14 +19,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ksbb_contracts import CloudEvent, Event
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
 from ksbb_kit.calm import RepeatingFailure
-from ksbb_kit.jobs import StuckItems
 
 log = logging.getLogger("ksbb.follower")
 
@@ -37,6 +36,14 @@ FollowedHandler = Callable[[Sequence[tuple[Event, CloudEvent]]], Awaitable[dict[
 OUTAGES: tuple[type[BaseException], ...] = (ConnectionFailure, ServerSelectionTimeoutError)
 #: Attempts at an item whose handler raised before it is marked stuck and skipped.
 MAX_ATTEMPTS = 3
+
+
+class StuckMarks(Protocol):
+    """Where an item given up on is recorded (`ksbb_kit.jobs.StuckItems`)."""
+
+    async def mark(self, job: str, item_id: str, error: str) -> None:
+        """Record an item that raised."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Follower:
         handle: FollowedHandler,
         *,
         delay_seconds: float,
-        stuck: StuckItems | None,
+        stuck: StuckMarks | None,
         item_id: Callable[[Event], str],
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -110,6 +117,8 @@ class Follower:
                 await self._sleep(self._backoff)
                 attempts -= 1  # an outage is nobody's fault: it costs no attempt
                 continue
+            except Exception as exc:  # the batch as a whole failed: every item of it counts as failed
+                failures = {self._item_id(event): exc for event, _ in pending}
             self._outage.recovered()
             if not failures:
                 break
