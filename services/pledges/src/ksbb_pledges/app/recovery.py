@@ -8,34 +8,20 @@ back from the event (`domain.recovery`), which every view hears of.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ksbb_contracts import CloudEvent, Event
-from ksbb_contracts.events.pledges import (
-    PledgeCancelled,
-    PledgeConfirmed,
-    PledgeCreated,
-    PledgeDelivered,
-    PledgeDispatched,
-    PledgeExpired,
-    PledgeRejected,
-    PledgeRestated,
-)
+from ksbb_contracts import EVENT_TYPES, CloudEvent, Event, topics
+from ksbb_contracts.events.pledges import PledgeExpiring
 from ksbb_kit.clock import Clock
 from ksbb_kit.repairs import note_repair
 
 from ksbb_pledges.app.ports import LedgerStore, PledgeCopies
 from ksbb_pledges.domain.recovery import KNOWN, recover
 
-log = logging.getLogger(__name__)
-
-#: The pledge events whose state the ledger must hold (a reminder, `PledgeExpiring`, moves nothing).
-ANNOUNCING = (
-    PledgeCreated, PledgeConfirmed, PledgeDispatched, PledgeDelivered, PledgeCancelled, PledgeRejected,
-    PledgeExpired, PledgeRestated,
-)
+#: The pledge events whose state the ledger must hold: every type of the pledge topic but the reminder
+#: (`PledgeExpiring` moves nothing), so a lifecycle event added later is followed without a change here.
+ANNOUNCING = tuple(t for t in EVENT_TYPES.values() if t.topic is topics.PLEDGES and t is not PledgeExpiring)
 #: The follower's job name (its consumer group suffix, its stuck-item markers).
 RECOVERY_JOB = "pledge-recovery"
 #: How the recovered view is named in `ksbb_view_repairs_total`.
@@ -60,10 +46,10 @@ class PledgeRecovery:
         """Check a batch of announced pledges; the ones that failed, by pledge id (the rest were done)."""
         latest: dict[str, Any] = {}
         for event, _ in events:
-            announcing: Any = event
-            pledge = announcing.pledge
-            if pledge.pledge_id not in latest or latest[pledge.pledge_id].pledge.version <= pledge.version:
-                latest[pledge.pledge_id] = announcing
+            announcing: Any = event  # every ANNOUNCING type carries the pledge's public state
+            held = latest.get(pledge_of(event))
+            if held is None or held.pledge.version <= announcing.pledge.version:
+                latest[pledge_of(event)] = announcing
         copied = await self.copies.versions(list(latest))
         failures: dict[str, BaseException] = {}
         for pledge_id, event in latest.items():
