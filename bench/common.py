@@ -313,6 +313,69 @@ class RssSampler:
         return self.peaks
 
 
+#: How py-spy names a frame's file (relative to its sys.path entry): the first part names the package.
+_OWN_CODE = "ksbb_"
+
+
+def _frame_package(frame: str) -> str | None:
+    """The package of one py-spy frame `function (package/module.py:line)`; None for the standard library."""
+    location = frame.rsplit("(", 1)[-1]
+    top = location.split("/", 1)[0]
+    if "/" not in location or top in sys.stdlib_module_names or location.startswith(("<", "/")):
+        return None
+    return "own code" if top.startswith(_OWN_CODE) else top
+
+
+def summarise_profile(raw: str, *, top: int = 7) -> str:
+    """Where sampled CPU time went, by package: each sample is counted for the innermost non-stdlib frame."""
+    shares: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        package = next((p for p in map(_frame_package, reversed(frames)) if p), None)
+        if package is None:
+            leaf = frames[-1].rsplit("(", 1)[-1]
+            package = "stdlib " + leaf.split("/", 1)[0].split(".py", 1)[0].split(":", 1)[0].rstrip(")")
+        shares[package] = shares.get(package, 0) + int(count)
+        total += int(count)
+    if not total:
+        return "no samples (the process was idle)"
+    ranked = sorted(shares.items(), key=lambda item: -item[1])
+    parts = [f"{name} {100 * n / total:.0f} %" for name, n in ranked[:top]]
+    rest = sum(n for _, n in ranked[top:])
+    if rest:
+        parts.append(f"other {100 * rest / total:.0f} %")
+    return f"{total} samples: " + ", ".join(parts)
+
+
+async def sampled_profiles(pids: Mapping[str, int], seconds: float, *, rate: int = 97) -> dict[str, str]:
+    """Sample where each process spends its CPU for `seconds` (py-spy, not stopping it); one summary each.
+
+    Idle threads (waiting for I/O) are not sampled, so the shares are of the CPU the process used; the
+    sampler itself costs a few percent of a core while it runs.
+    """
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    with tempfile.TemporaryDirectory(prefix="ksbb-profile-") as folder:
+        runs = {}
+        for name, pid in pids.items():
+            output = Path(folder) / f"{name}.txt"
+            runs[name] = (output, await asyncio.create_subprocess_exec(
+                spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
+                "--format", "raw", "--nonblocking", "--output", str(output),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE))
+        summaries = {}
+        for name, (output, process) in runs.items():
+            _, error = await process.communicate()
+            if output.exists():
+                summaries[name] = summarise_profile(output.read_text())
+            else:
+                summaries[name] = f"not sampled (py-spy exit {process.returncode}: {error.decode().strip()[-200:]})"
+        return summaries
+
+
 def machine() -> str:
     """A short description of this machine: cores, memory, CPU model."""
     cores = os.cpu_count() or 0
