@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from common import Results, Row, bench_arguments, infra_env, ratio
+from common import Results, Row, bench_arguments, cpu_seconds, infra_env, infra_pid, ratio, sampled_profiles
 from ksbb_contracts.areas import areas
 from ksbb_contracts.events.registry import Beneficiaries
 from ksbb_contracts.vocab import Item, NeedStatus, OrganisationKind, RecipientKind, RecipientStatus
@@ -242,6 +242,31 @@ async def interleaved_rates(kinds: dict[str, list[Callable[[], Awaitable[Any]]]]
     return {name: count / elapsed[name] for name in kinds}
 
 
+async def registration_profile(
+    services: Any, organisation_ids: list[str], rng: random.Random, kelurahan: list[str], first: int, count: int
+) -> str:
+    """Where a registration's wall time goes: CPU of this process (the use case) and of the database server per
+    call, the rest waiting on the wire; and a sampled profile of this process by package."""
+    commands = [new_recipient(rng, first + i, organisation_ids[i % ORGANISATIONS], kelurahan) for i in range(count)]
+    server = infra_pid("mongo")
+    # The sampler runs a little longer than the calls: only the calls' own window is timed.
+
+    async def register_all() -> tuple[float, float, float]:
+        own, database, began = cpu_seconds(os.getpid()), cpu_seconds(server) if server else 0.0, time.perf_counter()
+        for command in commands:
+            await services.recipients.register(new_id("rcp"), command, ADMIN)
+        return (time.perf_counter() - began, cpu_seconds(os.getpid()) - own,
+                (cpu_seconds(server) - database) if server else float("nan"))
+
+    (wall, own, database), profiles = await asyncio.gather(
+        register_all(), sampled_profiles({"registry": os.getpid()}, 3))
+    wall, own, database = (1000 * seconds / count for seconds in (wall, own, database))
+    return (f"profile of {count} sequential registrations: {wall:.2f} ms each, of which {own:.2f} ms CPU in the "
+            f"registry's code (this process; the sampler's own cost included) and {database:.2f} ms CPU in the "
+            f"database server; the rest is waiting between the two on the wire. Where the registry's CPU goes: "
+            f"{profiles['registry']}")
+
+
 async def main() -> None:
     """Seed, wire the use cases, check indexes, measure, clean up."""
     parser = bench_arguments(__doc__)
@@ -379,6 +404,8 @@ async def main() -> None:
               f"bare PyMongo: registrations {floor:.1f}/s ({ratio(floor, bare_rate):.2f}× bare insert), need posts "
               f"{posts_floor:.1f}/s ({ratio(posts_floor, posts_bare):.2f}×)", flush=True)
         load = f"load average {load_before:.1f}/{load_after:.1f} (1 min, before/after the timed runs)"
+        results.notes.append(await registration_profile(services, organisation_ids, rng, kelurahan,
+                                                        args.recipients + 4 * args.creates + 1000, args.creates))
         create_ratio = ratio(ours, bare_rate)
         results.add(Row(
             "registry: recipient registrations (sequential)", round(ours, 1), "creates/s", "≥ 0.3× bare insert",
