@@ -1,7 +1,7 @@
 """Notifier benchmark: webhook throughput and latency to 100 local endpoints, one hanging endpoint's effect on
 the others, and how fast the notifier works off an event backlog.
 
-    uv run --no-sync python bench/notifier_bench.py [--endpoints 100] [--rates 1,2,4,8] [--seconds 10]
+    uv run --no-sync python bench/notifier_bench.py [--endpoints 100] [--rates 1,2,4,8] [--seconds 5]
     uv run --no-sync python bench/notifier_bench.py --tiny            # a smoke run (the test suite's)
 
 Runs the real notifier (`python -m ksbb_notifier.main`, own namespace and database) and, in this process,
@@ -12,9 +12,12 @@ one can be told to hang). Every endpoint is programme-wide and takes `ksbb.need.
   path, no delivery) published at once; events/s until the consumer group has committed them all
   (goal ≥ 500 events/s);
 * burst: `--burst` events at once, each to every endpoint; deliveries/s from the first publish to the
-  last receipt (goal ≥ 500 deliveries/s);
+  last receipt (goal ≥ 500 deliveries/s); the CPU share of every process (notifier, database server, Kafka,
+  this process's receivers) and a sampled profile of the notifier by package go into the notes;
 * rates: need events at each of `--rates` per second for `--seconds`; per delivery the time from
-  publishing to receipt; p50/p99 against the delivery rate is the plot;
+  publishing to receipt; p50/p99 against the delivery rate is the plot. The steps stop at the first one
+  the notifier does not keep up with (all delivered, at ≥ 80 % of the offered rate): higher ones would
+  only measure a growing queue;
 * isolation: the middle rate again, with one endpoint hanging; the healthy endpoints' p99 against the
   same run without it (goal ≤ 1.2×).
 
@@ -44,7 +47,19 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from common import Results, Row, Series, bench_arguments, cpu_seconds, free_port, infra_env, infra_pid, ratio, rss_mib
+from common import (
+    Results,
+    Row,
+    Series,
+    bench_arguments,
+    cpu_seconds,
+    free_port,
+    infra_env,
+    infra_pid,
+    ratio,
+    rss_mib,
+    sampled_profiles,
+)
 from ksbb_contracts import CONTENT_TYPE, TYPE_HEADER, CloudEvent, Event
 from ksbb_contracts.events.registry import NeedChanged, NeedOpened, NeedPublic
 from ksbb_contracts.vocab import Item, NeedStatus, Priority
@@ -57,6 +72,8 @@ CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 TAKES = "ksbb.need.opened.v1"
 #: A healthy run's p99 (ms) at or above which the isolation comparison has no verdict (the queue was saturated).
 SATURATED_P99_MS = 1000
+#: A rate step delivering less than this share of the offered rate is saturated: no higher steps.
+KEPT_UP_SHARE = 0.8
 
 
 @dataclass
@@ -221,18 +238,21 @@ async def main() -> None:
     parser = bench_arguments(__doc__)
     parser.add_argument("--endpoints", type=int, default=100)
     parser.add_argument("--rates", default="1,2,4,8", help="need events per second (each to every endpoint)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each rate")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each rate")
     parser.add_argument("--burst", type=int, default=20, help="events published at once (× endpoints deliveries)")
     parser.add_argument("--backlog", type=int, default=3000, help="events of the backlog phase")
     parser.add_argument("--timeout", type=float, default=5.0, help="delivery timeout (the hanging endpoint)")
     parser.add_argument("--per-endpoint", type=int, default=4)
     parser.add_argument("--global-limit", type=int, default=64)
     parser.add_argument("--drain-seconds", type=float, default=60.0)
+    parser.add_argument("--profile-seconds", type=float, default=5.0,
+                        help="how long py-spy samples the notifier during the burst (0: not at all)")
     parser.add_argument("--profile", help="run the notifier under cProfile and write its profile here (slower)")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     if args.tiny:
         args.endpoints, rates, args.seconds, args.burst, args.backlog = 10, [1.0, 2.0], 3.0, 3, 100
+        args.profile_seconds = min(args.profile_seconds, 1.0)
     results = Results("notifier")
     env = infra_env()
     state = Path(tempfile.mkdtemp(prefix="ksbb-bench-notifier-"))
@@ -317,8 +337,11 @@ async def main() -> None:
 
         # Burst: every event to every endpoint at once.
         receivers.reset()
-        database = infra_pid("mongo")
-        cpu_before = cpu_seconds(notifier.pid), cpu_seconds(database) if database else 0.0
+        processes = {"notifier": notifier.pid, "database server": infra_pid("mongo"), "Kafka": infra_pid("kafka"),
+                     "receivers (this process)": os.getpid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
+        profiling = (asyncio.create_task(sampled_profiles({"notifier": notifier.pid}, args.profile_seconds))
+                     if args.profile_seconds > 0 else None)
         started = time.perf_counter()
         await publish([NeedOpened(need=need(f"need_burst_{i}"), occurred_at=datetime.now(UTC))
                        for i in range(args.burst)], stamp=True)
@@ -326,17 +349,23 @@ async def main() -> None:
         await wait_for(lambda: receivers.received >= expected, args.drain_seconds)
         burst = Phase(receivers.received, expected, receivers.last - started, receivers.healthy_samples())
         busy = time.perf_counter() - started
-        notifier_cpu = (cpu_seconds(notifier.pid) - cpu_before[0]) / busy
-        database_cpu = ((cpu_seconds(database) - cpu_before[1]) / busy) if database else float("nan")
+        shares = {name: (cpu_seconds(processes[name] or 0) - before) / busy for name, before in cpu_before.items()}
         load = os.getloadavg()[0]
+        notifier_cpu = shares["notifier"]
         per_delivery = notifier_cpu * busy / max(1, burst.delivered) * 1000
         results.notes.append(
-            f"During the burst the notifier used {notifier_cpu:.0%} of a core and the database server "
-            f"{database_cpu:.0%}; the machine's load average was {load:.1f} on {os.cpu_count()} cores "
-            f"(shared with other work while measured). The notifier spent {per_delivery:.1f} ms of CPU per "
-            f"delivery: with a core of its own that is at most {1000 / per_delivery if per_delivery else 0:.0f} "
-            "deliveries/s."
+            f"CPU during the burst ({burst.delivered} deliveries in {busy:.1f} s), in cores: "
+            + ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
+            + f" of {os.cpu_count()}; load average {load:.1f} (the machine may have been shared while measured). "
+            f"The notifier spent {per_delivery:.1f} ms of CPU per delivery: with a core of its own that is at most "
+            f"{1000 / per_delivery if per_delivery else 0:.0f} deliveries/s."
         )
+        if profiling is not None:
+            profile = (await profiling)["notifier"]
+            results.notes.append(f"Sampled profile of the notifier during the burst (py-spy, by package): {profile}.")
+            print(f"burst profile of the notifier: {profile}", flush=True)
+        print(f"burst CPU (cores): {', '.join(f'{n} {s:.2f}' for n, s in shares.items())}; load {load:.1f}",
+              flush=True)
         peak = max(peak, rss_mib(notifier.pid))
         print(f"burst: {burst.delivered}/{expected} in {burst.seconds:.1f} s = {burst.rate:.0f} deliveries/s, "
               f"p50 {burst.percentile(0.5):.0f} ms, p99 {burst.percentile(0.99):.0f} ms", flush=True)
@@ -368,8 +397,13 @@ async def main() -> None:
             p50_series.points.append((offered, round(phase.percentile(0.5), 1)))
             p99_series.points.append((offered, round(phase.percentile(0.99), 1)))
             peak = max(peak, rss_mib(notifier.pid))
-            if phase.delivered < phase.expected:
+            if phase.delivered < phase.expected or phase.rate < KEPT_UP_SHARE * offered:
                 print(f"saturated at {offered:.0f}/s offered: no higher steps", flush=True)
+                results.notes.append(
+                    f"The rate steps stopped at {offered:.0f} deliveries/s offered: {phase.rate:.0f}/s delivered "
+                    f"(under {KEPT_UP_SHARE:.0%} of the offered rate, or not all delivered); higher steps would only "
+                    "measure a growing queue."
+                )
                 break
         results.series += [p50_series, p99_series]
         reused_over = receivers.total - delivered_before

@@ -32,7 +32,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("idle", "idle_bench.py", backend="h2", minutes=6),
     Benchmark("publisher", "publisher_bench.py", args=("--sizes", "20000,100000,1000000"), heap="3g", minutes=16),
     Benchmark("matching", "matching_bench.py", infrastructure=False, minutes=1),
-    Benchmark("notifier", "notifier_bench.py", minutes=5),
+    Benchmark("notifier", "notifier_bench.py", minutes=2),
     Benchmark("pledges", "pledges_bench.py", minutes=7),
     Benchmark("registry", "registry_bench.py", minutes=4),
     Benchmark("gateway", "gateway_bench.py", minutes=1.5),
