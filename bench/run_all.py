@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="smallest sizes (a smoke run; results not stored)")
     parser.add_argument("--report-only", action="store_true", help="regenerate docs from the stored results")
     args = parser.parse_args()
-    from report import write_report
+    from report import SUITE_RUN, write_report
 
     registered = {b.script for b in by_name(None)}
     unregistered = sorted(p.name for p in (ROOT / "bench").glob("*_bench.py") if p.name not in registered)
@@ -96,6 +96,7 @@ def main() -> None:
     failed = []
     ran: dict[str, Any] = {}
     if not args.report_only:
+        started = time.monotonic()
         with ProgressReport("make bench", unit="benchmarks", interval=30) as progress:
             progress.start(len(chosen))
             for benchmark in chosen:
@@ -113,6 +114,12 @@ def main() -> None:
         # Read again just before writing: another run may have stored its benchmarks meanwhile (keep them).
         stored = json.loads(DATA.read_text()) if DATA.exists() else {}
         stored.update(ran)
+        if not args.only:
+            stored[SUITE_RUN] = {
+                "minutes": round((time.monotonic() - started) / 60, 1), "benchmarks": sorted(ran),
+                "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "revision": git_revision(),
+            }
         DATA.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
     write_report(stored, REPORT, DOCS, unregistered=unregistered)
     print(f"wrote {REPORT.relative_to(ROOT)}" + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -61,3 +61,30 @@ def test_the_report_is_generated_from_results_with_a_table_and_a_plot(tmp_path: 
     assert "| rebuild | 1,000 events/s | 2,000 events/s raw | 0.50 | ≥ 0.5 | yes | 2 cores |" in text
     assert "![rebuild_scaling](performance-rebuild-scaling.png)" in text
     assert (tmp_path / "performance-rebuild-scaling.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_report_names_every_goal_not_met_with_its_profile_and_the_suite_duration(tmp_path: Path) -> None:
+    from report import SUITE_RUN, write_report
+
+    run = {"machine": "2 cores", "date": "2026-01-05 08:00 UTC", "revision": "abc", "backend": "memory",
+           "returncode": 0, "minutes": 3.0, "log": "x.log", "series": []}
+    results = {
+        "notifier": {**run, "notes": ["profile of the burst: notifier 95 % of a core", "an unrelated note"],
+                     "rows": [{"path": "burst", "figure": 224.0, "unit": "deliveries/s", "baseline": None,
+                               "baseline_label": "", "ratio": None, "goal": "≥ 500 deliveries/s", "met": False,
+                               "note": ""}]},
+        "matching": {**run, "notes": ["profile of matching"],
+                     "rows": [{"path": "offer", "figure": 0.1, "unit": "ms", "baseline": None, "baseline_label": "",
+                               "ratio": None, "goal": "informational", "met": None, "note": ""}]},
+        SUITE_RUN: {"minutes": 31.5, "benchmarks": ["matching", "notifier"], "machine": "2 cores",
+                    "date": "2026-01-05 08:30 UTC", "revision": "abc"},
+    }
+    page = tmp_path / "performance.md"
+    write_report(results, page, tmp_path)
+    text = page.read_text()
+    unmet = text.split("## Goals not met, and what holds them back", 1)[1].split("\n## ", 1)[0]
+    assert "- burst: 224 deliveries/s (goal ≥ 500 deliveries/s)" in unmet
+    assert "- profile of the burst: notifier 95 % of a core" in unmet
+    assert "an unrelated note" not in unmet and "profile of matching" not in unmet
+    assert "took **31.5 min**" in text and "(goal ≤ 30 min: **not met**)" in text
+    assert "| _suite_run" not in text
