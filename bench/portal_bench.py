@@ -27,7 +27,7 @@ the time to first byte of the public API's needs page (GET /v1/public/needs, the
 needs list) straight from its port. Figures are printed and, with `--json`, written as result rows; never
 asserted.
 
-    uv run --no-sync python bench/portal_bench.py [--users 20] [--seconds 20] [--think-seconds 60] [--json results.json]
+    uv run --no-sync python bench/portal_bench.py [--users 20] [--seconds 10] [--think-seconds 30] [--json results.json]
     uv run --no-sync python bench/portal_bench.py --tiny            # a smoke run (the test suite's)
 """
 
@@ -325,7 +325,7 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-async def settled(platform: Platform, *, share: float = 0.05, window: float = 3.0, limit: float = 240.0) -> float:
+async def settled(platform: Platform, *, share: float = 0.05, window: float = 2.0, limit: float = 240.0) -> float:
     """Wait until every process of the platform is idle (below `share` of a CPU over `window` seconds): the
     seed's events (notifications, projections) are handled before anything is measured. Seconds waited."""
     started = time.monotonic()
@@ -348,10 +348,12 @@ async def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its figures and (with --json) write its rows."""
     parser = bench_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each back-to-back phase")
-    parser.add_argument("--think-seconds", type=float, default=60.0,
+    # 30 s of 20 users thinking 1–3 s is about 100 requests per page and way (the rows say how many): enough for a
+    # p50; back to back, 10 s saturate the machine as well as 20 s did.
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each back-to-back phase")
+    parser.add_argument("--think-seconds", type=float, default=30.0,
                         help="duration of each concurrent-users phase (users think 1–3 s between pages)")
-    parser.add_argument("--recipients", type=int, default=60)
+    parser.add_argument("--recipients", type=int, default=40)
     parser.add_argument("--profile-portal", type=Path, help="run the portal under cProfile, writing stats here")
     args = parser.parse_args(argv)
     if args.tiny:
@@ -362,14 +364,19 @@ async def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     try:
         print("starting the services, the portal and the gateway …", flush=True)
+        began = time.monotonic()
         await platform.start()
-        print(f"seeding {args.recipients} recipients with needs and {args.users} donors' pledges …", flush=True)
+        print(f"started in {time.monotonic() - began:.0f} s; seeding {args.recipients} recipients with needs and "
+              f"{args.users} donors' pledges …", flush=True)
+        seeding = time.monotonic()
         needs, donors = await seed(platform, args.recipients, args.users)
         cookies = await sessions(platform, donors)
+        print(f"seeded in {time.monotonic() - seeding:.0f} s", flush=True)
         waited = await settled(platform)
         print(f"the platform was idle after {waited:.0f} s (the seed's events handled)", flush=True)
         pages = {"needs list": "/needs", "pledge form": f"/needs/{needs[0]}/pledge", "my pledges": "/my/pledges"}
         publisher_url = f"http://127.0.0.1:{platform.processes['publisher'][1]}/v1/public/needs?status=open&limit=50"
+        measuring = time.monotonic()
         await api_load(publisher_url, 2, 1)  # warm up
         baseline_times = await api_load(publisher_url, args.users, args.seconds)
         phases = [(model, where, base, duration, think)
@@ -377,7 +384,7 @@ async def main(argv: list[str] | None = None) -> int:
                                                  ("saturation", args.seconds, None))
                   for where, base in (("portal", platform.portal_direct), ("gateway", f"{platform.url}/portal"))]
         for model, where, base, duration, think in phases:
-            await load(base, cookies[:2], needs, 2)  # warm up connections and caches
+            await load(base, cookies[:2], needs, 1)  # warm up connections and caches
             pids = {name: process.pid for name, (process, _) in platform.processes.items()}
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             load_before = os.getloadavg()[0]
@@ -387,10 +394,12 @@ async def main(argv: list[str] | None = None) -> int:
                 name: round(1000 * (cpu_seconds(pid) - before[name]) / max(served, 1), 2) for name, pid in pids.items()}
             results[f"{model}_{where}"] = summary(times)
             results[f"{model}_{where}_load"] = round(max(load_before, os.getloadavg()[0]), 1)
+            print(f"{model} phase {where}: {served} requests in {duration:.0f} s", flush=True)
         results["weight"] = {}
         for page, path in pages.items():
             sizes = await weight(f"{platform.url}/portal", platform.url, cookies[0], path)
             results["weight"][page] = {"bytes": sizes, "total_kb": round(sum(sizes.values()) / 1024, 1)}
+        print(f"measured in {time.monotonic() - measuring:.0f} s", flush=True)
     finally:
         platform.stop()
         await drop_namespace(Infra(kafka_bootstrap=base_env["KSBB_KAFKA_BOOTSTRAP"],
@@ -445,7 +454,7 @@ async def main(argv: list[str] | None = None) -> int:
         f"(random, seeded) before the next, {args.think_seconds:.0f} s per phase — the goal's model; \"back to "
         f"back\" rows: each user asks again as soon as a page arrived (closed loop), {args.seconds:.0f} s per phase — "
         "saturation of the machine, informational. Every phase ran first straight to the portal, then through "
-        "the gateway.")
+        f"the gateway. The baseline is {len(baseline_times)} requests back to back in {args.seconds:.0f} s.")
     for model in models:
         report.notes.append(f"CPU ms per request, {models[model]}, straight to the portal: " + ", ".join(
             f"{k} {v}" for k, v in results[f"{model}_portal_cpu_ms_per_request"].items()))
