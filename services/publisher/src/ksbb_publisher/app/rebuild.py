@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -32,14 +34,28 @@ async def rebuild_read_models(
     counts = {"applied": 0, "skipped": 0, "malformed": 0}
     if progress is not None:
         progress.start(await replay.size(topics))
-    async for batch in replay.batches(topics):
-        items = [item for record in batch if (item := _parsed(record.value, handled, counts)) is not None]
-        if items:
-            # One batch folds per document: records of one aggregate keep their offset order in `items`.
-            await projection.apply_batch(items)
-            counts["applied"] += len(items)
-        if progress is not None:
-            progress.advance(len(batch))
+    # A rebuild is bound by this process's CPU: the next batch is decoded while the previous one is written.
+    # Batches are still applied one after another, so per-aggregate order holds.
+    writing: asyncio.Task[None] | None = None
+    try:
+        async for batch in replay.batches(topics):
+            items = [item for record in batch if (item := _parsed(record.value, handled, counts)) is not None]
+            if writing is not None:
+                await writing
+                writing = None
+            if items:
+                # One batch folds per document: records of one aggregate keep their offset order in `items`.
+                writing = asyncio.create_task(projection.apply_batch(items))
+                counts["applied"] += len(items)
+            if progress is not None:
+                progress.advance(len(batch))
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writing
     return counts
 
 
