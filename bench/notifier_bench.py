@@ -16,8 +16,8 @@ one can be told to hang). Every endpoint is programme-wide and takes `ksbb.need.
   this process's receivers) and a sampled profile of the notifier by package go into the notes;
 * rates: need events at each of `--rates` per second for `--seconds`; per delivery the time from
   publishing to receipt; p50/p99 against the delivery rate is the plot. The steps stop at the first one
-  the notifier does not keep up with (all delivered, at ≥ 80 % of the offered rate): higher ones would
-  only measure a growing queue;
+  the notifier does not keep up with (all delivered, at ≥ 80 % of the offered rate), or before one offering
+  over twice the burst's rate: higher ones would only measure a growing queue;
 * isolation: the middle rate again, with one endpoint hanging; the healthy endpoints' p99 against the
   same run without it (goal ≤ 1.2×).
 
@@ -74,6 +74,8 @@ TAKES = "ksbb.need.opened.v1"
 SATURATED_P99_MS = 1000
 #: A rate step delivering less than this share of the offered rate is saturated: no higher steps.
 KEPT_UP_SHARE = 0.8
+#: A rate step offering more than this multiple of the burst's delivery rate is not run (saturated anyway).
+BEYOND_BURST = 2.0
 
 
 @dataclass
@@ -351,14 +353,18 @@ async def main() -> None:
         busy = time.perf_counter() - started
         shares = {name: (cpu_seconds(processes[name] or 0) - before) / busy for name, before in cpu_before.items()}
         load = os.getloadavg()[0]
-        notifier_cpu = shares["notifier"]
-        per_delivery = notifier_cpu * busy / max(1, burst.delivered) * 1000
+        #: CPU milliseconds per delivery, by process.
+        cost = {name: share * busy / max(1, burst.delivered) * 1000 for name, share in shares.items()}
+        per_delivery, together = cost["notifier"], sum(cost.values())
+        cores = os.cpu_count() or 1
         results.notes.append(
             f"CPU during the burst ({burst.delivered} deliveries in {busy:.1f} s), in cores: "
             + ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
-            + f" of {os.cpu_count()}; load average {load:.1f} (the machine may have been shared while measured). "
-            f"The notifier spent {per_delivery:.1f} ms of CPU per delivery: with a core of its own that is at most "
-            f"{1000 / per_delivery if per_delivery else 0:.0f} deliveries/s."
+            + f" of {cores}; load average {load:.1f} (the machine may have been shared while measured). "
+            "Per delivery: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cost.items()) + " of CPU. "
+            f"The notifier alone on a core of its own: at most {1000 / per_delivery if per_delivery else 0:.0f} "
+            f"deliveries/s; everything on these {cores} cores: at most "
+            f"{cores * 1000 / together if together else 0:.0f} deliveries/s."
         )
         if profiling is not None:
             profile = (await profiling)["notifier"]
@@ -390,8 +396,16 @@ async def main() -> None:
         p50_series = Series("webhook_p99_vs_rate", "p50", "offered deliveries/s", "publish → receipt (ms)")
         p99_series = Series("webhook_p99_vs_rate", "p99", p50_series.x_label, p50_series.y_label)
         for rate in rates:
-            phase = await steady(rate, hang=False)
             offered = rate * args.endpoints
+            if offered > BEYOND_BURST * burst.rate and p99_series.points:
+                # Saturated by the burst's measure already: such a step only grows a queue (minutes of drain).
+                print(f"{offered:.0f}/s offered: over {BEYOND_BURST:g}× the burst's rate, no higher steps", flush=True)
+                results.notes.append(
+                    f"The rate steps stopped before {offered:.0f} deliveries/s offered: over {BEYOND_BURST:g}× the "
+                    f"burst's {burst.rate:.0f}/s, so saturated without measuring it."
+                )
+                break
+            phase = await steady(rate, hang=False)
             print(f"rate {offered:.0f}/s offered: {phase.delivered}/{phase.expected} delivered at {phase.rate:.0f}/s, "
                   f"p50 {phase.percentile(0.5):.0f} ms, p99 {phase.percentile(0.99):.0f} ms", flush=True)
             p50_series.points.append((offered, round(phase.percentile(0.5), 1)))
