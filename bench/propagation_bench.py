@@ -11,14 +11,19 @@ receiver that checks every delivery's signature with the `standardwebhooks` pack
 publisher's public live stream (`/v1/public/feed/stream`) open.
 
 Then the pledge rate steps up through `--rates` (pledges per second, open loop, spread over the needs and
-over 50 donors), `--seconds` each, draining between steps (until every pledge of the step arrived at both
-ends, at most `--drain` seconds); it stops early once the API answers less than half a step's rate. Per
+over 50 donors), `--seconds` each (a pledge whose turn comes after the step's time because the API fell behind
+is not sent, and counted), draining between steps (until every pledge of the step arrived at both ends, at
+most `--drain` seconds, or until nothing arrived for 5 s while no consumer has lag); it stops early once the
+API answers less than half a step's rate. Per
 pledge it records the time from the 201 to (a) its event on the live stream and (b) the verified webhook
 delivery; per step p50/p99/max of both, next to the raw Kafka produce → consume round trip measured during
 the same step (aiokafka, a scratch topic, ten a second). Where the time goes: a tap reads the pledge topic like
 any consumer and splits each pledge's way into hops — 201 → the record's Kafka timestamp (the pledges service's
 outbox relay), → a consumer has it (Kafka), → live stream (publisher), → webhook (notifier) — and the notifier's
 own histograms give fan-out → receiver answered and the request alone (the notes, one line per step each).
+Each step's line also gives the CPU share of every service, the database server and Kafka while it sent; the
+first step that misses the goal adds a line with the sampled profile (py-spy, by package) of the service that
+was busiest in its first seconds (sampled during every step until then, so the miss is caught without a repeat).
 
 The knee is the highest rate up to which every step kept propagation p99 ≤ 150 ms at both ends with every
 pledge arriving and the API keeping the rate (goal ≥ 100 pledges/s; below the knee p50 should stay ≤ 5× the
@@ -52,11 +57,14 @@ from common import (
     RssSampler,
     Series,
     bench_arguments,
+    cpu_seconds,
     infra_env,
+    infra_pid,
     metric_sum,
     percentile,
     ratio,
     rss_mib,
+    sampled_profiles,
     service_env,
     started_services,
     wait_ready,
@@ -72,6 +80,10 @@ KNEE_GOAL = 100.0
 RTT_FACTOR = 5.0
 RSS_IDLE_GOAL, RSS_LOADED_GOAL = 150.0, 300.0
 DONORS = 50
+#: A drain ends early once no pledge arrived anywhere for this long while no service's consumer has lag.
+STALL_SECONDS = 5.0
+#: How long a step sends before its busiest service is chosen for the sampled profile, and how long it is sampled.
+PROFILE_AFTER, PROFILE_SECONDS = 3.0, 8.0
 #: The scratch topic of the raw round trip (one partition: one consumer sees every sample).
 #: Wall-clock seconds minus perf_counter seconds: puts the 201s and arrivals on the Kafka timestamps' clock.
 WALL_OFFSET = time.time() - time.perf_counter()
@@ -267,6 +279,12 @@ class Step:
     round_trip: list[float] = field(default_factory=list)
     drained_after: float = 0.0
     hops: dict[str, list[float]] = field(default_factory=lambda: {hop: [] for hop in HOPS})
+    #: Pledges never sent: their turn came after the step's time was up (the API had fallen behind).
+    unsent: int = 0
+    #: Percent of one core each process used while the step sent its pledges.
+    cpu: dict[str, float] = field(default_factory=dict)
+    #: The busiest service's sampled profile during the step: (service, summary), when it was sampled.
+    profile: tuple[str, str] | None = None
 
     @property
     def achieved(self) -> float:
@@ -318,8 +336,8 @@ async def seed(api: dict[str, str], issuer: DevIssuer, needs_wanted: int) -> lis
                 raise SystemExit(f"seeding a need failed: {need.status_code} {need.text}")
             needs.append(need.json()["need_id"])
 
-        for start in range(0, needs_wanted, 10):
-            await asyncio.gather(*(one(i) for i in range(start, min(start + 10, needs_wanted))))
+        for start in range(0, needs_wanted, 20):
+            await asyncio.gather(*(one(i) for i in range(start, min(start + 20, needs_wanted))))
     return needs
 
 
@@ -347,11 +365,20 @@ async def first_pledges(client: httpx.AsyncClient, needs: list[str], headers: li
     return made
 
 
-async def wait_arrived(pledges: list[str], ends: list[Arrivals], within: float) -> float:
-    """Until every pledge arrived at every end (at most `within` seconds); the seconds waited."""
-    started = time.monotonic()
+async def wait_arrived(pledges: list[str], ends: list[Arrivals], within: float,
+                       processes: Processes | None = None) -> float:
+    """Until every pledge arrived at every end, at most `within` seconds, or (given the services) until nothing
+    arrived for `STALL_SECONDS` while no consumer has lag: what is still missing then is not on its way. The
+    seconds waited."""
+    started = last_progress = time.monotonic()
+    wanted, arrived_before = len(pledges) * len(ends), -1
     while time.monotonic() - started < within:
-        if all(all(p in end.at for p in pledges) for end in ends):
+        arrived = sum(p in end.at for end in ends for p in pledges)
+        if arrived == wanted:
+            break
+        if arrived != arrived_before:
+            arrived_before, last_progress = arrived, time.monotonic()
+        elif processes and time.monotonic() - last_progress >= STALL_SECONDS and not await lag(processes):
             break
         await asyncio.sleep(0.2)
     return time.monotonic() - started
@@ -365,6 +392,11 @@ async def run_step(client: httpx.AsyncClient, step: Step, seconds: float, needs:
 
     async def one(index: int) -> None:
         async with gate:
+            if time.perf_counter() > started + seconds + 1:
+                # Its turn came after the step's time: the API is behind, and sending it would only lengthen
+                # the step (the answered rate already says so).
+                step.unsent += 1
+                return
             began = time.perf_counter()
             try:
                 answer = await client.post("/v1/pledges", json=pledge_body(needs[index % len(needs)]),
@@ -390,6 +422,46 @@ async def run_step(client: httpx.AsyncClient, step: Step, seconds: float, needs:
     step.seconds = max(time.perf_counter() - started, total / step.rate)
 
 
+def cpu_now(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds each process has used so far (a process that is gone counts nothing)."""
+    used = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            used[name] = cpu_seconds(pid)
+    return used
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Percent of one core each process used between two readings."""
+    return {name: round(100 * (after[name] - before[name]) / seconds, 1)
+            for name in before if name in after and seconds > 0}
+
+
+async def profile_busiest(services: dict[str, int], seconds: float) -> tuple[str, str] | None:
+    """After `PROFILE_AFTER` seconds of the step, a sampled profile of the service that used the most CPU so far
+    (for up to `PROFILE_SECONDS`, within the step): (service, summary)."""
+    before, began = cpu_now(services), time.monotonic()
+    wait = min(PROFILE_AFTER, seconds / 4)
+    await asyncio.sleep(wait)
+    shares = cpu_shares(before, cpu_now(services), time.monotonic() - began)
+    if not shares:
+        return None
+    busiest = max(shares, key=lambda name: shares[name])
+    sampled = await sampled_profiles({busiest: services[busiest]}, max(1.0, min(PROFILE_SECONDS, seconds - wait - 1)))
+    return busiest, sampled[busiest]
+
+
+def profile_line(step: Step) -> str:
+    """The first step that missed the goal: each process's CPU share while it sent, and the busiest service's
+    sampled profile."""
+    cpu = ", ".join(f"{name} {share:.0f} %" for name, share in sorted(step.cpu.items(), key=lambda kv: -kv[1]))
+    line = (f"profile of the first step that missed the goal ({step.rate:g} pledges/s): CPU while it sent (% of "
+            f"one core, 2 cores in all): {cpu}")
+    if step.profile:
+        line += f"; sampled profile of the busiest service, {step.profile[0]}: {step.profile[1]}"
+    return line
+
+
 def settle(step: Step, stream: Arrivals, webhook: Arrivals, tap: EventTap) -> None:
     """Latencies of the step's pledges at both ends and per hop, and how many never arrived."""
     for pledge_id, answered in step.answered.items():
@@ -413,7 +485,9 @@ def hop_line(step: Step) -> str:
     """Where a step's time went: p50/p99 per hop (ms), and the machine's load while it ran."""
     hops = "; ".join(f"{hop} p50 {ms(values, 0.5):.1f} / p99 {ms(values, 0.99):.1f}"
                      for hop, values in step.hops.items())
-    return f"{step.rate:g} pledges/s, per hop (ms): {hops}; load average {os.getloadavg()[0]:.1f}"
+    cpu = ", ".join(f"{name} {share:.0f}" for name, share in step.cpu.items())
+    return (f"{step.rate:g} pledges/s, per hop (ms): {hops}; CPU while sending (% of a core): {cpu}; "
+            f"load average {os.getloadavg()[0]:.1f}")
 
 
 def ms(values: list[float], q: float) -> float:
@@ -517,17 +591,33 @@ async def main() -> None:
                                          f"within {args.drain:.0f} s ({lost}); see {logs}")
                     print(f"seeded {len(needs)} needs; warm-up pledges arrived "
                           f"{time.monotonic() - seeded:.0f}s after seeding began ({waited:.1f}s drain)", flush=True)
-                    await asyncio.sleep(min(5.0, args.seconds))
+                    await asyncio.sleep(min(2.0, args.seconds))
                     idle = {name: rss_mib(process.pid) for name, (process, _) in processes.items()}
+                    services = {name: process.pid for name, (process, _) in processes.items()}
+                    watched = dict(services)
+                    for component, label in (("mongo", "database server"), ("kafka", "Kafka")):
+                        pid = infra_pid(component)
+                        if pid is not None:
+                            watched[label] = pid
+                    profiled = False
                     round_trip.take()
                     sampler = RssSampler({name: process.pid for name, (process, _) in processes.items()})
                     sampler.start()
                     for rate in rates:
                         step = Step(rate)
                         timings = await notifier_timings(api["notifier"])
+                        # Until a step misses the goal, each is profiled (one py-spy on one service, a few % of
+                        # a core): the first miss is only known afterwards, and a repeat would cost minutes.
+                        profiling = (None if profiled else
+                                     asyncio.create_task(profile_busiest(services, args.seconds)))
+                        cpu_before, sending = cpu_now(watched), time.monotonic()
                         await run_step(client, step, args.seconds, needs, donors, args.in_flight)
+                        step.cpu = cpu_shares(cpu_before, cpu_now(watched), time.monotonic() - sending)
+                        if profiling is not None:
+                            step.profile = await profiling
                         step.drained_after = await wait_arrived(list(step.answered),
-                                                                [stream_arrivals, webhook_arrivals], args.drain)
+                                                                [stream_arrivals, webhook_arrivals], args.drain,
+                                                                processes)
                         step.round_trip = round_trip.take()
                         settle(step, stream_arrivals, webhook_arrivals, tap)
                         steps.append(step)
@@ -537,9 +627,14 @@ async def main() -> None:
                               f"({step.stream_missing} missing); webhook p50 {ms(step.webhook, 0.5):.1f} / p99 "
                               f"{ms(step.webhook, 0.99):.1f} / max {ms(step.webhook, 1.0):.1f} ms "
                               f"({step.webhook_missing} missing); raw Kafka round trip p50 "
-                              f"{ms(step.round_trip, 0.5):.1f} ms; drained in {step.drained_after:.1f}s", flush=True)
+                              f"{ms(step.round_trip, 0.5):.1f} ms; drained in {step.drained_after:.1f}s; "
+                              f"{step.unsent} not sent (the step's time was up)", flush=True)
                         results.notes.append(hop_line(step))
                         print(f"        {results.notes[-1]}", flush=True)
+                        if not profiled and not step.within_goal():
+                            profiled = True
+                            results.notes.append(profile_line(step))
+                            print(f"        {results.notes[-1]}", flush=True)
                         results.notes.append(notifier_line(timings, await notifier_timings(api["notifier"])))
                         print(f"        {results.notes[-1]}", flush=True)
                         if step.achieved < 0.5 * rate and rate != rates[-1]:
@@ -580,7 +675,8 @@ def report(results: Results, steps: list[Step], idle: dict[str, float], loaded: 
                 "ms raw Kafka produce → consume p50, same step", round(ratio(p50, trip, smaller_is_better=True), 2)
                 if trip else None, met,
                 f"p99 {p99:.1f} ms, max {ms(values, 1.0):.1f} ms, {missing} of {len(step.answered)} not arrived "
-                f"after the drain; achieved {step.achieved:.1f} pledges/s (API p50 {ms(step.api, 0.5):.1f} ms, "
+                f"after the drain; achieved {step.achieved:.1f} pledges/s, {step.unsent} not sent (API p50 "
+                f"{ms(step.api, 0.5):.1f} ms, "
                 f"p99 {ms(step.api, 0.99):.1f} ms, {step.failed} failed); raw round trip p99 "
                 f"{ms(step.round_trip, 0.99):.1f} ms",
             ))
