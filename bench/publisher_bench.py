@@ -14,16 +14,17 @@ the event count. Then it opens SSE clients on a served publisher and measures pu
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
+import os
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from common import Results, Row, Series, bench_arguments, infra_env, ratio, rss_mib
+from common import Results, Row, Series, bench_arguments, cpu_seconds, infra_env, infra_pid, ratio, rss_mib
 from ksbb_contracts import CONTENT_TYPE
 from ksbb_contracts.areas import areas
 from ksbb_contracts.events import (
@@ -48,6 +49,7 @@ from ksbb_publisher.settings import PublisherSettings
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 RATIO_GOAL = 0.5
 SCALING_GOAL = 0.8  # per-event cost at the largest size at most 20 % above the reference size's
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one encoder for millions of envelopes
 
 
 class Scenario:
@@ -61,27 +63,47 @@ class Scenario:
                          PledgeCreated, PledgeDelivered, NeedLedgerChanged)
         }
         self.topics = {kind: kind.topic.name for kind in self.templates}
+        #: Event ids: unique per run without a random number per event.
+        self.run, self.sequence = uuid.uuid4().hex[:12], 0
+        self._stamps: dict[datetime, str] = {}
 
     def _event(self, kind: type, subject: str, data: dict[str, Any], at: datetime) -> tuple[str, str, bytes]:
-        document = copy.deepcopy(self.templates[kind])
-        document.update(id=f"evt_{uuid.uuid4().hex}", subject=subject, time=at.isoformat().replace("+00:00", "Z"))
-        document["data"] = data
-        return self.topics[kind], subject, json.dumps(document, separators=(",", ":")).encode()
+        # A shallow copy is enough: the data is replaced and nothing else is changed (fast for millions).
+        self.sequence += 1
+        stamp = self._stamps.get(at)
+        if stamp is None:
+            stamp = self._stamps[at] = at.isoformat().replace("+00:00", "Z")
+        document = {**self.templates[kind], "id": f"evt_{self.run}{self.sequence:012d}", "subject": subject,
+                    "time": stamp, "data": data}
+        return self.topics[kind], subject, _ENCODER.encode(document).encode()
 
     def events(self, count: int) -> list[tuple[str, str, bytes]]:
-        """About `count` (topic, key, envelope bytes): per recipient one need, a donor, four pledge lifecycles."""
+        """`count` (topic, key, envelope bytes): per recipient one need, a donor, four pledge lifecycles."""
+        return list(self.stream(count))
+
+    def stream(self, count: int) -> Iterator[tuple[str, str, bytes]]:
+        """The events of `events(count)`, built while they are consumed (publishing overlaps building)."""
+        produced = 0
+        for chunk in self._chunks():
+            yield from chunk[: count - produced]
+            produced += min(len(chunk), count - produced)
+            if produced >= count:
+                return
+
+    def _chunks(self) -> Iterator[list[tuple[str, str, bytes]]]:
+        """The organisation, then per recipient its 23 events, without end."""
         t = self.templates
-        out = [self._event(OrganisationRegistered, "org_bench", _with(t[OrganisationRegistered]["data"], organisation={
+        yield [self._event(OrganisationRegistered, "org_bench", _with(t[OrganisationRegistered]["data"], organisation={
             "organisation_id": "org_bench", "name": "Yayasan Benchmark"}), NOW)]
         r = 0
-        while len(out) < count:
+        while True:
             kel = self.kelurahan[r % len(self.kelurahan)]
             rid, nid, did = f"rcp_{r}", f"need_{r}", f"dnr_{r % 5000}"
             recipient = {"recipient_id": rid, "organisation_id": "org_bench", "kelurahan_code": kel, "rw": r % 20 + 1,
                          "name": f"RW {r % 20 + 1:02d}"}
             need = {"need_id": nid, "recipient_id": rid, "organisation_id": "org_bench", "kelurahan_code": kel,
                     "quantity": 100}
-            out += [
+            out = [
                 self._event(RecipientActivated, rid, _with(t[RecipientActivated]["data"], recipient=recipient), NOW),
                 self._event(NeedOpened, nid, _with(t[NeedOpened]["data"], need=need), NOW),
                 self._event(DonorProfileUpdated, did, {**t[DonorProfileUpdated]["data"], "donor_id": did,
@@ -103,31 +125,47 @@ class Scenario:
                     self._event(NeedLedgerChanged, nid, {**ledger, "committed": 5 * p, "delivered": 5 * p + 5,
                                                          "ledger_version": 2 * p + 2}, at),
                 ]
+            yield out
             r += 1
-        return out[:count]
 
 
 def _with(data: dict[str, Any], **nested: dict[str, Any]) -> dict[str, Any]:
-    """A copy of event data with fields of nested snapshots replaced."""
-    result = copy.deepcopy(data)
+    """A copy of event data with fields of nested snapshots replaced (shallow: the templates are never changed)."""
+    result = dict(data)
     for name, fields in nested.items():
         result[name] = {**result[name], **fields}
     return result
 
 
-async def publish(bootstrap: str, prefix: str, events: list[tuple[str, str, bytes]]) -> None:
-    """Publish fast: batched sends, one acknowledgement wait per few thousand records."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+async def publish(bootstrap: str, prefix: str, events: Iterable[tuple[str, str, bytes]]) -> None:
+    """Publish fast: records appended to one batch per partition (the key picks the partition, as a plain
+    send does), each full batch sent while the next fills; every batch acknowledged before returning."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=1024 * 1024,
+                                max_request_size=2 * 1024 * 1024)
     await producer.start()
+    headers = [("content-type", CONTENT_TYPE.encode())]
     try:
-        pending = []
+        partitions: dict[str, list[int]] = {}
+        open_batches: dict[tuple[str, int], Any] = {}
+        sent: list[asyncio.Future[Any]] = []
         for topic, key, value in events:
-            pending.append(await producer.send(prefix + topic, value, key=key.encode(),
-                                               headers=[("content-type", CONTENT_TYPE.encode())]))
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
+            raw_key = key.encode()
+            if topic not in partitions:
+                await producer.client._wait_on_metadata(prefix + topic)
+                partitions[topic] = sorted(producer.client.cluster.partitions_for_topic(prefix + topic) or ())
+            partition = producer._partitioner(raw_key, partitions[topic], partitions[topic])
+            batch = open_batches.get((topic, partition))
+            if batch is None:
+                batch = open_batches[(topic, partition)] = producer.create_batch()
+            if batch.append(key=raw_key, value=value, timestamp=None, headers=headers) is None:
+                batch.close()
+                sent.append(await producer.send_batch(batch, prefix + topic, partition=partition))
+                batch = open_batches[(topic, partition)] = producer.create_batch()
+                batch.append(key=raw_key, value=value, timestamp=None, headers=headers)
+        for (topic, partition), batch in open_batches.items():
+            batch.close()
+            sent.append(await producer.send_batch(batch, prefix + topic, partition=partition))
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
 
@@ -166,27 +204,40 @@ async def baseline(settings: PublisherSettings, database: str) -> tuple[int, flo
     return count, elapsed
 
 
-async def measure_size(base: PublisherSettings, scenario: Scenario, size: int) -> dict[str, float]:
+async def measure_size(base: PublisherSettings, scenario: Scenario, size: int) -> dict[str, Any]:
     """Publish `size` events to fresh topics; the baseline and the rebuild of them, events/s each."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     settings = base.model_copy(update={"topic_prefix": prefix})
     await ensure_topics(settings.kafka_bootstrap, all_topics_with_dlqs(), prefix)
-    events = scenario.events(size)
     started = time.perf_counter()
-    await publish(settings.kafka_bootstrap, prefix, events)
-    print(f"[publisher] {size:,}: published in {time.perf_counter() - started:.0f}s", flush=True)
+    await publish(settings.kafka_bootstrap, prefix, scenario.stream(size))
+    print(f"[publisher] {size:,}: built and published in {time.perf_counter() - started:.0f}s", flush=True)
+    started = time.perf_counter()
     raw, raw_s = await baseline(settings, f"{settings.database_name}_baseline")
+    print(f"[publisher] {size:,}: baseline took {time.perf_counter() - started:.0f}s", flush=True)
+    processes = {"this process (the rebuild)": os.getpid(), "the database server": infra_pid("mongo"),
+                 "Kafka": infra_pid("kafka")}
+    before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
     with ProgressReport(f"[publisher] rebuild of {size:,}", unit="events", terminal=False, interval=15) as progress:
         started = time.perf_counter()
         counts = await rebuild(settings, progress=progress)
         rebuild_s = time.perf_counter() - started
+    shares = {name: 100 * (cpu_seconds(pid) - before[name]) / rebuild_s
+              for name, pid in processes.items() if pid and name in before}
     client = connect(settings.mongodb_url)
     await client.drop_database(settings.database_name)
     await client.close()
-    figures = {"baseline": raw / raw_s, "rebuild": counts["applied"] / rebuild_s, "applied": counts["applied"]}
+    figures = {"baseline": raw / raw_s, "rebuild": counts["applied"] / rebuild_s, "applied": counts["applied"],
+               "cpu": shares, "load": os.getloadavg()[0]}
     print(f"[publisher] {size:,}: baseline {figures['baseline']:,.0f} events/s, rebuild {figures['rebuild']:,.0f} "
-          f"events/s (ratio {figures['rebuild'] / figures['baseline']:.2f}); RSS {rss_mib():.0f} MiB", flush=True)
+          f"events/s in {rebuild_s:.0f}s (ratio {figures['rebuild'] / figures['baseline']:.2f}); CPU during the "
+          f"rebuild (% of a core): {_shares(shares)}; RSS {rss_mib():.0f} MiB", flush=True)
     return figures
+
+
+def _shares(shares: dict[str, float]) -> str:
+    """CPU shares as `name N %, ...`."""
+    return ", ".join(f"{name} {value:.0f} %" for name, value in shares.items())
 
 
 PROFILE_GROUPS = {
@@ -206,7 +257,7 @@ async def profiled_rebuild(base: PublisherSettings, scenario: Scenario, size: in
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     settings = base.model_copy(update={"topic_prefix": prefix})
     await ensure_topics(settings.kafka_bootstrap, all_topics_with_dlqs(), prefix)
-    await publish(settings.kafka_bootstrap, prefix, scenario.events(size))
+    await publish(settings.kafka_bootstrap, prefix, scenario.stream(size))
     profile = cProfile.Profile()
     started = time.perf_counter()
     profile.enable()
@@ -244,6 +295,10 @@ async def sse_fanout(base: PublisherSettings, scenario: Scenario, clients: int, 
     latencies: list[float] = []
     sent_at: dict[str, float] = {}
     created = scenario.templates[PledgeCreated]["data"]
+    # One producer for every pledge: the measured time is publish → receipt, not a producer's start.
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    headers = [("content-type", CONTENT_TYPE.encode())]
     async with served(create_app(settings)) as url:
         limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
         async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=120), limits=limits) as http:
@@ -279,15 +334,16 @@ async def sse_fanout(base: PublisherSettings, scenario: Scenario, clients: int, 
                 for n in range(pledges):
                     pid = f"plg_sse_{n}"
                     data = _with(created, pledge={"pledge_id": pid})
+                    topic, key, value = scenario._event(PledgeCreated, pid, data, NOW + timedelta(days=1, seconds=n))
                     sent_at[pid] = time.perf_counter()
-                    await publish(settings.kafka_bootstrap, prefix,
-                                  [scenario._event(PledgeCreated, pid, data, NOW + timedelta(days=1, seconds=n))])
+                    await producer.send_and_wait(prefix + topic, value, key=key.encode(), headers=headers)
                     await asyncio.sleep(0.2)
                 await asyncio.wait_for(done.wait(), timeout=120)
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await producer.stop()
     client = connect(settings.mongodb_url)
     await client.drop_database(settings.database_name)
     await client.close()
@@ -298,7 +354,7 @@ async def sse_fanout(base: PublisherSettings, scenario: Scenario, clients: int, 
 async def main() -> None:
     """Run the benchmark and print (and optionally write) the figures."""
     parser = bench_arguments(__doc__)
-    parser.add_argument("--sizes", default="20000,100000", help="comma-separated event counts (rebuild scaling)")
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated event counts (rebuild scaling)")
     parser.add_argument("--reference", type=int, default=100_000, help="the size the largest one is compared with")
     parser.add_argument("--clients", type=int, default=200, help="SSE clients")
     parser.add_argument("--pledges", type=int, default=10, help="pledges published during the SSE test")
@@ -345,6 +401,13 @@ async def main() -> None:
             note=f"ratio = (rebuild/baseline at {largest:,}) / (rebuild/baseline at {reference:,}); "
                  f"raw events/s ratio {raw:.2f}",
         ))
+    largest_cpu = figures[largest]["cpu"]
+    if largest_cpu:
+        results.notes.append(
+            f"CPU during the {largest:,}-event rebuild (% of one core, 2 cores in all): {_shares(largest_cpu)}; "
+            f"load average {figures[largest]['load']:.1f} after it"
+        )
+        print(f"[publisher] {results.notes[-1]}", flush=True)
     if args.profile:
         results.notes.append(await profiled_rebuild(settings, scenario, args.profile))
         print(f"[publisher] {results.notes[-1]}", flush=True)

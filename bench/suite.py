@@ -30,7 +30,7 @@ class Benchmark:
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("idle", "idle_bench.py", backend="h2", minutes=3),
-    Benchmark("publisher", "publisher_bench.py", args=("--sizes", "100000,1000000"), heap="3g", minutes=5.5),
+    Benchmark("publisher", "publisher_bench.py", args=("--sizes", "100000,1000000"), heap="3g", minutes=4.5),
     Benchmark("matching", "matching_bench.py", infrastructure=False, minutes=1),
     Benchmark("notifier", "notifier_bench.py", minutes=2),
     Benchmark("pledges", "pledges_bench.py", minutes=7),
