@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from ksbb_contracts.vocab import NeedStatus
 from ksbb_kit.outbox import PendingWrite, new_document, with_outbox
+from prometheus_client import Counter
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -39,6 +40,11 @@ from ksbb_pledges.domain.lifecycle import CONFIRMED, PLEDGED
 from ksbb_pledges.domain.pledge import Ledger, Pledge
 
 R = TypeVar("R")
+#: Decisions taken again: the revision guard missed (`revision`: another writer came first), the ledger was
+#: created by another writer first (`created`), or a refusal was decided on remembered facts (`remembered`).
+DECISIONS_REDONE = Counter(
+    "ksbb_ledger_decisions_redone_total", "Ledger decisions decided again on a fresh read", ["reason"]
+)
 #: Every ledger field except the live pledges and the outbox bookkeeping (focused reads; `leaving` is
 #: empty but for a moment after a pledge settled).
 LEDGER_SCALARS = (
@@ -261,6 +267,7 @@ class MongoLedgerStore:
                     async with self._pending("ledgers", need_id, entries):
                         await self.ledgers.insert_one(new_document(document, entries))
                 except DuplicateKeyError:
+                    DECISIONS_REDONE.labels("created").inc()
                     continue  # another writer created it first: decide again on theirs
                 return change.result, self._written(document, change, parked=[])
             try:
@@ -270,6 +277,7 @@ class MongoLedgerStore:
                     raise
                 # Refusals are decided on what the database holds, never on what this process remembers.
                 self._known.pop(need_id, None)
+                DECISIONS_REDONE.labels("remembered").inc()
                 continue
             parked = list(doc.get("leaving", []))  # moves a crash interrupted: finished after this write
             if change.noop:
@@ -307,6 +315,7 @@ class MongoLedgerStore:
                 after = {**doc, **change.set_fields, "rev": doc["rev"] + 1, "leaving": [*parked, *departing]}
                 return change.result, self._written(after, change, parked)
             self._known.pop(need_id, None)  # somebody else wrote it: read it again
+            DECISIONS_REDONE.labels("revision").inc()
             if known is None:
                 # Lost a race: back off a little (more with every loss) so contenders spread out.
                 await asyncio.sleep(random.uniform(0, min(0.001 * attempt, 0.02)))

@@ -1,0 +1,32 @@
+"""Concurrent creates on one need inside one process queue for the need instead of racing each other."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+#: As many creates at once as the pledges benchmark sends to its hot need.
+AT_ONCE = 16
+
+
+async def decisions_redone(service: Any) -> float:
+    """Ledger decisions this process decided again after another writer won the revision guard, so far."""
+    page = (await service.client.get("/metrics")).text
+    prefix = 'ksbb_ledger_decisions_redone_total{reason="revision"}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines() if line.startswith(prefix))
+
+
+async def test_concurrent_creates_on_one_need_never_lose_the_revision_guard_to_each_other(service: Any) -> None:
+    need_id = await service.open_need(quantity=AT_ONCE * 2)
+    before = await decisions_redone(service)
+
+    created = await asyncio.gather(*(service.pledge(need_id, 2, donor=f"donor-at-once-{n}") for n in range(AT_ONCE)))
+
+    assert [r.status_code for r in created] == [201] * AT_ONCE, [r.text for r in created if r.status_code != 201]
+    assert len({r.json()["pledge_id"] for r in created}) == AT_ONCE
+    assert (await service.ledger_or_none(need_id) or {})["committed"] == AT_ONCE * 2
+    assert await decisions_redone(service) == before, "creates of one process raced each other on the ledger"
