@@ -1,7 +1,7 @@
 """Pledges benchmark: creating pledges on one hot need with a long history, and spread over many needs,
 each next to a bare FastAPI + PyMongo endpoint doing one comparable write, measured in the same run.
 
-    uv run --no-sync python bench/pledges_bench.py [--levels 0,1000,2000] [--requests 200]
+    uv run --no-sync python bench/pledges_bench.py [--levels 0,1000,2000] [--requests 300]
     uv run --no-sync python bench/pledges_bench.py --tiny            # a smoke run (the test suite's)
 
 Starts the real `ksbb-pledges` service (own namespace and database) and a baseline app whose endpoint
@@ -193,7 +193,7 @@ async def main() -> None:
     """Start both servers, run the hot-need levels and the spread load, report."""
     parser = bench_arguments(__doc__)
     parser.add_argument("--levels", default="0,1000,2000", help="settled pledges on the hot need, per step")
-    parser.add_argument("--requests", type=int, default=200, help="creates measured per step")
+    parser.add_argument("--requests", type=int, default=300, help="creates measured per step")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--spread-needs", type=int, default=100)
     parser.add_argument("--profile-seconds", type=float, default=6, help="py-spy sampling at the last hot level")
@@ -257,15 +257,17 @@ async def main() -> None:
                      "kafka": infra_pid("kafka")}
             pids = {name: pid for name, pid in found.items() if pid}
 
-            async def busy(run: Any) -> tuple[Any, str]:
-                """Run a load; the CPU share (% of a core) each process used meanwhile."""
+            async def busy(run: Any) -> tuple[Any, dict[str, float], float]:
+                """Run a load; the CPU seconds each process used meanwhile, and the wall seconds."""
                 before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 began = time.perf_counter()
                 done = await run
                 wall = time.perf_counter() - began
-                shares = ", ".join(f"{name} {100 * (cpu_seconds(pids[name]) - used) / wall:.0f}"
-                                   for name, used in before.items())
-                return done, shares
+                return done, {name: cpu_seconds(pids[name]) - used for name, used in before.items()}, wall
+
+            def shares(used: dict[str, float], wall: float) -> str:
+                """CPU shares in % of a core."""
+                return ", ".join(f"{name} {100 * seconds / wall:.0f}" for name, seconds in used.items())
 
             async def retries() -> float:
                 """Ledger decisions the service decided again after losing the revision guard, so far."""
@@ -275,16 +277,22 @@ async def main() -> None:
             async def measured(need_ids: list[str], what: str, *, profile: bool = False) -> tuple[Load, float, Load]:
                 """Baseline, service, baseline again (their mean brackets the service's run); CPU in the notes."""
                 work = bodies(need_ids, args.requests)
-                before, bare_cpu = await busy(load(client, f"{baseline_url}/pledges", work, args.concurrency))
+                before, bare_cpu, bare_wall = await busy(load(client, f"{baseline_url}/pledges", work,
+                                                               args.concurrency))
                 redone = await retries()
                 sampling = asyncio.create_task(sampled_profiles({"pledges": service.pid}, args.profile_seconds)) \
                     if profile and not args.tiny else None
-                ours, our_cpu = await busy(load(client, f"{service_url}/v1/pledges", work, args.concurrency, donor))
+                ours, our_cpu, our_wall = await busy(load(client, f"{service_url}/v1/pledges", work, args.concurrency,
+                                                          donor))
                 redone = await retries() - redone
                 after = await load(client, f"{baseline_url}/pledges", work, args.concurrency)
-                results.notes.append(f"{what}, CPU (% of a core) during the bare writes: {bare_cpu}; during the "
-                                     f"service's creates: {our_cpu}; ledger decisions redone after a lost revision "
-                                     f"guard: {redone:.0f} of {len(ours.latencies)}")
+                per_request = (f"CPU ms per request: pledges {1000 * our_cpu['pledges'] / len(ours.latencies):.1f}, "
+                               f"bare app {1000 * bare_cpu['bare app'] / len(before.latencies):.1f}")
+                results.notes.append(f"{what}, CPU (% of a core) during the bare writes: "
+                                     f"{shares(bare_cpu, bare_wall)}; during the service's creates: "
+                                     f"{shares(our_cpu, our_wall)}; {per_request}; "
+                                     f"ledger decisions redone after a lost revision guard: {redone:.0f} of "
+                                     f"{len(ours.latencies)}")
                 if sampling is not None:
                     results.notes.append(f"{what}, sampled profile of the pledges service during its creates: "
                                          f"{(await sampling)['pledges']}")
@@ -336,7 +344,8 @@ async def main() -> None:
             results.series += [latency_ours, latency_ours_p99, latency_bare]
 
             print(f"spread over {len(spread)} needs, {args.requests} creates each:", flush=True)
-            spread_ours, spread_bare_rate, spread_bare = await measured(spread, f"spread over {len(spread)} needs")
+            spread_ours, spread_bare_rate, spread_bare = await measured(spread, f"spread over {len(spread)} needs",
+                                                                         profile=True)
             print(spread_bare.line("baseline"), f"(mean of two runs {spread_bare_rate:.1f} req/s)")
             print(spread_ours.line("pledges"), f"ratio {ratio(spread_ours.rate, spread_bare_rate):.2f}", flush=True)
             loaded = (await sampler.stop())["pledges"]
@@ -349,9 +358,10 @@ async def main() -> None:
             f"hot need: creates on one need are serialised in the service (a lock per need around read-decide-"
             f"write, so none is redone), so each holds the need for {1000 / ours.rate:.0f} ms on average "
             f"(1 / throughput) — mostly waiting for its guarded write and the outbox marker (two database round "
-            f"trips) — while no process is CPU-bound (shares above): the cap is one write at a time per need, "
-            f"not retries nor history; the bare write keeps {args.concurrency} writes in flight on its document. "
-            f"What would lift it: reserving the queued creates of a need in one guarded write (group commit)"
+            f"trips) on a document that holds every live pledge of the need (up to the step's {args.requests}) — "
+            f"while no process is pinned at a full core (shares above): the cap is one write at a time per need, "
+            f"not retries nor settled history; the bare write keeps {args.concurrency} writes in flight on its "
+            f"document. What would lift it: reserving the queued creates of a need in one guarded write (group commit)"
         )
         results.add(Row(
             f"pledges: creates on one hot need with {levels[-1]:,} settled pledges", round(ours.rate, 1), "creates/s",

@@ -33,7 +33,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("publisher", "publisher_bench.py", args=("--sizes", "100000,1000000"), heap="3g", minutes=4.5),
     Benchmark("matching", "matching_bench.py", infrastructure=False, minutes=1),
     Benchmark("notifier", "notifier_bench.py", minutes=2),
-    Benchmark("pledges", "pledges_bench.py", minutes=2),
+    Benchmark("pledges", "pledges_bench.py", minutes=1.5),
     Benchmark("registry", "registry_bench.py", minutes=4),
     Benchmark("gateway", "gateway_bench.py", minutes=1.5),
     Benchmark("portal", "portal_bench.py", minutes=2.5),
