@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -14,10 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment
-from ksbb_kit.http import enter_request_context, log_access, route_template
-from starlette.datastructures import MutableHeaders
+from ksbb_kit.http import ObserveRequests
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ksbb_portal.api import ApiProblem, Gateway, Refresher, SignInRequired
 from ksbb_portal.oidc import RelyingParty
@@ -89,7 +86,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app = FastAPI(title="KSBB portal", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.parts = parts
 
-    app.add_middleware(Observe)
+    app.add_middleware(ObserveRequests, service="portal")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -105,38 +102,6 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         app.include_router(router)
     _install_error_pages(app)
     return app
-
-
-class Observe:
-    """Request id and trace context in, `X-Request-ID` out, one access line per request.
-
-    A plain ASGI middleware: starlette's `BaseHTTPMiddleware` would stream every page through an extra task.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        request_id = enter_request_context(request.headers)
-        started = time.perf_counter()
-        status = 500  # what the server answers when the app fails before starting a response
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", request_id)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            log_access("portal", request.method, request.url.path, route_template(scope), status,
-                       time.perf_counter() - started, request.client.host if request.client else None)
 
 
 async def _clean_sessions(parts: Parts) -> None:

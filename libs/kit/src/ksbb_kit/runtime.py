@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -33,7 +33,7 @@ from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
 from ksbb_kit.deadletters import DeadLetterPayloads
 from ksbb_kit.errors import install_error_handlers
 from ksbb_kit.followers import FollowedRecord, Follower
-from ksbb_kit.http import IdempotencyStore, enter_request_context, log_access, route_path, route_template
+from ksbb_kit.http import IdempotencyStore, ObserveRequests
 from ksbb_kit.http_limits import BodySizeLimit, RouteLimits
 from ksbb_kit.jobs import JobLease, StuckItems
 from ksbb_kit.kafka import (
@@ -47,8 +47,6 @@ from ksbb_kit.kafka import (
     tolerant_parser,
 )
 from ksbb_kit.metrics import (
-    HTTP_LATENCY,
-    HTTP_REQUESTS,
     JOB_LAST_SUCCESS,
     JOB_LEASE_HELD,
     JOB_RUN_SECONDS,
@@ -58,7 +56,6 @@ from ksbb_kit.mongo import connect, ping
 from ksbb_kit.openapi import document_common_responses
 from ksbb_kit.outbox import OutboxRelay, outbox_entries
 from ksbb_kit.settings import KitSettings
-from ksbb_kit.tracing import REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
     import uvicorn
@@ -417,24 +414,7 @@ class ServiceRuntime:
         # Added before the access-log middleware, which therefore wraps it: a refused body is logged and counted too.
         app.add_middleware(BodySizeLimit, limits=RouteLimits(
             self.settings.max_request_body_bytes, app.openapi, self.settings.max_request_body_routes))
-
-        @app.middleware("http")
-        async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            request_id = enter_request_context(request.headers)
-            started = time.perf_counter()
-            status = 500  # an exception escaping the app is answered with 500 by the error handler
-            try:
-                response = await call_next(request)
-                status = response.status_code
-            finally:
-                route = route_template(request.scope)
-                elapsed = time.perf_counter() - started
-                HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-                HTTP_LATENCY.labels(request.method, route).observe(elapsed)
-                log_access(runtime.settings.service_name, request.method, route_path(request.scope), route, status,
-                           elapsed, request.client.host if request.client else None)
-            response.headers[REQUEST_ID_HEADER] = request_id
-            return response
+        app.add_middleware(ObserveRequests, service=runtime.settings.service_name)
 
         ops = APIRouter(tags=["operations"])
 

@@ -15,12 +15,12 @@ from ksbb_notifier.app.deliveries import Deliveries
 from ksbb_notifier.app.endpoints import Endpoints
 
 
-def endpoints_use_cases() -> Endpoints:
+async def endpoints_use_cases() -> Endpoints:
     """Placeholder for the app's endpoint use cases (bound by `bind`)."""
     raise RuntimeError("the notifier's routes were not bound to its use cases")
 
 
-def deliveries_use_cases() -> Deliveries:
+async def deliveries_use_cases() -> Deliveries:
     """Placeholder for the app's delivery use cases (bound by `bind`)."""
     raise RuntimeError("the notifier's routes were not bound to its use cases")
 
@@ -33,5 +33,13 @@ DeliveriesDep = Annotated[Deliveries, Depends(deliveries_use_cases)]
 
 def bind(app: FastAPI, *, endpoints: Endpoints, deliveries: Deliveries) -> None:
     """Let this app's routes use these use-case objects."""
-    app.dependency_overrides[endpoints_use_cases] = lambda: endpoints
-    app.dependency_overrides[deliveries_use_cases] = lambda: deliveries
+
+    # async: FastAPI runs a plain function (a lambda too) in its thread pool, a thread hop on every request.
+    async def bound_endpoints() -> Endpoints:
+        return endpoints
+
+    async def bound_deliveries() -> Deliveries:
+        return deliveries
+
+    app.dependency_overrides[endpoints_use_cases] = bound_endpoints
+    app.dependency_overrides[deliveries_use_cases] = bound_deliveries

@@ -54,7 +54,7 @@ IdempotencyKey = Annotated[
 Limit = Annotated[int, Query(ge=limits.PAGE_SIZE[0], le=limits.PAGE_SIZE[1])]
 
 
-def _after(cursor: Annotated[
+async def _after(cursor: Annotated[
     str | None, Query(max_length=limits.CURSOR_MAX, description="next_cursor of the previous page")
 ] = None) -> str | None:
     """The id a page cursor continues after; 422 `invalid_cursor` when it is not one of ours."""
