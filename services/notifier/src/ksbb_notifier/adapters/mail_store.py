@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DeleteOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ksbb_notifier.adapters.mongo import (
@@ -59,7 +60,7 @@ def email_from(doc: Document) -> QueuedEmail:
 
 
 class MongoEmailQueue:
-    """Queued e-mails in MongoDB, leased one at a time so several instances never send the same one."""
+    """Queued e-mails in MongoDB, each leased atomically on its own so several instances never send the same one."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._emails = db["emails"]
@@ -87,29 +88,58 @@ class MongoEmailQueue:
         await self._retained.note([(email.id, email.created_at)])
         return bool(await insert_ignoring_duplicates(self._emails, [email_document(email)]))
 
-    async def claim_due(self, now: datetime, lease_until: datetime) -> QueuedEmail | None:
-        """Lease the oldest due pending e-mail, or None (candidates come from the due index)."""
-        while candidates := await self._due.due(now, 5):
-            for candidate in candidates:
-                doc = await self._emails.find_one_and_update(
-                    {"_id": candidate["_id"], **due_filter(now)},
-                    {"$set": {"leased_until": lease_until, "lease_token": uuid.uuid4().hex}},
-                    return_document=ReturnDocument.AFTER,
-                )
-                if doc is not None:
-                    return email_from(doc)
-            await self._due.correct(self._emails, candidates, now)
-        return None
+    async def claim_due_many(self, now: datetime, lease_until: datetime, limit: int) -> list[QueuedEmail]:
+        """Lease up to `limit` due pending e-mails at once; the ones this call won (oldest queued first).
 
-    async def settle(self, email: QueuedEmail, changes: dict[str, Any]) -> None:
-        """Change a leased e-mail and release the lease."""
-        await update_by_id(
-            self._emails, lease_guard(email.id, email.lease_token), {"$set": {**changes, "leased_until": EPOCH}}
+        One read of the due index, then one findAndModify per candidate by `_id` and the due condition, all
+        sent at once under one token: each e-mail is leased atomically on its own, so two instances racing
+        for the same ones win each at most once. Candidates lost to another instance (or finished) have their
+        entries corrected (moved to when they are due, or dropped once finished).
+        """
+        while candidates := await self._due.due(now, limit):
+            token = uuid.uuid4().hex
+            lease = {"$set": {"leased_until": lease_until, "lease_token": token}}
+            leased = await asyncio.gather(*(
+                self._emails.find_one_and_update(
+                    {"_id": c["_id"], **due_filter(now)}, lease, return_document=ReturnDocument.AFTER
+                )
+                for c in candidates
+            ))
+            won = [email_from(d) for d in leased if d is not None and d.get("lease_token") == token]
+            won_ids = {e.id for e in won}
+            lost = [c for c in candidates if c["_id"] not in won_ids]
+            if lost:
+                await self._due.correct(self._emails, lost, now)
+            if won:
+                return won
+        return []
+
+    async def settle_many(self, settled: Sequence[tuple[QueuedEmail, dict[str, Any]]]) -> None:
+        """`settle` for many leased e-mails at once: each change guarded by its own lease token (sent
+        together), then their due-index moves in one write. Raises after writing the others when one failed."""
+        if not settled:
+            return
+        written = await asyncio.gather(
+            *(
+                update_by_id(self._emails, lease_guard(email.id, email.lease_token),
+                             {"$set": {**changes, "leased_until": EPOCH}})
+                for email, changes in settled
+            ),
+            return_exceptions=True,
         )
-        if changes.get("status", email.status) == "pending":
-            await self._due.put([{"_id": email.id, "at": changes.get("next_attempt_at", email.next_attempt_at)}])
-        else:
-            await self._due.remove([email.id])
+        follows: list[UpdateOne | DeleteOne] = []
+        for (email, changes), outcome in zip(settled, written, strict=True):
+            if isinstance(outcome, BaseException):
+                continue  # its lease runs out and a later pass sends it again
+            if changes.get("status", email.status) == "pending":
+                at = changes.get("next_attempt_at", email.next_attempt_at)
+                follows.append(UpdateOne({"_id": email.id}, {"$set": {"_id": email.id, "at": at}}, upsert=True))
+            else:
+                follows.append(DeleteOne({"_id": email.id}))
+        await self._due.apply(follows)
+        failures = [outcome for outcome in written if isinstance(outcome, BaseException)]
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {len(settled)} e-mail outcomes not written: {failures[0]}")
 
     async def sweep_finished(self, cutoff: datetime) -> int:
         """Delete sent, skipped and failed e-mails created before `cutoff`; how many (read through their

@@ -96,6 +96,20 @@ class MongoReplicaStore:
         """Forget a contact entirely."""
         await self._contacts.delete_one({"_id": owner_id})
 
+    async def recipient_names(self, recipient_ids: Sequence[str]) -> dict[str, str]:
+        """The names of the known recipients among these (one read)."""
+        if not recipient_ids:
+            return {}
+        found = self._recipients.find({"_id": {"$in": list(set(recipient_ids))}}, {"name": 1})
+        return {doc["_id"]: doc["name"] async for doc in found if doc.get("name") is not None}
+
+    async def contacts(self, owner_ids: Sequence[str]) -> dict[str, Contact]:
+        """The known contacts among these owner ids (one read, by `_id` alone)."""
+        if not owner_ids:
+            return {}
+        found = self._contacts.find({"_id": {"$in": list(set(owner_ids))}})
+        return {doc["_id"]: _contact_from(doc) async for doc in found}
+
     async def contact(self, owner_id: str, *, kind: str | None = None) -> Contact | None:
         """A contact by owner id (and kind, when given)."""
         query: Document = {"_id": owner_id}
@@ -104,4 +118,9 @@ class MongoReplicaStore:
         doc = await self._contacts.find_one(query)
         if doc is None:
             return None
-        return Contact(owner_id=doc["_id"], kind=doc.get("kind", ""), **{k: doc.get(k) for k in CONTACT_FIELDS})
+        return _contact_from(doc)
+
+
+def _contact_from(doc: Document) -> Contact:
+    """A contact from its stored form."""
+    return Contact(owner_id=doc["_id"], kind=doc.get("kind", ""), **{k: doc.get(k) for k in CONTACT_FIELDS})

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from ksbb_notifier.domain.emails import RenderedEmail, render
 from ksbb_notifier.domain.endpoints import Endpoint
 from ksbb_notifier.domain.errors import ContactUnknown
 from ksbb_notifier.domain.mailing import (
+    Contact,
     MailPlan,
     QueuedEmail,
     after_failed_send,
@@ -27,10 +29,12 @@ from ksbb_notifier.domain.mailing import (
 from ksbb_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
+#: E-mails leased per pass: one claim, one read of contacts and of names, one group of outcome writes for all.
+MAIL_BATCH = 20
 
 
 class Mailer:
-    """Queues e-mails idempotently and sends due ones, retrying on the e-mail schedule."""
+    """Queues e-mails idempotently and sends due ones in batches, retrying on the e-mail schedule."""
 
     def __init__(
         self,
@@ -46,6 +50,7 @@ class Mailer:
         self._clock = clock
         self._schedule = settings.email_retry_schedule_seconds
         self._sweep_seconds = settings.dispatch_sweep_seconds
+        self._send_timeout = timedelta(seconds=settings.smtp_timeout_seconds)
         self._lease = timedelta(seconds=settings.smtp_timeout_seconds + 30)
         self._wakeup = asyncio.Event()
 
@@ -112,42 +117,68 @@ class Mailer:
 
     async def serve(self) -> None:
         """Send until cancelled, woken after enqueues plus a periodic sweep."""
-        while True:
-            self._wakeup.clear()
-            try:
-                await self.run_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("e-mail pass failed; will retry")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_seconds)
+        try:
+            while True:
+                self._wakeup.clear()
+                try:
+                    await self.run_due()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("e-mail pass failed; will retry")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._sender.close()
 
     async def run_due(self) -> int:
         """Send every e-mail that is due now; returns how many were handled."""
         handled = 0
         while True:
             now = self._clock.now()
-            email = await self._queue.claim_due(now, now + self._lease)
-            if email is None:
+            lease_until = now + self._lease
+            emails = await self._queue.claim_due_many(now, lease_until, MAIL_BATCH)
+            if not emails:
                 return handled
-            handled += 1
-            await self._send_one(email, now)
+            handled += len(emails)
+            await self._send_batch(emails, now, lease_until)
 
     async def sweep_finished(self, cutoff: datetime) -> int:
         """Forget sent, skipped and failed e-mails created before `cutoff`."""
         return await self._queue.sweep_finished(cutoff)
 
-    async def _send_one(self, email: QueuedEmail, claimed_at: datetime) -> None:
+    async def _send_batch(self, emails: Sequence[QueuedEmail], claimed_at: datetime, lease_until: datetime) -> None:
+        """Send leased e-mails one after another (one connection), then write every outcome at once.
+
+        Contacts and recipient names for the whole batch come from one read each. An e-mail whose turn
+        comes too late to finish within its lease is handed back unsent (due now), so no other instance
+        takes over an e-mail this one may still be sending.
+        """
+        lookups = await self._lookups(emails)
+        settled: list[tuple[QueuedEmail, dict[str, Any]]] = []
+        for email in emails:
+            if self._clock.now() + self._send_timeout > lease_until:
+                settled.append((email, {}))  # released unchanged: due again at once
+                continue
+            settled.append((email, await self._send_one(email, claimed_at, lookups)))
+        await self._queue.settle_many(settled)
+
+    async def _lookups(self, emails: Sequence[QueuedEmail]) -> Lookups:
+        """The contacts and recipient names the batch's e-mails need (one read each)."""
+        recipient_ids = [r for r in (e.context.get("recipient_id") for e in emails) if isinstance(r, str)]
+        contacts = await self._replicas.contacts([*(e.to_id for e in emails), *recipient_ids])
+        names = await self._replicas.recipient_names(recipient_ids)
+        return Lookups(contacts, names)
+
+    async def _send_one(self, email: QueuedEmail, claimed_at: datetime, lookups: Lookups) -> dict[str, Any]:
+        """Send one leased e-mail; the changes that record the outcome."""
         attempts = email.attempts + 1
         try:
-            address, context = await self._resolve(email, last_try=is_last_try(attempts, self._schedule))
+            address, context = self._resolve(email, lookups, last_try=is_last_try(attempts, self._schedule))
             if address is None:
-                await self._queue.settle(
-                    email, {"status": "skipped", "skipped_reason": "no_email_address", "attempts": attempts}
-                )
                 EMAIL_SENDS.labels(outcome="skipped").inc()
-                return
+                return {"status": "skipped", "skipped_reason": "no_email_address", "attempts": attempts}
             rendered: RenderedEmail = render(email.kind, context)
             await self._sender.send(address, rendered, message_id=email.id)
         except Exception as exc:  # SMTP errors, a contact not yet replicated, a template bug
@@ -155,33 +186,38 @@ class Mailer:
             changes = after_failed_send(
                 attempts, self._schedule, claimed_at=claimed_at, now=self._clock.now(), error=error
             )
-            await self._queue.settle(email, changes)
             EMAIL_SENDS.labels(outcome="failed").inc()
             log.warning("e-mail %s attempt %d failed: %s", email.id, attempts, changes["last_error"])
-            return
-        await self._queue.settle(
-            email,
-            {"status": "sent", "sent_at": self._clock.now(), "attempts": attempts, "subject": rendered.subject},
-        )
+            return changes
         EMAIL_SENDS.labels(outcome="sent").inc()
+        return {"status": "sent", "sent_at": self._clock.now(), "attempts": attempts, "subject": rendered.subject}
 
-    async def _resolve(self, email: QueuedEmail, *, last_try: bool) -> tuple[str | None, dict[str, Any]]:
-        """The address and full template context, from the replicas as they are now."""
+    @staticmethod
+    def _resolve(email: QueuedEmail, lookups: Lookups, *, last_try: bool) -> tuple[str | None, dict[str, Any]]:
+        """The address and full template context, from the replicas as they were read for this batch."""
         context = dict(email.context)
-        contact = await self._replicas.contact(email.to_id)
+        contact = lookups.contacts.get(email.to_id)
         if contact is None:
             raise ContactUnknown(f"no contact for {email.to_kind} {email.to_id} yet")
         context["name"] = contact.greeting_name
         recipient_id = context.get("recipient_id")
         if recipient_id and "recipient_name" not in context:
-            name = await self._replicas.recipient_name(recipient_id)
-            context["recipient_name"] = name if name is not None else recipient_id
+            context["recipient_name"] = lookups.recipient_names.get(recipient_id, recipient_id)
         if needs_handover_contact(email.kind):
-            recipient_contact = await self._replicas.contact(recipient_id, kind="recipient") if recipient_id else None
+            found = lookups.contacts.get(recipient_id) if recipient_id else None
+            recipient_contact = found if found is not None and found.kind == "recipient" else None
             if recipient_contact is None and not last_try:
                 raise ContactUnknown(f"recipient {recipient_id}'s contact not replicated yet")
             context["contact"] = recipient_contact.handover() if recipient_contact else None
         return contact.email, context
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What a batch of e-mails reads from the replicas: contacts by owner id, recipient names by id."""
+
+    contacts: dict[str, Contact]
+    recipient_names: dict[str, str]
 
 
 class MailBatch:

@@ -210,6 +210,14 @@ class ReplicaStore(Protocol):
         """A contact by owner id (and kind, when given)."""
         ...
 
+    async def contacts(self, owner_ids: Sequence[str]) -> dict[str, Contact]:
+        """The known contacts among these owner ids (one read)."""
+        ...
+
+    async def recipient_names(self, recipient_ids: Sequence[str]) -> dict[str, str]:
+        """The names of the known recipients among these (one read)."""
+        ...
+
 
 class EmailQueue(Protocol):
     """The durable e-mail outbox."""
@@ -222,12 +230,12 @@ class EmailQueue(Protocol):
         """Queue an e-mail; False if one with its id exists already."""
         ...
 
-    async def claim_due(self, now: datetime, lease_until: datetime) -> QueuedEmail | None:
-        """Lease the oldest due pending e-mail, or None."""
+    async def claim_due_many(self, now: datetime, lease_until: datetime, limit: int) -> list[QueuedEmail]:
+        """Lease up to `limit` due pending e-mails at once; the ones this call won."""
         ...
 
-    async def settle(self, email: QueuedEmail, changes: dict[str, Any]) -> None:
-        """Change a leased e-mail and release the lease."""
+    async def settle_many(self, settled: Sequence[tuple[QueuedEmail, dict[str, Any]]]) -> None:
+        """Change many leased e-mails and release their leases (raises when one was not written)."""
         ...
 
     async def sweep_finished(self, cutoff: datetime) -> int:
@@ -263,6 +271,10 @@ class MailSender(Protocol):
 
     async def send(self, to: str, email: RenderedEmail, *, message_id: str) -> None:
         """Send or raise."""
+        ...
+
+    async def close(self) -> None:
+        """Close any kept connection."""
         ...
 
 
