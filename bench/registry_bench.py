@@ -3,7 +3,8 @@
     uv run --no-sync python bench/registry_bench.py [--recipients 10000] [--needs 100000] [--creates 300]
     uv run --no-sync python bench/registry_bench.py --tiny            # a smoke run (the test suite's)
 
-Seeds recipients and needs into a scratch database (documents built by the domain rules, written in bulk),
+Seeds recipients (with the duplicate-key claims each live one holds) and needs into a scratch database
+(documents built by the domain rules, written in bulk),
 wires the registry's MongoDB stores and use cases the way the composition root does
 (`bootstrap.mongo_stores`, `bootstrap.use_cases`: outbox markers included, no Kafka — events stay in
 the outbox), then measures in the same run:
@@ -47,6 +48,7 @@ from ksbb_kit.mongo import connect
 from ksbb_kit.outbox import MARKERS, OutboxRelay
 from ksbb_kit.runtime import ServiceRuntime
 from ksbb_registry import bootstrap
+from ksbb_registry.adapters.claims import new_claim
 from ksbb_registry.adapters.members import identity_directory
 from ksbb_registry.adapters.needs import NEED_DOCUMENTS
 from ksbb_registry.adapters.recipients import RECIPIENT_DOCUMENTS
@@ -57,6 +59,7 @@ from ksbb_registry.app.ports import Page
 from ksbb_registry.app.recipients import RecipientFilters
 from ksbb_registry.domain import needs as need_rules
 from ksbb_registry.domain import recipients as recipient_rules
+from ksbb_registry.domain.duplicates import claim_keys
 from ksbb_registry.domain.needs import NewNeed
 from ksbb_registry.domain.organisations import NewOrganisation, OrganisationContact
 from ksbb_registry.domain.recipients import ContactPerson, NewRecipient
@@ -190,8 +193,8 @@ def registration_floor(db: Any, document: dict[str, Any]) -> Callable[[], Awaita
     """A registration's commands in bare PyMongo, nothing else: two claims and the outbox marker at once, then
     the document (what the protocol itself costs, next to what the use case costs)."""
     recipient_id = new_id("rcp")
-    claims = [{"_id": f"{kind}:floor-{recipient_id}", "recipient_id": recipient_id,
-               "claimed_at": document["created_at"], "confirmed": False} for kind in ("name", "rw")]
+    claimed_at = document["created_at"]
+    claims = [new_claim(f"{kind}:floor-{recipient_id}", recipient_id, claimed_at) for kind in ("name", "rw")]
 
     async def call() -> None:
         await asyncio.gather(
@@ -327,13 +330,21 @@ async def main() -> None:
         ]
         for start in range(0, len(recipients), 2000):
             await db["recipients"].insert_many(recipients[start:start + 2000], ordered=False)
+        # Every live recipient holds its duplicate-key claims, as in a real registry: a claim write that
+        # scans the collection shows up here as it would there.
+        claims = [
+            {"_id": key, "recipient_id": doc["_id"], "claimed_at": now, "confirmed": True}
+            for doc in recipients for key in claim_keys(doc.get("identity_key"), doc.get("rw_key"))
+        ]
+        for start in range(0, len(claims), 4000):
+            await db["recipient_claims"].insert_many(claims[start:start + 4000], ordered=False)
         loaded = [RECIPIENT_DOCUMENTS.load(doc) for doc in recipients]
         active = [r for r in loaded if r.status is RecipientStatus.ACTIVE]
         for start in range(0, args.needs, 2000):
             batch = [need_document(rng, rng.choice(active), now) for _ in range(min(2000, args.needs - start))]
             await db["needs"].insert_many(batch, ordered=False)
-        print(f"seeded {len(recipients)} recipients and {args.needs} needs in {time.perf_counter() - started:.0f} s",
-              flush=True)
+        print(f"seeded {len(recipients)} recipients ({len(claims)} claims) and {args.needs} needs in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
 
         facilitator = Principal(subject="bench-staff", role=Role.FACILITATOR, org_id=organisation_ids[3])
         sample = recipients[len(recipients) // 2]

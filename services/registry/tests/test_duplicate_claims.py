@@ -13,7 +13,7 @@ import pytest
 from ksbb_kit.auth import DevIssuer
 from ksbb_kit.clock import ManualClock
 from ksbb_kit.testing.waiting import eventually
-from ksbb_registry.adapters.claims import BACKFILL_MARKER, ClaimStore
+from ksbb_registry.adapters.claims import BACKFILL_MARKER, ClaimStore, is_confirmed
 from ksbb_registry.api.deps import Services
 from ksbb_registry.settings import RegistrySettings
 
@@ -87,7 +87,7 @@ async def test_concurrent_registrations_of_one_rw_let_exactly_one_through(
     assert claim is not None and claim["recipient_id"] == winner
 
     async def confirmed() -> bool:  # the confirmation follows the answer
-        return bool((await claims.find_one({"_id": "rw:31.74.01.1001/11"}))["confirmed"])
+        return is_confirmed(await claims.find_one({"_id": "rw:31.74.01.1001/11"}))
 
     await eventually(confirmed, within=10, what="the winner's claim confirmed")
     # The losers released the name claims they had taken before losing the RW claim.

@@ -28,7 +28,7 @@ from ksbb_kit.mongo import connect
 from ksbb_kit.outbox import MARKERS, OUTBOX, OutboxRelay, outbox_entries
 from ksbb_kit.testing.waiting import eventually
 from ksbb_registry import bootstrap
-from ksbb_registry.adapters.claims import ClaimStore
+from ksbb_registry.adapters.claims import AWAITING, ClaimStore, is_confirmed
 from ksbb_registry.adapters.members import identity_directory
 from ksbb_registry.adapters.organisations import ORGANISATION_DOCUMENTS, OrganisationCollection
 from ksbb_registry.api.deps import Services
@@ -171,7 +171,7 @@ async def test_a_registration_claims_and_marks_together_then_inserts_and_confirm
     await wired.stores.claims.confirmations_sent()  # type: ignore[attr-defined]
     assert claims_of(window.sent()[3:]) == [("update", "recipient_claims")]
     stored = [c async for c in wired.db["recipient_claims"].find({"recipient_id": recipient.recipient_id})]
-    assert len(stored) == 2 and all(claim["confirmed"] for claim in stored)
+    assert len(stored) == 2 and all(is_confirmed(claim) for claim in stored)
 
 
 async def test_concurrent_duplicate_registrations_let_exactly_one_through_with_the_cache_warm(wired: Wired) -> None:
@@ -190,7 +190,7 @@ async def test_concurrent_duplicate_registrations_let_exactly_one_through_with_t
     assert {r.existing_recipient_id for r in refused} == {winner}
     await wired.stores.claims.confirmations_sent()  # type: ignore[attr-defined]
     claims = [c async for c in wired.db["recipient_claims"].find({"_id": {"$in": list(_keys_of(same))}})]
-    assert [(c["recipient_id"], c["confirmed"]) for c in claims] == [(winner, True)] * 2
+    assert [(c["recipient_id"], is_confirmed(c)) for c in claims] == [(winner, True)] * 2
     assert await wired.db["recipients"].count_documents({"name": same.name}) == 1
 
 
@@ -212,7 +212,9 @@ async def test_confirmations_asked_for_together_are_one_write_and_a_lost_claim_i
         assert all(result.new for result in await store.claim_many(keys, owner))
     # One claim was taken over meanwhile (its owner's grace ran out): its confirmation must not touch it.
     lost_key = owners[f"rcp_{tag}_0"][0]
-    await wired.db["recipient_claims"].update_one({"_id": lost_key}, {"$set": {"recipient_id": "rcp_newcomer"}})
+    await wired.db["recipient_claims"].update_one(
+        {"_id": lost_key}, {"$set": {"recipient_id": "rcp_newcomer", AWAITING: ["rcp_newcomer"]}}
+    )
     window = wired.commands.during()
     for owner, keys in owners.items():
         store.confirm_soon(keys, owner)
@@ -220,8 +222,8 @@ async def test_confirmations_asked_for_together_are_one_write_and_a_lost_claim_i
     updates = [c for c in claims_of(window.sent()) if c[0] == "update"]
     assert updates == [("update", "recipient_claims")], window.sent()
     stored = {c["_id"]: c async for c in wired.db["recipient_claims"].find({"_id": {"$regex": f"confirm-{tag}"}})}
-    assert stored[lost_key]["recipient_id"] == "rcp_newcomer" and stored[lost_key]["confirmed"] is False
-    assert all(c["confirmed"] for key, c in stored.items() if key != lost_key)
+    assert stored[lost_key]["recipient_id"] == "rcp_newcomer" and not is_confirmed(stored[lost_key])
+    assert all(is_confirmed(c) for key, c in stored.items() if key != lost_key)
 
 
 async def test_a_suspension_through_the_store_is_seen_at_once_and_one_elsewhere_within_the_cache_age(

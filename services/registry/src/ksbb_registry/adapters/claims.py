@@ -11,6 +11,13 @@ released in one write; only a key that is already taken costs a read of its clai
 registrations are gathered for a moment and sent as one write for many (`confirm_soon`): an unconfirmed
 claim of a written recipient is never taken over (its holder exists and carries the key), and one left
 unconfirmed by a crash is confirmed by the sweep.
+
+A claim not yet backed by its recipient lists its holder in `awaiting`; every write that sets the holder
+sets `awaiting` with it. Confirming pulls the holder out of that list, filtered by `_id` alone: the pull
+changes nothing when another recipient holds the claim by then, so the guard costs no second filter field.
+(mongo-java-server looks a document up by its index only when `_id` is the whole filter; any other field
+next to it makes every confirmation a scan of all claims.) Claims written before `awaiting` existed carry
+`confirmed: false` until confirmed (see `is_confirmed`).
 """
 
 from __future__ import annotations
@@ -18,11 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ksbb_contracts.vocab import RecipientStatus
 from ksbb_kit.jobs import StuckItems, for_each_item
-from pymongo import ASCENDING, IndexModel, UpdateMany
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -30,9 +37,14 @@ from ksbb_registry.adapters.store import Doc
 from ksbb_registry.app.ports import ClaimResult, Clock
 from ksbb_registry.domain.duplicates import NAME_CLAIM, RW_CLAIM, claim_keys, is_rw_claim
 
+#: The holder of a claim not yet backed by its written recipient (a list of at most that one id).
+AWAITING = "awaiting"
 CLAIM_INDEXES = [
-    IndexModel([("confirmed", ASCENDING), ("claimed_at", ASCENDING)], name="confirmed_claimed_at")
+    IndexModel([("confirmed", ASCENDING), ("claimed_at", ASCENDING)], name="confirmed_claimed_at"),
+    IndexModel([(AWAITING, ASCENDING), ("claimed_at", ASCENDING)], name="awaiting_claimed_at"),
 ]
+#: Claims not yet backed by their recipient (written by this code, or by older code).
+UNCONFIRMED: Doc = {"$or": [{AWAITING: {"$exists": True, "$ne": []}}, {"confirmed": False}]}
 _ARCHIVED = RecipientStatus.ARCHIVED.value
 #: Marks a database whose pre-existing recipients have had their keys claimed (never a duplicate key).
 BACKFILL_MARKER = "meta:backfill-v1"
@@ -43,6 +55,23 @@ CONFIRM_GATHER_SECONDS = 0.2
 CONFIRM_BATCH = 500
 
 log = logging.getLogger(__name__)
+
+
+def is_confirmed(claim: Doc) -> bool:
+    """Whether a stored claim is backed by its written recipient (nobody awaits it, no older flag says no)."""
+    return not claim.get(AWAITING) and claim.get("confirmed") is not False
+
+
+def new_claim(key: str, recipient_id: str, now: datetime) -> Doc:
+    """A claim document of a key just claimed for a recipient not written yet."""
+    return {"_id": key, "recipient_id": recipient_id, "claimed_at": now, AWAITING: [recipient_id]}
+
+
+def _taken_by(holder: str, now: datetime, *, confirmed: bool) -> Doc:
+    """The update handing a claim to another holder: one with a written recipient (an heir) or one awaiting it."""
+    if confirmed:
+        return {"$set": {"recipient_id": holder, "claimed_at": now, "confirmed": True, AWAITING: []}}
+    return {"$set": {"recipient_id": holder, "claimed_at": now, AWAITING: [holder]}, "$unset": {"confirmed": ""}}
 
 
 def claim_query(claim_id: str) -> Doc:
@@ -113,7 +142,7 @@ class ClaimStore:
         if not keys:
             return []
         now = self.now()
-        fresh = [{"_id": key, "recipient_id": recipient_id, "claimed_at": now, "confirmed": False} for key in keys]
+        fresh = [new_claim(key, recipient_id, now) for key in keys]
         try:
             await self.claims.insert_many(fresh, ordered=False)
             return [ClaimResult(key, held=True, new=True) for key in keys]
@@ -136,9 +165,7 @@ class ClaimStore:
         for attempt in range(self.attempts):
             if not (known_taken and attempt == 0):
                 try:
-                    await self.claims.insert_one(
-                        {"_id": key, "recipient_id": recipient_id, "claimed_at": self.now(), "confirmed": False}
-                    )
+                    await self.claims.insert_one(new_claim(key, recipient_id, self.now()))
                     return ClaimResult(key, held=True, new=True)
                 except DuplicateKeyError:
                     pass
@@ -156,13 +183,7 @@ class ClaimStore:
             new_holder = heir or recipient_id
             taken = await self.claims.find_one_and_update(
                 {"_id": key, "recipient_id": holder},
-                {
-                    "$set": {
-                        "recipient_id": new_holder,
-                        "claimed_at": self.now(),
-                        "confirmed": heir is not None,
-                    }
-                },
+                _taken_by(new_holder, self.now(), confirmed=heir is not None),
             )
             if taken is None:
                 continue  # somebody else changed the claim first: look again
@@ -174,14 +195,7 @@ class ClaimStore:
     async def confirm(self, keys: list[str], recipient_id: str) -> list[str]:
         """Mark claims as backed by a written recipient (one write); returns keys no longer held (lost to a
         takeover, found with one more read only when some are)."""
-        if not keys:
-            return []
-        held = {"_id": {"$in": list(keys)}, "recipient_id": recipient_id}
-        result = await self.claims.update_many(held, {"$set": {"confirmed": True}})
-        if result.matched_count == len(set(keys)):
-            return []
-        still = {claim["_id"] async for claim in self.claims.find(held, projection={"_id": 1})}
-        return [key for key in keys if key not in still]
+        return (await self._confirm_batch({recipient_id: list(keys)})).get(recipient_id, []) if keys else []
 
     def confirm_soon(self, keys: list[str], recipient_id: str) -> None:
         """Confirm these claims shortly, in one write with other registrations' (see the module docstring)."""
@@ -204,27 +218,37 @@ class ClaimStore:
             for recipient_id in batch:
                 del self._to_confirm[recipient_id]
             try:
-                await self._confirm_batch(batch)
+                for recipient_id, lost in (await self._confirm_batch(batch)).items():
+                    log.error(
+                        "recipient %s lost duplicate claims %s to a takeover (grace too short?)", recipient_id, lost
+                    )
             except Exception:
                 log.exception("claim confirmation of %d recipients failed; the claims sweep confirms", len(batch))
 
-    async def _confirm_batch(self, batch: dict[str, list[str]]) -> None:
-        """One write confirming every recipient's claims (`_id` lookups only); a claim lost is reported."""
-        writes = [
-            UpdateMany({"_id": {"$in": keys}, "recipient_id": recipient_id}, {"$set": {"confirmed": True}})
-            for recipient_id, keys in batch.items()
-        ]
-        result = await self.claims.bulk_write(writes, ordered=False)
-        if result.matched_count == sum(len(set(keys)) for keys in batch.values()):
-            return
-        for recipient_id, keys in batch.items():
-            held = {"_id": {"$in": keys}, "recipient_id": recipient_id}
-            still = {claim["_id"] async for claim in self.claims.find(held, projection={"_id": 1})}
-            lost = [key for key in keys if key not in still]
-            if lost:
-                log.error(
-                    "recipient %s lost duplicate claims %s to a takeover (grace too short?)", recipient_id, lost
+    async def _confirm_batch(self, batch: dict[str, list[str]]) -> dict[str, list[str]]:
+        """One write confirming every recipient's claims, each filtered by `_id` alone (see the module
+        docstring); the keys each recipient no longer holds, found with one read only when a pull missed."""
+        owner = {key: recipient_id for recipient_id, keys in batch.items() for key in keys}
+        if not owner:
+            return {}
+        result = await self.claims.bulk_write(
+            [UpdateOne({"_id": key}, {"$pull": {AWAITING: holder}}) for key, holder in owner.items()], ordered=False
+        )
+        if result.modified_count == len(owner):
+            return {}
+        # Some pull changed nothing: confirmed already (a retry), written by older code, or lost to a takeover.
+        lost: dict[str, list[str]] = {}
+        async for claim in self.claims.find({"_id": {"$in": list(owner)}}):
+            holder = owner.pop(claim["_id"])
+            if claim.get("recipient_id") != holder:
+                lost.setdefault(holder, []).append(claim["_id"])
+            elif claim.get("confirmed") is False and not claim.get(AWAITING):
+                await self.claims.update_one(  # an older claim: guarded the older way (rare)
+                    {"_id": claim["_id"], "recipient_id": holder}, {"$set": {"confirmed": True}}
                 )
+        for key, holder in owner.items():  # no claim at all any more
+            lost.setdefault(holder, []).append(key)
+        return lost
 
     async def release(self, keys: list[str], recipient_id: str) -> None:
         """Drop the given claims if (and only if) `recipient_id` still holds them (one write)."""
@@ -246,16 +270,13 @@ class ClaimStore:
         async def repair(claim: Doc) -> int:
             if not await self._is_stale(claim):
                 # The holder exists and carries the key: the confirm step was lost; confirm it now.
-                await self.claims.update_one(
-                    {"_id": claim["_id"], "recipient_id": claim["recipient_id"]},
-                    {"$set": {"confirmed": True}},
-                )
+                await self._confirm_batch({claim["recipient_id"]: [claim["_id"]]})
                 return 0
             await self._hand_over_or_drop(claim["_id"], claim["recipient_id"])
             return 1
 
         # Claim by claim: one that cannot be repaired is marked stuck (`ksbb jobs stuck`), the others are.
-        unconfirmed = self.claims.find({"confirmed": {"$ne": True}, "claimed_at": {"$lt": cutoff}})
+        unconfirmed = self.claims.find({**UNCONFIRMED, "claimed_at": {"$lt": cutoff}})
         run = await for_each_item(unconfirmed, repair, job="recipient-claims", item_id=lambda c: str(c["_id"]),
                                   stuck=self.stuck)
         return sum(run.results)
@@ -266,7 +287,7 @@ class ClaimStore:
         if heir is not None:
             await self.claims.update_one(
                 {"_id": key, "recipient_id": holder},
-                {"$set": {"recipient_id": heir, "claimed_at": self.now(), "confirmed": True}},
+                _taken_by(heir, self.now(), confirmed=True),
             )
         else:
             await self.claims.delete_one({"_id": key, "recipient_id": holder})
