@@ -6,6 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from ksbb_kit.outbox import MARKERS, marker_id
+from ksbb_kit.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -30,3 +32,28 @@ async def test_concurrent_creates_on_one_need_never_lose_the_revision_guard_to_e
     assert len({r.json()["pledge_id"] for r in created}) == AT_ONCE
     assert (await service.ledger_or_none(need_id) or {})["committed"] == AT_ONCE * 2
     assert await decisions_redone(service) == before, "creates of one process raced each other on the ledger"
+
+
+async def test_a_create_queued_behind_a_busy_need_has_left_its_outbox_marker_already(service: Any) -> None:
+    """The marker goes out before a create queues for its need, so the need's lock covers one write alone."""
+    need_id = await service.open_need(quantity=4)
+    markers = service.parts.runtime.db[MARKERS]
+    busy = asyncio.Lock()
+    # Another create of this process holding the need (what a hot need looks like from the next one).
+    service.parts.ledger_store._need_locks[need_id] = busy
+    await busy.acquire()
+    queued = asyncio.create_task(service.pledge(need_id, 1, donor="donor-queued"))
+    try:
+        marker = await eventually(lambda: markers.find_one({"_id": marker_id("ledgers", need_id), "open": 1}),
+                                  what="the queued create's outbox marker")
+        assert not queued.done()
+    finally:
+        busy.release()
+    assert (await queued).status_code == 201
+    assert (await service.ledger_or_none(need_id) or {})["committed"] == 1
+    # Published and released like any other write: the marker of this one writer goes once its event is out.
+    await eventually(lambda: _gone(markers, marker["_id"]), what="the marker dropped after publishing")
+
+
+async def _gone(markers: Any, marker: str) -> bool | None:
+    return True if await markers.find_one({"_id": marker}) is None else None

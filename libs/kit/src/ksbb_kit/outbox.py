@@ -58,8 +58,9 @@ class RecordPublisher(Protocol):
         ...
 
 
-#: `pending(collection, doc_id, entries)`: the block around a write that adds `entries` to one document.
-PendingWrite = Callable[[str, Any, Sequence[dict[str, Any]]], AbstractAsyncContextManager[None]]
+#: `pending(collection, doc_id, entries)`: the block around a write that adds `entries` to one document
+#: (`None`: entries not decided yet, e.g. before waiting for a lock — the document is marked all the same).
+PendingWrite = Callable[[str, Any, Sequence[dict[str, Any]] | None], AbstractAsyncContextManager[None]]
 
 
 def envelope_for(event: Event, *, source: str, clock: Clock, event_id: str | None = None) -> CloudEvent:
@@ -190,13 +191,16 @@ class OutboxRelay:
     # -- the write path ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def pending(self, collection: str, doc_id: Any, entries: Sequence[dict[str, Any]]) -> AsyncIterator[None]:
+    async def pending(
+        self, collection: str, doc_id: Any, entries: Sequence[dict[str, Any]] | None
+    ) -> AsyncIterator[None]:
         """Wrap the write that adds `entries` to a document: marked before, published right after.
 
-        Nothing happens for no entries. The document is handed to the relay even when the write fails
-        (it may still have been applied); the relay finds out by reading it.
+        Nothing happens for no entries; `None` says they are not known yet (a decision still to be made
+        inside the block), so the document is marked anyway. The document is handed to the relay even when
+        the write fails or adds nothing (it may still have been applied); the relay finds out by reading it.
         """
-        if not entries:
+        if entries is not None and not entries:
             yield
             return
         marks = await self.mark(collection, [doc_id])
