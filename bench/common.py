@@ -394,3 +394,66 @@ def machine() -> str:
 def describe(results: Results) -> dict[str, Any]:
     """The results as plain data."""
     return asdict(results)
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU time each thread of a process has used so far, summed per thread name (Linux
+    /proc/<pid>/task; names are cut to 15 characters by the kernel, digits are kept so callers may group)."""
+    used: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            head, _, tail = (task / "stat").read_text().rpartition(")")
+            name = head.split("(", 1)[1]
+            fields = tail.split()
+            used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+async def recorded_profiles(pids: Mapping[str, int], seconds: float, *, rate: int = 97) -> dict[str, str]:
+    """Like `sampled_profiles`, but the raw py-spy samples of each process (`stack;frames count` lines), for
+    callers that summarise them differently; an empty string when a process could not be sampled."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    with tempfile.TemporaryDirectory(prefix="ksbb-profile-") as folder:
+        runs = {}
+        for name, pid in pids.items():
+            output = Path(folder) / f"{name}.txt"
+            runs[name] = (output, await asyncio.create_subprocess_exec(
+                spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
+                "--format", "raw", "--nonblocking", "--output", str(output),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
+        raw = {}
+        for name, (output, process) in runs.items():
+            await process.wait()
+            raw[name] = output.read_text() if output.exists() else ""
+        return raw
+
+
+def summarise_tasks(raw: str, *, top: int = 5) -> str:
+    """Where sampled CPU time went, by asyncio task: each sample is counted for the coroutine its task runs
+    (the frame above the event loop's `Runner.run`, past our runtime's job wrappers), e.g. a Kafka client's
+    heartbeat, a poll job of ours; samples in the event loop itself (uvloop, C) count as `event loop`."""
+    shares: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        loop = max((i for i, frame in enumerate(frames) if frame.startswith("Runner.run (asyncio/")), default=None)
+        task = "event loop" if loop is not None else "outside the event loop"
+        if loop is not None:
+            above = [f for f in frames[loop + 1 :] if "(ksbb_kit/runtime.py:" not in f] or frames[loop + 1 :]
+            if above:
+                function, _, location = above[0].rpartition(" (")
+                task = f"{function} ({location.split(':', 1)[0]})"
+        shares[task] = shares.get(task, 0) + int(count)
+        total += int(count)
+    if not total:
+        return "no samples (the process was idle)"
+    ranked = sorted(shares.items(), key=lambda item: -item[1])
+    parts = [f"{name} {100 * n / total:.0f} %" for name, n in ranked[:top]]
+    rest = sum(n for _, n in ranked[top:])
+    if rest:
+        parts.append(f"other {100 * rest / total:.0f} %")
+    return f"{total} samples: " + ", ".join(parts)
