@@ -33,7 +33,7 @@ from ksbb_registry.adapters.members import identity_directory
 from ksbb_registry.adapters.organisations import ORGANISATION_DOCUMENTS, OrganisationCollection
 from ksbb_registry.api.deps import Services
 from ksbb_registry.domain.errors import DuplicateRecipient, OrganisationNotActive, RecipientNotActive
-from ksbb_registry.domain.needs import NewNeed
+from ksbb_registry.domain.needs import Ledger, NewNeed
 from ksbb_registry.domain.organisations import NewOrganisation, OrganisationContact
 from ksbb_registry.domain.recipients import ContactPerson, NewRecipient
 from ksbb_registry.settings import RegistrySettings
@@ -53,9 +53,18 @@ class Commands(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        #: (collection, the fields of the filter, sorted) of every write that looks documents up
+        self.write_filters: list[tuple[str, tuple[str, ...]]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent.append((event.command_name, str(event.command.get(event.command_name))))
+        collection = str(event.command.get(event.command_name))
+        self.sent.append((event.command_name, collection))
+        filters = {
+            "update": [u["q"] for u in event.command.get("updates", [])],
+            "delete": [d["q"] for d in event.command.get("deletes", [])],
+            "findAndModify": [event.command.get("query", {})],
+        }.get(event.command_name, [])
+        self.write_filters += [(collection, tuple(sorted(f))) for f in filters]
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -303,3 +312,51 @@ async def _step(services: Services, recipient_id: str, action: str, reason: str 
     await services.recipients.transition(recipient_id, Action(action), ADMIN, reason=reason, document_refs=[])
     if action == "suspend":
         assert (await services.recipients.get(recipient_id)).status is RecipientStatus.SUSPENDED
+
+
+async def test_a_refused_duplicate_names_its_holder_as_the_claim_read_it(wired: Wired) -> None:
+    services = wired.services
+    organisation_id = await new_organisation(services)
+    first = registration(organisation_id)
+    holder, _ = await services.recipients.register(new_id("rcp"), first, ADMIN)
+    same_rw = first.model_copy(update={"name": f"Lain {uuid.uuid4().hex[:6]}", "street_address": "Jl. Lain 1"})
+    window = wired.commands.during()
+    with pytest.raises(DuplicateRecipient) as refused:
+        await services.recipients.register(new_id("rcp"), same_rw, ADMIN)
+    assert (refused.value.existing_recipient_id, refused.value.field) == (holder.recipient_id, "rw")
+    assert f"({holder.name})" in str(refused.value), str(refused.value)
+    sent = window.sent()
+    assert sorted(sent[:2]) == [("findAndModify", MARKERS), ("insert", "recipient_claims")], sent
+    # The taken claim, its holder (is it live?), our own id (a concurrent retry may have created it), the
+    # name claim given back; the holder is not read a second time for the refusal.
+    assert sent[2:] == [
+        ("find", "recipient_claims"), ("find", "recipients"), ("find", "recipients"), ("delete", "recipient_claims")
+    ], sent
+    assert await wired.db["recipient_claims"].find_one({"_id": _keys_of(same_rw)[0]}) is None
+
+
+async def test_every_guarded_write_finds_its_document_by_id_or_a_unique_index(wired: Wired) -> None:
+    # mongo-java-server looks a write's filter up in an index only when the filter is `_id` alone or has
+    # exactly the fields of a unique index; any other filter scans the whole collection on every write.
+    services = wired.services
+    organisation_id = await new_organisation(services)
+    first = registration(organisation_id)
+    recipient, _ = await services.recipients.register(new_id("rcp"), first, ADMIN)
+    await _step(services, recipient.recipient_id, "verify", reason="dokumen diperiksa")
+    await _step(services, recipient.recipient_id, "activate")
+    command = NewNeed(item=Item.SEMBAKO, quantity=10, needed_by=date.today() + timedelta(days=7))
+    need, _ = await services.needs.post(new_id("ned"), recipient.recipient_id, command, ADMIN)
+    await services.needs.apply_ledger(need.need_id, Ledger(requested=10, committed=4, ledger_version=1))
+    with pytest.raises(DuplicateRecipient):
+        await services.recipients.register(new_id("rcp"), first.model_copy(update={"name": "Lain"}), ADMIN)
+    await _step(services, recipient.recipient_id, "suspend", reason="laporan warga")
+    await wired.stores.claims.confirmations_sent()  # type: ignore[attr-defined]
+    written = set(wired.commands.write_filters)
+    assert {("needs", ("_id", "version")), ("recipients", ("_id", "version"))} <= written, written
+    assert ("recipient_claims", ("_id", "recipient_id")) in written, written
+    for collection in {name for name, _ in written}:
+        indexes = [ix async for ix in await wired.db[collection].list_indexes()]
+        unique = {tuple(sorted(ix["key"])) for ix in indexes if ix.get("unique")}
+        for name, fields in written:
+            if name == collection and name != MARKERS:  # the markers are the kit outbox's own
+                assert fields == ("_id",) or fields in unique, (collection, fields, unique)

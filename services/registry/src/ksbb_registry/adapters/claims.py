@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from ksbb_contracts.vocab import RecipientStatus
 from ksbb_kit.jobs import StuckItems, for_each_item
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DeleteOne, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -42,6 +42,9 @@ AWAITING = "awaiting"
 CLAIM_INDEXES = [
     IndexModel([("confirmed", ASCENDING), ("claimed_at", ASCENDING)], name="confirmed_claimed_at"),
     IndexModel([(AWAITING, ASCENDING), ("claimed_at", ASCENDING)], name="awaiting_claimed_at"),
+    # The writes guarded by the holder (release, takeover, hand-over) look a claim up by `_id` and holder:
+    # unique (as `_id` alone is) so that mongo-java-server uses it instead of scanning every claim.
+    IndexModel([("_id", ASCENDING), ("recipient_id", ASCENDING)], unique=True, name="id_holder"),
 ]
 #: Claims not yet backed by their recipient (written by this code, or by older code).
 UNCONFIRMED: Doc = {"$or": [{AWAITING: {"$exists": True, "$ne": []}}, {"confirmed": False}]}
@@ -175,8 +178,10 @@ class ClaimStore:
             holder = claim["recipient_id"]
             if holder == recipient_id:
                 return ClaimResult(key, held=True)  # a retried create/update with the same id
-            if not await self._is_stale(claim):
-                return ClaimResult(key, held=False, holder=holder)
+            stale, found = await self._staleness(claim)
+            if not stale:
+                # The holder's name goes with the answer: the refusal names it without reading it again.
+                return ClaimResult(key, held=False, holder=holder, holder_name=found.get("name") if found else None)
             # The holder crashed before writing, was archived or moved away from this key. A live
             # recipient registered under an admin override may still carry the key: it inherits the claim.
             heir = await self._live_carrier(key, exclude=[recipient_id, holder])
@@ -251,9 +256,12 @@ class ClaimStore:
         return lost
 
     async def release(self, keys: list[str], recipient_id: str) -> None:
-        """Drop the given claims if (and only if) `recipient_id` still holds them (one write)."""
+        """Drop the given claims if (and only if) `recipient_id` still holds them (one write; a delete per key,
+        each filtered by `_id` and holder, which the `id_holder` index answers)."""
         if keys:
-            await self.claims.delete_many({"_id": {"$in": list(keys)}, "recipient_id": recipient_id})
+            await self.claims.bulk_write(
+                [DeleteOne({"_id": key, "recipient_id": recipient_id}) for key in dict.fromkeys(keys)], ordered=False
+            )
 
     async def release_all(self, recipient_id: str) -> int:
         """Free every claim of an archived recipient (a live override duplicate inherits it)."""
@@ -294,17 +302,21 @@ class ClaimStore:
 
     async def _is_stale(self, claim: Doc) -> bool:
         """A claim is stale when its holder is archived, or (after the grace period) missing or off the key."""
+        return (await self._staleness(claim))[0]
+
+    async def _staleness(self, claim: Doc) -> tuple[bool, Doc | None]:
+        """Whether a claim is stale (see `_is_stale`), and its holder as read (status, keys and name), if any."""
         holder = await self.recipients.find_one(
-            {"_id": claim["recipient_id"]}, projection={"status": 1, "identity_key": 1, "rw_key": 1}
+            {"_id": claim["recipient_id"]}, projection={"status": 1, "identity_key": 1, "rw_key": 1, "name": 1}
         )
         if holder is not None and holder["status"] == _ARCHIVED:
-            return True  # archived units free their keys (archive is final)
+            return True, holder  # archived units free their keys (archive is final)
         if holder is not None and claim["_id"] in claim_keys(
             holder.get("identity_key"), holder.get("rw_key")
         ):
-            return False
+            return False, holder
         # Missing holder or holder without this key: a create/update may be between its claim and its write.
-        return bool(claim["claimed_at"] < self.now() - self.grace)
+        return bool(claim["claimed_at"] < self.now() - self.grace), holder
 
     async def _live_carrier(self, key: str, exclude: list[str]) -> str | None:
         """A non-archived recipient (e.g. registered by admin override) whose fields carry `key`."""

@@ -18,7 +18,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from ksbb_registry.adapters.due import DueEntries, due_time
+from ksbb_registry.adapters.due import DUE, DueEntries, due_time
 from ksbb_registry.app.ports import Clock, Decide, ListQuery, Page
 from ksbb_registry.domain.change import Change
 from ksbb_registry.domain.errors import ConcurrentChange, InvalidCursor
@@ -30,10 +30,16 @@ OutboxEntries = Callable[..., list[Doc]]
 #: Bookkeeping fields never returned to callers.
 HIDDEN = {OUTBOX: 0, PENDING: 0, "_outbox_lease": 0, "_applied": 0}
 
-#: The indexes the list queries and sweeps need (asserted by the benchmark with list_indexes).
+#: The index of the version-guarded writes (`{_id, version}`, see `AggregateCollection.update`). Unique, and
+#: trivially so (`_id` alone is): mongo-java-server looks a filter up in an index only when the index has exactly
+#: the filter's fields and is unique, so without it every guarded write scans the whole collection there.
+VERSION_GUARD = IndexModel([("_id", ASCENDING), ("version", ASCENDING)], unique=True, name="id_version")
+
+#: The indexes the list queries, sweeps and guarded writes need (asserted by the benchmark with list_indexes).
 INDEXES: dict[str, list[IndexModel]] = {
-    "organisations": [IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status_id")],
+    "organisations": [IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status_id"), VERSION_GUARD],
     "recipients": [
+        VERSION_GUARD,
         IndexModel([("organisation_id", ASCENDING), ("_id", ASCENDING)], name="org_id"),
         IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status_id"),
         IndexModel([("kota_code", ASCENDING), ("_id", ASCENDING)], name="kota_id"),
@@ -45,6 +51,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("pending_need_closure", ASCENDING)], name="pending_need_closure"),
     ],
     "needs": [
+        VERSION_GUARD,
         IndexModel([("recipient_id", ASCENDING), ("status", ASCENDING)], name="recipient_status"),
         IndexModel(
             [("organisation_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="org_status_id"
@@ -62,6 +69,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     "report_rate": [IndexModel([("window_end", ASCENDING)], name="window_end")],
+    # `DueEntries.drop`/`settle` write guarded by the entry's revision (the same reason as `VERSION_GUARD`).
+    DUE: [IndexModel([("_id", ASCENDING), ("rev", ASCENDING)], unique=True, name="id_rev")],
 }
 
 

@@ -179,12 +179,13 @@ class RateCounter(Protocol):
 @dataclass(frozen=True)
 class ClaimResult:
     """Outcome of claiming one duplicate key: held by the claimant (`new` if this call took it) or by
-    `holder` (None when the key kept changing hands)."""
+    `holder` (None when the key kept changing hands), whose name is given when the claim read it."""
 
     key: str
     held: bool
     new: bool = False
     holder: str | None = None
+    holder_name: str | None = field(default=None, compare=False)
 
 
 class DuplicateClaims(Protocol):

@@ -362,10 +362,11 @@ class RecipientService:
         """The refusal pointing to the recipient holding a duplicate key."""
         if conflict.holder is None:
             return ConcurrentChange("the duplicate key is changing too often; try again")
-        holder = await self.recipients.get(conflict.holder)
-        return DuplicateRecipient(
-            conflict.holder, holder.name if holder else None, field=duplicates.claim_field(conflict.key)
-        )
+        name = conflict.holder_name
+        if name is None:
+            holder = await self.recipients.get(conflict.holder)
+            name = holder.name if holder else None
+        return DuplicateRecipient(conflict.holder, name, field=duplicates.claim_field(conflict.key))
 
 
 @contextlib.asynccontextmanager
