@@ -7,6 +7,7 @@ batch instead of several per event, which is what lets the notifier work off a b
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -87,8 +88,12 @@ def build_batch(*, replicas: Replicas, deliveries: Deliveries, mailer: Mailer) -
         router = build_router(replicas=replicas, deliveries=fan_outs, mailer=mails)
 
         async def flush() -> None:
-            await mails.flush()  # e-mails first, as one record at a time (both are idempotent)
-            await fan_outs.flush()
+            # E-mails and fan-outs write different collections and both are idempotent: at once, so the
+            # webhooks do not wait for the e-mail writes; the batch is done (and committed) after both.
+            mailed, fanned = await asyncio.gather(mails.flush(), fan_outs.flush(), return_exceptions=True)
+            for outcome in (mailed, fanned):
+                if isinstance(outcome, BaseException):
+                    raise outcome
 
         for event, envelope in items:
             if envelope.type.startswith(RECIPIENT_EVENTS):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -151,6 +151,24 @@ class MongoDeliveryStore:
         await self._due.put([_due_entry(d.id, d.endpoint_id, d.next_attempt_at, d.created_at) for d in deliveries
                              if d.status is DeliveryStatus.PENDING])
         await self._retained_deliveries.note([(d.id, d.created_at) for d in deliveries])
+        return await insert_ignoring_duplicates(self._deliveries, [delivery_document(d) for d in deliveries])
+
+    async def add_fan_out(self, messages: Sequence[Message], deliveries: Sequence[Delivery]) -> int:
+        """Store messages and their new deliveries (existing ones are left alone); how many deliveries were new.
+
+        Three round trips, not five: the retention notes of both and the deliveries' due entries go out
+        together (each only has to precede its own item), then the messages, then the deliveries (after
+        their messages, so a delivery claimed at once always finds its message).
+        """
+        await _all(
+            self._retained_messages.note([(m.id, m.created_at) for m in messages]),
+            self._retained_deliveries.note([(d.id, d.created_at) for d in deliveries]),
+            self._due.put([_due_entry(d.id, d.endpoint_id, d.next_attempt_at, d.created_at) for d in deliveries
+                           if d.status is DeliveryStatus.PENDING]),
+        )
+        await insert_ignoring_duplicates(self._messages, [message_document(m) for m in messages])
+        if not deliveries:
+            return 0
         return await insert_ignoring_duplicates(self._deliveries, [delivery_document(d) for d in deliveries])
 
     async def page(
@@ -380,6 +398,14 @@ class MongoDeliveryStore:
             entry = _due_entry(delivery.id, delivery.endpoint_id, at, delivery.created_at)
             return UpdateOne({"_id": entry["_id"]}, {"$set": entry}, upsert=True)
         return DeleteOne({"_id": delivery.id})
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Run independent writes at once; every one finishes (or fails) before the first failure is raised."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _due_entry(delivery_id: str, endpoint_id: str, at: datetime | None, created_at: datetime | None) -> Document:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,13 @@ from ksbb_notifier.app.ports import Clock, DeliveryLog, EndpointStore, ReplicaSt
 from ksbb_notifier.domain.deliveries import Delivery, Message, new_delivery, requeued
 from ksbb_notifier.domain.endpoints import Endpoint
 from ksbb_notifier.domain.errors import DeliveryNotFound
-from ksbb_notifier.domain.routing import TEST_EVENT_TYPE, endpoint_receives, is_webhook_type, scope_of
+from ksbb_notifier.domain.routing import (
+    TEST_EVENT_TYPE,
+    MessageScope,
+    endpoint_receives,
+    is_webhook_type,
+    scope_of,
+)
 
 #: The data of the message the "send test event" action delivers.
 TEST_MESSAGE = "Uji webhook KSBB / KSBB webhook test"
@@ -51,12 +58,14 @@ class Deliveries:
         *,
         wake_dispatcher: Callable[[], None],
         clock: Clock,
+        remember_messages: Callable[[Sequence[Message]], None] = lambda _: None,
     ) -> None:
         self._log = log
         self._endpoint_store = endpoint_store
         self._replicas = replicas
         self._endpoints = endpoints
         self._wake = wake_dispatcher
+        self._remember = remember_messages
         self._clock = clock
 
     async def fan_out(self, envelope: CloudEvent) -> int:
@@ -64,22 +73,22 @@ class Deliveries:
         if not is_webhook_type(envelope.type):
             return 0
         data = envelope.data
-        kind = await self._replicas.recipient_kind(_recipient_of(data))
+        # The organisation and programme-wide reach do not depend on the recipient's kind: the kind and
+        # the endpoints are read at once.
+        reach = scope_of(envelope.type, data)
+        kind, candidates = await asyncio.gather(
+            self._replicas.recipient_kind(_recipient_of(data)),
+            self._endpoint_store.enabled_for(reach.organisation_id, programme_wide=reach.programme_wide),
+        )
         scope = scope_of(envelope.type, data, kind)
         now = self._clock.now()
-        await self._log.add_message(
-            Message(envelope.id, envelope.type, envelope.time, data, scope.organisation_id, now)
-        )
-        candidates = await self._endpoint_store.enabled_for(scope.organisation_id, programme_wide=scope.programme_wide)
+        message = Message(envelope.id, envelope.type, envelope.time, data, scope.organisation_id, now)
         deliveries = [
             _delivery(envelope.id, endpoint, envelope.type, now)
             for endpoint in candidates
             if endpoint_receives(endpoint.filter, envelope.type, scope)
         ]
-        inserted = await self._log.add_deliveries(deliveries)
-        if deliveries:
-            self._wake()
-        return inserted
+        return await self._store([message], deliveries)
 
     async def fan_out_many(self, envelopes: Sequence[CloudEvent]) -> int:
         """`fan_out` for many events at once: one read of recipient kinds and of endpoints, one write of the
@@ -88,8 +97,10 @@ class Deliveries:
         if len(webhooks) <= 1:
             return sum([await self.fan_out(e) for e in webhooks])
         recipients = [r for r in (_recipient_of(e.data) for e in webhooks) if r is not None]
-        kinds = await self._replicas.recipient_kinds(recipients)
-        endpoints = await self._endpoint_store.enabled_for(None, programme_wide=True)
+        kinds, endpoints = await asyncio.gather(
+            self._replicas.recipient_kinds(recipients),
+            self._endpoint_store.enabled_for(None, programme_wide=True),
+        )
         now = self._clock.now()
         messages: list[Message] = []
         deliveries: list[Delivery] = []
@@ -102,12 +113,15 @@ class Deliveries:
             deliveries += [
                 _delivery(envelope.id, endpoint, envelope.type, now)
                 for endpoint in endpoints
-                if (scope.programme_wide or endpoint.organisation_id in (None, scope.organisation_id))
-                and endpoint_receives(endpoint.filter, envelope.type, scope)
+                if _may_receive(endpoint, scope) and endpoint_receives(endpoint.filter, envelope.type, scope)
             ]
-        await self._log.add_messages(messages)
-        inserted = await self._log.add_deliveries(deliveries)
+        return await self._store(messages, deliveries)
+
+    async def _store(self, messages: Sequence[Message], deliveries: Sequence[Delivery]) -> int:
+        """Store a fan-out, hand its messages to the delivery loop (it need not read them back) and wake it."""
+        inserted = await self._log.add_fan_out(messages, deliveries)
         if deliveries:
+            self._remember(messages)
             self._wake()
         return inserted
 
@@ -194,6 +208,11 @@ def _recipient_of(data: dict[str, Any]) -> str | None:
     snapshot: dict[str, Any] = next((data[k] for k in ("pledge", "need") if isinstance(data.get(k), dict)), {})
     recipient_id = snapshot.get("recipient_id")
     return recipient_id if isinstance(recipient_id, str) else None
+
+
+def _may_receive(endpoint: Endpoint, scope: MessageScope) -> bool:
+    """Whether the endpoint's owner may see the event: programme-wide ones everyone, others their organisation's."""
+    return bool(scope.programme_wide) or endpoint.organisation_id in (None, scope.organisation_id)
 
 
 def _delivery(message_id: str, endpoint: Endpoint, event_type: str, now: datetime) -> Delivery:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 from ksbb_kit.jobs import JOB_ITEM_FAILURES, StuckItems
@@ -228,6 +229,11 @@ class Dispatcher:
         """Read the messages not cached yet among these, at once."""
         missing = [i for i in dict.fromkeys(message_ids) if i not in self._messages]
         for message in await self._queue.messages(missing) if missing else []:
+            self._remember(message)
+
+    def remember(self, messages: Sequence[Message]) -> None:
+        """Keep messages this instance just stored (a fan-out), so their attempts need not read them back."""
+        for message in messages:
             self._remember(message)
 
     def _remember(self, message: Message) -> None:

@@ -136,6 +136,10 @@ class DeliveryLog(Protocol):
         """Store new deliveries; existing ones are left alone. How many were new."""
         ...
 
+    async def add_fan_out(self, messages: Sequence[Message], deliveries: Sequence[Delivery]) -> int:
+        """Store messages and their new deliveries (the messages first); how many deliveries were new."""
+        ...
+
     async def page(
         self,
         endpoint_id: str,
