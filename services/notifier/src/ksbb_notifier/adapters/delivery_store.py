@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from ksbb_notifier.adapters.mongo import (
     Outbox,
     due_filter,
     insert_ignoring_duplicates,
+    insert_new,
     lease_guard,
     update_by_id,
 )
@@ -153,12 +154,17 @@ class MongoDeliveryStore:
         await self._retained_deliveries.note([(d.id, d.created_at) for d in deliveries])
         return await insert_ignoring_duplicates(self._deliveries, [delivery_document(d) for d in deliveries])
 
-    async def add_fan_out(self, messages: Sequence[Message], deliveries: Sequence[Delivery]) -> int:
-        """Store messages and their new deliveries (existing ones are left alone); how many deliveries were new.
+    async def add_fan_out(
+        self, messages: Sequence[Message], deliveries: Sequence[Delivery], *, lease_until: datetime | None = None
+    ) -> list[Delivery]:
+        """Store messages and their new deliveries (existing ones are left alone); the deliveries that were new.
 
         Three round trips, not five: the retention notes of both and the deliveries' due entries go out
         together (each only has to precede its own item), then the messages, then the deliveries (after
         their messages, so a delivery claimed at once always finds its message).
+
+        With `lease_until`, the new deliveries are stored leased to the caller (one fresh token): its delivery
+        loop sends them without a claim, while other instances cannot claim them until the lease runs out.
         """
         await _all(
             self._retained_messages.note([(m.id, m.created_at) for m in messages]),
@@ -168,8 +174,25 @@ class MongoDeliveryStore:
         )
         await insert_ignoring_duplicates(self._messages, [message_document(m) for m in messages])
         if not deliveries:
-            return 0
-        return await insert_ignoring_duplicates(self._deliveries, [delivery_document(d) for d in deliveries])
+            return []
+        if lease_until is not None:
+            token = uuid.uuid4().hex
+            deliveries = [replace(d, lease_token=token) if d.status is DeliveryStatus.PENDING else d
+                          for d in deliveries]
+            documents = [
+                {**delivery_document(d), "leased_until": lease_until, "lease_token": token}
+                if d.lease_token == token else delivery_document(d)
+                for d in deliveries
+            ]
+        else:
+            documents = [delivery_document(d) for d in deliveries]
+        new_ids = set(await insert_new(self._deliveries, documents))
+        new = [d for d in deliveries if d.id in new_ids]
+        if lease_until is not None:
+            for delivery in new:
+                if delivery.lease_token is not None:
+                    self._holding[delivery.id] = lease_until
+        return new
 
     async def page(
         self,

@@ -40,6 +40,21 @@ async def insert_ignoring_duplicates(collection: Collection, documents: Sequence
         return int(exc.details.get("nInserted", 0))
 
 
+async def insert_new(collection: Collection, documents: Sequence[Document]) -> list[Any]:
+    """Insert documents with deterministic ids, leaving the ones that exist alone; the ids that were new."""
+    if not documents:
+        return []
+    try:
+        result = await collection.insert_many(list(documents), ordered=False)
+        return list(result.inserted_ids)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        existing = {e["index"] for e in errors}
+        return [d["_id"] for index, d in enumerate(documents) if index not in existing]
+
+
 def due_filter(now: datetime) -> Document:
     """Pending documents due now whose lease (if any) has run out."""
     return {"status": "pending", "next_attempt_at": {"$lte": now}, "leased_until": {"$lt": now}}

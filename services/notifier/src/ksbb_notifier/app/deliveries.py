@@ -13,7 +13,7 @@ from ksbb_kit.auth import Principal
 from ksbb_kit.ids import derived_id, new_id
 
 from ksbb_notifier.app.endpoints import Endpoints
-from ksbb_notifier.app.ports import Clock, DeliveryLog, EndpointStore, ReplicaStore
+from ksbb_notifier.app.ports import Clock, DeliveryLog, EndpointStore, FreshDeliveries, ReplicaStore
 from ksbb_notifier.domain.deliveries import Delivery, Message, new_delivery, requeued
 from ksbb_notifier.domain.endpoints import Endpoint
 from ksbb_notifier.domain.errors import DeliveryNotFound
@@ -58,14 +58,14 @@ class Deliveries:
         *,
         wake_dispatcher: Callable[[], None],
         clock: Clock,
-        remember_messages: Callable[[Sequence[Message]], None] = lambda _: None,
+        fresh: FreshDeliveries | None = None,
     ) -> None:
         self._log = log
         self._endpoint_store = endpoint_store
         self._replicas = replicas
         self._endpoints = endpoints
         self._wake = wake_dispatcher
-        self._remember = remember_messages
+        self._fresh = fresh
         self._clock = clock
 
     async def fan_out(self, envelope: CloudEvent) -> int:
@@ -118,12 +118,15 @@ class Deliveries:
         return await self._store(messages, deliveries)
 
     async def _store(self, messages: Sequence[Message], deliveries: Sequence[Delivery]) -> int:
-        """Store a fan-out, hand its messages to the delivery loop (it need not read them back) and wake it."""
-        inserted = await self._log.add_fan_out(messages, deliveries)
+        """Store a fan-out and hand it to the delivery loop: the new deliveries leased to it when it runs here
+        (it sends them at once, with no query and no claim), its messages so it need not read them back."""
+        lease_until = self._fresh.lease_until(self._clock.now()) if self._fresh and deliveries else None
+        new = await self._log.add_fan_out(messages, deliveries, lease_until=lease_until)
         if deliveries:
-            self._remember(messages)
+            if self._fresh is not None:
+                self._fresh.hand_off(messages, new if lease_until is not None else [])
             self._wake()
-        return inserted
+        return len(new)
 
     async def send_test(self, caller: Principal, endpoint_id: str) -> TestSent:
         """Queue a signed test message to one enabled endpoint."""

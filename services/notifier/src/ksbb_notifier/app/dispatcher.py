@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ksbb_kit.jobs import JOB_ITEM_FAILURES, StuckItems
 
@@ -16,6 +16,7 @@ from ksbb_notifier.app.observability import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATT
 from ksbb_notifier.app.ports import Clock, DeliveryQueue, DeliverySlots, RateGate, WebhookSender
 from ksbb_notifier.domain.deliveries import (
     Delivery,
+    DueDelivery,
     Message,
     abandoned,
     attempt_outcome,
@@ -64,8 +65,41 @@ class Dispatcher:
         #: Deliveries holding one of their endpoint's concurrency slots (given back when the request is over).
         self._slotted: set[str] = set()
         self._messages: dict[str, Message] = {}
+        #: Whether `serve` runs: only then do fan-outs lease their new deliveries to this loop.
+        self._serving = False
 
     # -- loop ------------------------------------------------------------------------------------
+
+    def lease_until(self, now: datetime) -> datetime | None:
+        """Until when a fan-out may lease its new deliveries to this loop (None while it is not serving:
+        tests drive `run_due` by hand, and that claims only unleased deliveries)."""
+        return now + self._lease if self._serving else None
+
+    def hand_off(self, messages: Sequence[Message], leased: Sequence[Delivery]) -> None:
+        """Take a fan-out's messages (they never change) and start the new deliveries leased to this loop
+        within the concurrency limits; the ones over the limits are given back to the queue at once."""
+        for message in messages:
+            self._remember(message)
+        for delivery in leased:
+            if delivery.lease_token is None:
+                continue
+            if self._slots.pick([DueDelivery(delivery.id, delivery.endpoint_id)], self._slots.room()):
+                self._start(delivery)
+            else:
+                self._leased[delivery.id] = delivery
+                task = asyncio.create_task(self._give_back(delivery), name=f"webhook-release-{delivery.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _give_back(self, delivery: Delivery) -> None:
+        """Release a lease this loop has no room for (it is due now: a claim with room takes it)."""
+        try:
+            await self._queue.release(delivery)
+        except Exception:  # the lease runs out instead
+            log.warning("could not give back the lease of %s", delivery.id, exc_info=True)
+        # (Cancelled meanwhile: it stays among the leased, which `shutdown` gives back.)
+        self._leased.pop(delivery.id, None)
+        self.wake()
 
     def wake(self) -> None:
         """Look for due deliveries now (called right after fan-out, redelivery and recovery)."""
@@ -73,6 +107,7 @@ class Dispatcher:
 
     async def serve(self) -> None:
         """Run until cancelled: claim and spawn, then wait for a wake-up or the periodic sweep."""
+        self._serving = True
         try:
             while True:
                 self._wakeup.clear()
@@ -87,6 +122,7 @@ class Dispatcher:
                 if self._tasks and 0 < self._slots.room() < self._claim_batch:
                     await asyncio.sleep(CLAIM_GATHER_SECONDS)
         finally:
+            self._serving = False
             await self.shutdown()
             await self._sender.close()
 
@@ -133,16 +169,19 @@ class Dispatcher:
             except Exception:  # each attempt reads its endpoint and message itself then
                 log.warning("could not read the endpoints or messages of %d leased deliveries at once",
                             len(claimed), exc_info=True)
-            for delivery in claimed:
-                self._slots.take(delivery.endpoint_id)
-                self._slotted.add(delivery.id)
-                self._leased[delivery.id] = delivery
-                task = asyncio.create_task(self._attempt_guarded(delivery), name=f"webhook-{delivery.id}")
-                self._tasks.add(task)
-                spawned.append(task)
+            spawned += [self._start(delivery) for delivery in claimed]
             if not claimed:
                 break  # another instance took them; the next wake-up or sweep looks again
         return spawned
+
+    def _start(self, delivery: Delivery) -> asyncio.Task[None]:
+        """Take the delivery's concurrency slot and start its attempt."""
+        self._slots.take(delivery.endpoint_id)
+        self._slotted.add(delivery.id)
+        self._leased[delivery.id] = delivery
+        task = asyncio.create_task(self._attempt_guarded(delivery), name=f"webhook-{delivery.id}")
+        self._tasks.add(task)
+        return task
 
     async def _attempt_guarded(self, delivery: Delivery) -> None:
         try:
@@ -229,11 +268,6 @@ class Dispatcher:
         """Read the messages not cached yet among these, at once."""
         missing = [i for i in dict.fromkeys(message_ids) if i not in self._messages]
         for message in await self._queue.messages(missing) if missing else []:
-            self._remember(message)
-
-    def remember(self, messages: Sequence[Message]) -> None:
-        """Keep messages this instance just stored (a fan-out), so their attempts need not read them back."""
-        for message in messages:
             self._remember(message)
 
     def _remember(self, message: Message) -> None:

@@ -1,0 +1,98 @@
+"""A running delivery loop takes a fan-out's new deliveries leased to it (no query, no claim): each is sent
+once, another instance cannot take them while the lease holds, and takes them over once it runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from ksbb_kit.clock import SystemClock
+from ksbb_kit.mongo import connect
+from ksbb_kit.testing.infra import Infra
+from ksbb_kit.testing.kafka import publish_events
+from ksbb_notifier.adapters.delivery_store import MongoDeliveryStore
+from ksbb_notifier.adapters.mongo import Outbox
+from ksbb_notifier.bootstrap import another_dispatcher
+from ksbb_notifier.domain.deliveries import Delivery, DeliveryStatus, Message
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+async def test_fanned_out_deliveries_are_sent_once_with_a_second_instance_polling(
+    infra: Any, dev_issuer: Any, h: Any, receiver: Any
+) -> None:
+    settings = h.base_settings(infra, dev_issuer, h.new_namespace(), dispatcher_autostart=True)
+    fac = h.auth(dev_issuer, "facilitator", org_id="org_hand_off")
+    async with h.start_notifier(settings, SystemClock()) as app:
+        await app.client.post("/v1/webhooks/endpoints", headers=fac, json={"url": receiver.url("/hand-off")})
+        # Another instance's loop polls the same queue all along; neither may send a delivery the other has.
+        other = another_dispatcher(app.notifier)
+        polling = asyncio.create_task(other.serve())
+        try:
+            events = await publish_events(
+                infra.kafka_bootstrap,
+                settings.topic_prefix,
+                [h.need_opened(f"need_ho{i}", "org_elsewhere", f"rcp_ho{i}") for i in range(30)],
+            )
+
+            async def all_succeeded() -> bool:
+                return await app.db.deliveries.count_documents({"status": "succeeded"}) == 30
+
+            await h.eventually(all_succeeded, what="every fanned-out delivery sent")
+        finally:
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+        sent = Counter(r.headers["webhook-id"] for r in receiver.at("/hand-off"))
+        assert set(sent) == {e.id for e in events}
+        assert max(sent.values()) == 1, "no delivery sent twice"
+        assert await app.db.deliveries.count_documents({"attempts": 1}) == 30
+        assert await app.db.delivery_due.count_documents({}) == 0
+
+
+def pending(delivery_id: str) -> Delivery:
+    """A new pending delivery of message msg_1 to endpoint whe_1."""
+    return Delivery(
+        id=delivery_id, message_id="msg_1", endpoint_id="whe_1", organisation_id="org_1", event_type="ksbb.test.v1",
+        status=DeliveryStatus.PENDING, attempts=0, round_attempts=0, next_attempt_at=NOW, created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+async def test_a_delivery_leased_at_fan_out_is_taken_over_once_its_lease_runs_out(infra: Infra) -> None:
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_hand_off"]
+
+    def no_events(*_: Any) -> list[dict[str, Any]]:
+        return []
+
+    fanning = MongoDeliveryStore(db, Outbox(no_events, None))  # type: ignore[arg-type]
+    other = MongoDeliveryStore(db, Outbox(no_events, None))  # type: ignore[arg-type]
+    message = Message("msg_1", "ksbb.test.v1", NOW, {"x": 1}, "org_1", NOW)
+    lease_until = NOW + timedelta(seconds=45)
+    try:
+        [leased] = await fanning.add_fan_out([message], [pending("dlv_1")], lease_until=lease_until)
+        assert leased.lease_token is not None
+        stored = await db.deliveries.find_one({"_id": "dlv_1"})
+        assert stored["leased_until"] == lease_until and stored["lease_token"] == leased.lease_token
+        # A redelivered event fans out again: nothing new, so nothing is leased or handed over twice.
+        assert await fanning.add_fan_out([message], [pending("dlv_1")], lease_until=lease_until) == []
+        assert (await db.deliveries.find_one({"_id": "dlv_1"}))["lease_token"] == leased.lease_token
+        # The fanning instance does not poll what it holds; another instance sees it but cannot claim it.
+        assert await fanning.due(NOW, 10, []) == []
+        assert [d.id for d in await other.due(NOW, 10, [])] == ["dlv_1"]
+        assert await other.claim(["dlv_1"], NOW, NOW + timedelta(seconds=45)) == []
+        # The fanning instance died before sending: once the lease ran out, the other takes it over.
+        later = lease_until + timedelta(seconds=1)
+        assert [d.id for d in await other.due(later, 10, [])] == ["dlv_1"]
+        [taken] = await other.claim(["dlv_1"], later, later + timedelta(seconds=45))
+        assert taken.id == "dlv_1" and taken.lease_token != leased.lease_token
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
