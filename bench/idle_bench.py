@@ -146,7 +146,8 @@ def jcmd(pid: int, *command: str) -> str:
 
 
 #: One event of the recording: (wall-clock time, thread name or compiler, `package.Class.method` frames innermost
-#: first (for a compilation: the compiled method only), seconds it took (compilations; 0 for samples)).
+#: first (for a compilation: the compiled method, its tier and how many times the JVM has compiled that method so
+#: far, this one included), seconds it took (compilations; 0 for samples)).
 Event = tuple[float, str, list[str], float]
 
 
@@ -205,15 +206,20 @@ class ServerRecording:
             return [], []
         samples: list[Event] = []
         compilations: list[Event] = []
-        for event in json.loads(printed)["recording"]["events"]:
+        compiled: dict[str, int] = {}  # compilations of each method so far (recompiles show as repeats)
+        events = [(datetime.fromisoformat(event["values"]["startTime"].replace("Z", "+00:00")).timestamp(), event)
+                  for event in json.loads(printed)["recording"]["events"]]
+        for at, event in sorted(events, key=lambda item: item[0]):
             values = event["values"]
-            at = datetime.fromisoformat(values["startTime"].replace("Z", "+00:00")).timestamp()
-            if at < since:
-                continue
             if event["type"] == "jdk.Compilation":
-                compilations.append((at, values.get("compiler") or "?", [java_name(values["method"])],
-                                     iso_seconds(values.get("duration") or "")))
-            else:
+                method = java_name(values["method"])
+                compiled[method] = compiled.get(method, 0) + 1
+                if at >= since:
+                    compilations.append((at, values.get("compiler") or "?",
+                                         [method, str(values.get("compileLevel", "?")), str(compiled[method])],
+                                         iso_seconds(values.get("duration") or "")))
+                continue
+            if at >= since:
                 thread = (values.get("sampledThread") or {}).get("javaName") or "?"
                 frames = [java_name(frame["method"])
                           for frame in ((values.get("stackTrace") or {}).get("frames") or [])]
@@ -293,8 +299,12 @@ def summarise_compilations(compilations: list[Event], start: float, end: float) 
         package = ".".join(method.split(".")[:-2][:3]) or method
         by_package[package] = by_package.get(package, 0) + round(took * 1e6)
     total = sum(took for _, _, took in chosen)
+    longest = sorted(((took, frames) for at, _, frames, took in compilations if start <= at < end),
+                     key=lambda item: -item[0])[:3]
     return (f"{len(chosen)} JIT compilations taking {total:.1f} s of compiler time (by compiler: "
-            f"{ranked(by_compiler, 3)}; compiled code by package, share of compiler time: {ranked(by_package, 5)})")
+            f"{ranked(by_compiler, 3)}; compiled code by package, share of compiler time: {ranked(by_package, 5)}; "
+            "longest: " + ", ".join(f"{frames[0]} {took:.2f} s (tier {frames[1]}, compilation no. {frames[2]} of "
+                                    "that method in this JVM)" for took, frames in longest) + ")")
 
 class Receiver(BaseHTTPRequestHandler):
     """A healthy NGO endpoint: every webhook delivery is accepted (so none stays pending, retrying)."""
