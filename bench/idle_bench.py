@@ -1,6 +1,7 @@
 """Idle benchmark: CPU the database server burns while the whole stack has nothing to do.
 
-    uv run --no-sync python bench/idle_bench.py            # against the infrastructure in the environment
+    uv run --no-sync python bench/idle_bench.py               # against the infrastructure in the environment
+    uv run --no-sync python bench/idle_bench.py --no-profile  # the same without the samplers (A/B)
 
 1. Measures the database server's CPU with no service connected (the baseline);
 2. starts the four services (each its own process, on free ports, in a fresh namespace), seeds the demo
@@ -16,10 +17,12 @@
    up"): (a) the seconds until the server stays under 5 % of a core for the rest of the observation (goal
    <= 60 s) and (b) its CPU once back to idle, 60-90 s after catching up (goal < 5 %);
 5. profiles what the server does meanwhile: its CPU per thread group in every part (/proc/<pid>/task: the
-   wire protocol's threads, h2 MVStore's background writer, the JIT compiler, the garbage collector) and
-   Java Flight Recorder's execution samples by package and method (`jcmd JFR.start` with only
-   `jdk.ExecutionSample`, started before the clock so its start-up cost is not measured), and the services'
-   own idle CPU (py-spy, by package and by our own innermost function).
+   wire server's workers answering commands, h2 MVStore's background writer, the JIT compiler, the garbage
+   collector), summed by kind of work for the parts over and under the goal, and a Java Flight Recorder
+   recording (`jcmd JFR.start` with only execution samples and JIT compilations, started before the seed so
+   its own start-up is not measured): compilations by package (the longest named, with how often the JVM
+   had compiled that method) and samples by part of the server and by wire command; and the services' own
+   idle CPU (py-spy, by package and by asyncio task). `--no-profile` measures without any of the samplers.
 
 Periodic work that scans a collection (a sweep, a poll, a relay pass) costs CPU in proportion to what the
 stack has ever stored, so this figure is where a scan that grows with history shows.
