@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ksbb_contracts.limits import CURSOR_MAX
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from starlette.datastructures import Headers, MutableHeaders
@@ -243,6 +244,12 @@ class IdempotencyStore:
         self._claim_timeout = claim_timeout
         self._poll_seconds = poll_seconds
 
+    async def create_indexes(self) -> None:
+        """The index the claim's writes are answered by: `_id` with the holder's token, nothing else."""
+        # A write naming fields no index holds exactly is a scan of every key on the stand-in (one that
+        # grows with history); `{_id, token}` is unique because `_id` is.
+        await self._collection.create_index([("_id", ASCENDING), ("token", ASCENDING)], unique=True)
+
     @staticmethod
     def _id(caller: str, operation: str, key: str) -> str:
         return hashlib.sha256(f"{caller}\x1f{operation}\x1f{key}".encode()).hexdigest()
@@ -290,8 +297,10 @@ class IdempotencyStore:
                 return StoredResponse(stored["status"], stored["body"], replayed=True)
             if self._expired(stored["claimed_at"], now) or loop.time() >= give_up_waiting:
                 # Its holder crashed (or hangs): take the claim over, unless another waiter just did.
+                # Only a claimed key holds a token (completing it removes the token), so `_id` and token say
+                # it is still that holder's claim.
                 taken = await self._collection.update_one(
-                    {"_id": key_id, "state": "claimed", "token": stored["token"]},
+                    {"_id": key_id, "token": stored["token"]},
                     {"$set": {"token": token, "claimed_at": now}},
                 )
                 if taken.matched_count == 1:

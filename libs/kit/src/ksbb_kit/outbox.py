@@ -346,12 +346,7 @@ class OutboxRelay:
     async def _relay(self, collection: str, work: dict[str, _Work]) -> int:
         """One pass over some documents of one collection; marks each finished `_Work` clean."""
         token, now = new_id("lease"), self._now()
-        markers = list(work)
-        await self._markers.update_many(
-            {"_id": {"$in": markers}, "$or": [{"lease": {"$exists": False}}, {"lease": None}, {"lease": {"$lt": now}}]},
-            {"$set": {"lease": now + self._lease, "holder": token}},
-        )
-        existing = {m["_id"]: m async for m in self._markers.find({"_id": {"$in": markers}})}
+        existing = await self._claim(list(work), token, now)
         for marker, item in work.items():
             found = existing.get(marker)
             if found is not None and found.get("holder") == token:
@@ -367,6 +362,23 @@ class OutboxRelay:
             return await self._publish_claimed(collection, claimed)
         finally:
             await self._release(claimed, token, now)
+
+    async def _claim(self, markers: list[str], token: str, now: datetime) -> dict[str, dict[str, Any]]:
+        """Lease the free markers among these; every one that still exists, as it is after the claim.
+
+        One marker (the usual pass at low rates) is leased and read back in one command; more take two.
+        """
+        free = {"$or": [{"lease": {"$exists": False}}, {"lease": None}, {"lease": {"$lt": now}}]}
+        lease = {"$set": {"lease": now + self._lease, "holder": token}}
+        if len(markers) == 1:
+            found = await self._markers.find_one_and_update(
+                {"_id": markers[0], **free}, lease, return_document=ReturnDocument.AFTER
+            )
+            if found is None:  # leased by another relay, or gone
+                found = await self._markers.find_one({"_id": markers[0]})
+            return {} if found is None else {found["_id"]: found}
+        await self._markers.update_many({"_id": {"$in": markers}, **free}, lease)
+        return {m["_id"]: m async for m in self._markers.find({"_id": {"$in": markers}})}
 
     async def _pull_sent(self, aggregates: AsyncCollection[Any], published: list[_Work]) -> set[Any]:
         """Remove the sent entries from their documents; the ids of documents that still hold entries.
@@ -429,6 +441,8 @@ class OutboxRelay:
 
     async def _release(self, claimed: dict[str, _Work], token: str, claimed_at: datetime) -> None:
         """Give the leases back; drop the markers of clean documents no writer still holds."""
+        if len(claimed) == 1 and await self._drop_only_writer(*next(iter(claimed.items()))):
+            return
         decrements = []
         removable: list[dict[str, Any]] = []
         old = claimed_at - self._grace
@@ -454,6 +468,20 @@ class OutboxRelay:
                 {"_id": {"$in": list(claimed)}, "holder": token}, {"$unset": {"lease": "", "holder": ""}}
             ),
         )
+
+    async def _drop_only_writer(self, marker: str, item: _Work) -> bool:
+        """Drop the marker of one clean document when its open writers are all ours (one command).
+
+        The same as counting our writers out and then dropping a marker left with none open, the usual end
+        of a pass at low rates; False when other writers still hold it (then the general path runs).
+        """
+        assert item.marker is not None
+        epoch = item.marker["epoch"]
+        mine = sum(1 for mark in item.marks if mark.epoch == epoch)
+        if not item.clean or not mine:
+            return False
+        dropped = await self._markers.delete_one({"_id": marker, "epoch": epoch, "open": {"$lte": mine}})
+        return dropped.deleted_count == 1
 
     async def _adopt_unmarked(self) -> None:
         """Leave markers for documents whose events were written before markers existed (once per start)."""

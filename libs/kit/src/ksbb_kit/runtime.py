@@ -341,6 +341,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         """Connect and start background work; Kafka connection continues in the background."""
+        await self.idempotency.create_indexes()
         for hook in self._startup:
             await hook(self)
         self._tasks.append(asyncio.create_task(self._connect_kafka(), name="kafka-connect"))

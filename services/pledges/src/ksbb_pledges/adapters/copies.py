@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -21,6 +21,8 @@ from ksbb_pledges.domain.pledge import Ledger, Pledge
 
 #: Ledger fields the copies repair does not need to read.
 OUTBOX_FIELDS_HIDDEN = {"_outbox": 0, "_outbox_pending": 0, "_outbox_lease": 0, "_applied": 0}
+#: Rounds of writing a pledge's copy before giving up (each after reading the versions held anew).
+SYNC_ATTEMPTS = 10
 #: Fields a copy adds to its pledge (the need's facts).
 NEED_FACTS = ("need_id", "recipient_id", "organisation_id", "kelurahan_code", "item", "unit")
 
@@ -34,6 +36,8 @@ class MongoPledgeCopies:
 
     async def create_indexes(self) -> None:
         """Indexes of the listings."""
+        # Version-guarded writes name `_id` and `version` only: this index answers them on any server.
+        await self.copies.create_index([("_id", ASCENDING), ("version", ASCENDING)], unique=True)
         await self.copies.create_index([("donor_id", ASCENDING)])
         await self.copies.create_index([("need_id", ASCENDING)])
         await self.copies.create_index([("recipient_id", ASCENDING)])
@@ -59,23 +63,43 @@ class MongoPledgeCopies:
         return {c["need_id"]: pledge_of_copy(c) async for c in self.copies.find({"offer_id": offer_id})}
 
     async def sync(self, ledger: Ledger, pledges: Sequence[Pledge]) -> None:
-        """Upsert the copies of these pledges, never overwriting a newer one (the same version: rewritten)."""
+        """Write the copies of these pledges, never overwriting a newer one (the same version: rewritten).
+
+        Each write names its copy by `_id` and the exact version it replaces, which the unique index on both
+        answers on any server (a `version <= n` filter is a scan of every copy on the stand-in, one that
+        grows with history). The usual case — a new pledge, or a copy one version behind — is one command;
+        otherwise the versions held are read and the writes that missed are made again.
+        """
         if not pledges:
             return
-        operations = [
-            ReplaceOne(
-                {"_id": p["pledge_id"], "version": {"$lte": p["version"]}},
-                _copy(ledger, p),
-                upsert=True,
-            )
-            for p in pledges
-        ]
-        try:
-            await self.copies.bulk_write(operations, ordered=False)
-        except BulkWriteError as exc:
-            # Duplicate keys mean a newer copy is already there; anything else is a real failure.
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                raise
+        todo = {p["pledge_id"]: p for p in pledges}
+        held: dict[str, int] = {i: p["version"] - 1 for i, p in todo.items() if p["version"] > 1}
+        for _ in range(SYNC_ATTEMPTS):
+            operations: list[InsertOne[dict[str, Any]] | ReplaceOne[dict[str, Any]]] = [
+                InsertOne(_copy(ledger, p)) if i not in held
+                else ReplaceOne({"_id": i, "version": held[i]}, _copy(ledger, p))
+                for i, p in todo.items()
+                if held.get(i, 0) <= p["version"]
+            ]
+            if not operations:
+                return
+            inserts = sum(isinstance(op, InsertOne) for op in operations)
+            try:
+                result = await self.copies.bulk_write(operations, ordered=False)
+                done = inserts + result.matched_count
+            except BulkWriteError as exc:
+                # A duplicate key: the copy exists already (at some version); anything else is a real failure.
+                # (Counted from the errors: the stand-in counts a refused insert as inserted.)
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                done = inserts - len(errors) + exc.details.get("nMatched", 0)
+            if done == len(operations):
+                return
+            # Some copy was not at the version assumed: read what is held and write again (a copy already
+            # written at its version is rewritten unchanged).
+            held = await self.versions(list(todo))
+        raise RuntimeError(f"copies of {sorted(todo)} kept changing while being written")
 
     async def move_out(self, ledger: Ledger, settled: Sequence[Pledge]) -> None:
         """Settled pledges leave their ledger: their copies are written first, then the ledger lets go of them.

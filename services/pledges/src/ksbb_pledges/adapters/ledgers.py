@@ -109,6 +109,9 @@ class MongoLedgerStore:
 
     async def create_indexes(self) -> None:
         """Indexes the queries need (no partial or TTL indexes: the CI server lacks them)."""
+        # Every guarded write names `_id` and `rev` and nothing else: this index answers it on any server
+        # (the stand-in looks a write's documents up only through an index with exactly its fields).
+        await self.ledgers.create_index([("_id", ASCENDING), ("rev", ASCENDING)], unique=True)
         await self.ledgers.create_index([("pledges.pledge_id", ASCENDING)])
         await self.ledgers.create_index([("recipient_id", ASCENDING)])
         await self.ledgers.create_index([("status", ASCENDING), ("item", ASCENDING)])
@@ -297,6 +300,7 @@ class MongoLedgerStore:
                 raise AssertionError("a settled pledge does not change any more")
             departing = change.departing()
             guard: dict[str, Any] = {"_id": need_id, "rev": doc["rev"]}
+            array_filters: list[dict[str, Any]] | None = None
             update: dict[str, Any] = {"$set": dict(change.set_fields), "$inc": {"rev": 1}}
             if change.pledges is not None:
                 gone = {p["pledge_id"] for p in departing}
@@ -305,18 +309,22 @@ class MongoLedgerStore:
                 if not departing:  # a pledge taken back already settled goes straight to `leaving`
                     update["$push"] = {"pledges": change.appended}
             elif change.replaced is not None:
+                # The revision guard says the pledge is still where the read found it; the guard stays
+                # `_id` and `rev` alone, so the unique index on both answers it (no scan on any server).
                 pledge = change.replaced[1]
-                guard["pledges.pledge_id"] = pledge["pledge_id"]
                 if departing:
                     update["$pull"] = {"pledges": {"pledge_id": pledge["pledge_id"]}}
                 else:
-                    update["$set"]["pledges.$"] = pledge
+                    update["$set"]["pledges.$[replaced]"] = pledge
+                    array_filters = [{"replaced.pledge_id": pledge["pledge_id"]}]
             if departing:
                 update.setdefault("$push", {})["leaving"] = {"$each": departing}
             entries = self._outbox(*change.events)
             try:
                 async with self._announced(need_id, entries, marked=marked):
-                    result = await self.ledgers.update_one(guard, with_outbox(update, entries))
+                    result = await self.ledgers.update_one(
+                        guard, with_outbox(update, entries), array_filters=array_filters
+                    )
             except BaseException:
                 self._known.pop(need_id, None)
                 raise
