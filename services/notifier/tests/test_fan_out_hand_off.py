@@ -77,20 +77,28 @@ async def test_a_delivery_leased_at_fan_out_is_taken_over_once_its_lease_runs_ou
     message = Message("msg_1", "ksbb.test.v1", NOW, {"x": 1}, "org_1", NOW)
     lease_until = NOW + timedelta(seconds=45)
     try:
-        [leased] = await fanning.add_fan_out([message], [pending("dlv_1")], lease_until=lease_until)
-        assert leased.lease_token is not None
+        # The loop had room for dlv_1 only: dlv_2 is stored unleased, for a claim as always.
+        leased, unleased = await fanning.add_fan_out(
+            [message], [pending("dlv_1"), pending("dlv_2")], lease_until=lease_until, leased_ids={"dlv_1"}
+        )
+        assert leased.lease_token is not None and unleased.lease_token is None
         stored = await db.deliveries.find_one({"_id": "dlv_1"})
         assert stored["leased_until"] == lease_until and stored["lease_token"] == leased.lease_token
+        assert (await db.deliveries.find_one({"_id": "dlv_2"}))["lease_token"] is None
+        assert [d.id for d in await fanning.due(NOW, 10, [])] == ["dlv_2"]
+        [claimed] = await fanning.claim(["dlv_2"], NOW, lease_until)
+        assert claimed.id == "dlv_2"
         # A redelivered event fans out again: nothing new, so nothing is leased or handed over twice.
-        assert await fanning.add_fan_out([message], [pending("dlv_1")], lease_until=lease_until) == []
+        again = await fanning.add_fan_out([message], [pending("dlv_1")], lease_until=lease_until, leased_ids={"dlv_1"})
+        assert again == []
         assert (await db.deliveries.find_one({"_id": "dlv_1"}))["lease_token"] == leased.lease_token
         # The fanning instance does not poll what it holds; another instance sees it but cannot claim it.
         assert await fanning.due(NOW, 10, []) == []
-        assert [d.id for d in await other.due(NOW, 10, [])] == ["dlv_1"]
-        assert await other.claim(["dlv_1"], NOW, NOW + timedelta(seconds=45)) == []
+        assert sorted(d.id for d in await other.due(NOW, 10, [])) == ["dlv_1", "dlv_2"]
+        assert await other.claim(["dlv_1", "dlv_2"], NOW, NOW + timedelta(seconds=45)) == []
         # The fanning instance died before sending: once the lease ran out, the other takes it over.
         later = lease_until + timedelta(seconds=1)
-        assert [d.id for d in await other.due(later, 10, [])] == ["dlv_1"]
+        assert "dlv_1" in {d.id for d in await other.due(later, 10, [])}
         [taken] = await other.claim(["dlv_1"], later, later + timedelta(seconds=45))
         assert taken.id == "dlv_1" and taken.lease_token != leased.lease_token
     finally:

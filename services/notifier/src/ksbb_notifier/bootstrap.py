@@ -112,7 +112,7 @@ def build_notifier(
     dispatcher = new_dispatcher(delivery_store, endpoints, sender, clock=clock, settings=settings, stuck=runtime.stuck)
     deliveries = Deliveries(
         delivery_store, endpoint_store, replica_store, endpoints, wake_dispatcher=dispatcher.wake, clock=clock,
-        fresh=dispatcher,
+        dispatcher=dispatcher,
     )
     replicas = Replicas(replica_store)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
@@ -155,7 +156,12 @@ class MongoDeliveryStore:
         return await insert_ignoring_duplicates(self._deliveries, [delivery_document(d) for d in deliveries])
 
     async def add_fan_out(
-        self, messages: Sequence[Message], deliveries: Sequence[Delivery], *, lease_until: datetime | None = None
+        self,
+        messages: Sequence[Message],
+        deliveries: Sequence[Delivery],
+        *,
+        lease_until: datetime | None = None,
+        leased_ids: AbstractSet[str] = frozenset(),
     ) -> list[Delivery]:
         """Store messages and their new deliveries (existing ones are left alone); the deliveries that were new.
 
@@ -163,8 +169,8 @@ class MongoDeliveryStore:
         together (each only has to precede its own item), then the messages, then the deliveries (after
         their messages, so a delivery claimed at once always finds its message).
 
-        With `lease_until`, the new deliveries are stored leased to the caller (one fresh token): its delivery
-        loop sends them without a claim, while other instances cannot claim them until the lease runs out.
+        The new deliveries in `leased_ids` are stored leased to the caller until `lease_until` (one fresh token):
+        its delivery loop sends them without a claim; other instances cannot claim them until the lease runs out.
         """
         await _all(
             self._retained_messages.note([(m.id, m.created_at) for m in messages]),
@@ -175,10 +181,10 @@ class MongoDeliveryStore:
         await insert_ignoring_duplicates(self._messages, [message_document(m) for m in messages])
         if not deliveries:
             return []
-        if lease_until is not None:
+        if lease_until is not None and leased_ids:
             token = uuid.uuid4().hex
-            deliveries = [replace(d, lease_token=token) if d.status is DeliveryStatus.PENDING else d
-                          for d in deliveries]
+            deliveries = [replace(d, lease_token=token) if d.status is DeliveryStatus.PENDING and d.id in leased_ids
+                          else d for d in deliveries]
             documents = [
                 {**delivery_document(d), "leased_until": lease_until, "lease_token": token}
                 if d.lease_token == token else delivery_document(d)

@@ -12,8 +12,9 @@ from ksbb_contracts import CloudEvent
 from ksbb_kit.auth import Principal
 from ksbb_kit.ids import derived_id, new_id
 
+from ksbb_notifier.app.dispatcher import Dispatcher
 from ksbb_notifier.app.endpoints import Endpoints
-from ksbb_notifier.app.ports import Clock, DeliveryLog, EndpointStore, FreshDeliveries, ReplicaStore
+from ksbb_notifier.app.ports import Clock, DeliveryLog, EndpointStore, ReplicaStore
 from ksbb_notifier.domain.deliveries import Delivery, Message, new_delivery, requeued
 from ksbb_notifier.domain.endpoints import Endpoint
 from ksbb_notifier.domain.errors import DeliveryNotFound
@@ -58,14 +59,14 @@ class Deliveries:
         *,
         wake_dispatcher: Callable[[], None],
         clock: Clock,
-        fresh: FreshDeliveries | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self._log = log
         self._endpoint_store = endpoint_store
         self._replicas = replicas
         self._endpoints = endpoints
         self._wake = wake_dispatcher
-        self._fresh = fresh
+        self._dispatcher = dispatcher
         self._clock = clock
 
     async def fan_out(self, envelope: CloudEvent) -> int:
@@ -118,13 +119,23 @@ class Deliveries:
         return await self._store(messages, deliveries)
 
     async def _store(self, messages: Sequence[Message], deliveries: Sequence[Delivery]) -> int:
-        """Store a fan-out and hand it to the delivery loop: the new deliveries leased to it when it runs here
-        (it sends them at once, with no query and no claim), its messages so it need not read them back."""
-        lease_until = self._fresh.lease_until(self._clock.now()) if self._fresh and deliveries else None
-        new = await self._log.add_fan_out(messages, deliveries, lease_until=lease_until)
+        """Store a fan-out and hand it to the delivery loop when it runs here: the new deliveries it has room
+        for leased to it (it sends them at once, with no query and no claim), its messages so it need not read
+        them back. The others wait in the queue for a claim, as always."""
+        reservation = self._dispatcher.reserve(deliveries, self._clock.now()) if self._dispatcher else None
+        new: list[Delivery] = []
+        try:
+            new = await self._log.add_fan_out(
+                messages, deliveries,
+                lease_until=reservation.lease_until if reservation else None,
+                leased_ids=set(reservation.slots) if reservation else frozenset(),
+            )
+        finally:
+            # Also when the write failed: the reserved slots go back (a delivery stored leased meanwhile is
+            # taken over once its lease runs out).
+            if reservation is not None and self._dispatcher is not None:
+                self._dispatcher.hand_off(messages, new, reservation)
         if deliveries:
-            if self._fresh is not None:
-                self._fresh.hand_off(messages, new if lease_until is not None else [])
             self._wake()
         return len(new)
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ksbb_kit.jobs import JOB_ITEM_FAILURES, StuckItems
@@ -32,6 +33,14 @@ MESSAGE_CACHE_SIZE = 2000
 #: When only a few slots are free while attempts are running, wait this long for more to finish first,
 #: so one claim (a query and two writes) leases many deliveries instead of one or two.
 CLAIM_GATHER_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Concurrency slots a fan-out reserved for its new deliveries (id → endpoint), leased until `lease_until`."""
+
+    lease_until: datetime
+    slots: dict[str, str]
 
 
 class Dispatcher:
@@ -70,36 +79,33 @@ class Dispatcher:
 
     # -- loop ------------------------------------------------------------------------------------
 
-    def lease_until(self, now: datetime) -> datetime | None:
-        """Until when a fan-out may lease its new deliveries to this loop (None while it is not serving:
-        tests drive `run_due` by hand, and that claims only unleased deliveries)."""
-        return now + self._lease if self._serving else None
+    def reserve(self, deliveries: Sequence[Delivery], now: datetime) -> Reservation | None:
+        """Take concurrency slots for those of a fan-out's new deliveries that fit within the limits now: the
+        fan-out stores them leased to this loop (until the reservation's time) and hands them over. None while
+        the loop is not serving (tests drive `run_due` by hand, and that claims only unleased deliveries)."""
+        if not self._serving:
+            return None
+        endpoints = {d.id: d.endpoint_id for d in deliveries}
+        chosen = self._slots.pick([DueDelivery(d.id, d.endpoint_id) for d in deliveries], self._slots.room())
+        for delivery_id in chosen:
+            self._slots.take(endpoints[delivery_id])
+        return Reservation(now + self._lease, {i: endpoints[i] for i in chosen})
 
-    def hand_off(self, messages: Sequence[Message], leased: Sequence[Delivery]) -> None:
-        """Take a fan-out's messages (they never change) and start the new deliveries leased to this loop
-        within the concurrency limits; the ones over the limits are given back to the queue at once."""
+    def hand_off(self, messages: Sequence[Message], leased: Sequence[Delivery], reservation: Reservation) -> None:
+        """Take a fan-out's messages (they never change) and start its new deliveries leased to this loop in
+        their reserved slots; reserved slots of deliveries that were not new (a redelivered event) go back."""
         for message in messages:
             self._remember(message)
+        started: set[str] = set()
         for delivery in leased:
-            if delivery.lease_token is None:
-                continue
-            if self._slots.pick([DueDelivery(delivery.id, delivery.endpoint_id)], self._slots.room()):
-                self._start(delivery)
-            else:
-                self._leased[delivery.id] = delivery
-                task = asyncio.create_task(self._give_back(delivery), name=f"webhook-release-{delivery.id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-    async def _give_back(self, delivery: Delivery) -> None:
-        """Release a lease this loop has no room for (it is due now: a claim with room takes it)."""
-        try:
-            await self._queue.release(delivery)
-        except Exception:  # the lease runs out instead
-            log.warning("could not give back the lease of %s", delivery.id, exc_info=True)
-        # (Cancelled meanwhile: it stays among the leased, which `shutdown` gives back.)
-        self._leased.pop(delivery.id, None)
-        self.wake()
+            if delivery.id in reservation.slots and delivery.lease_token is not None:
+                self._start(delivery, slot_taken=True)
+                started.add(delivery.id)
+        for delivery_id, endpoint_id in reservation.slots.items():
+            if delivery_id not in started:
+                self._slots.release(endpoint_id)
+        if len(started) < len(reservation.slots):
+            self.wake()
 
     def wake(self) -> None:
         """Look for due deliveries now (called right after fan-out, redelivery and recovery)."""
@@ -174,9 +180,10 @@ class Dispatcher:
                 break  # another instance took them; the next wake-up or sweep looks again
         return spawned
 
-    def _start(self, delivery: Delivery) -> asyncio.Task[None]:
-        """Take the delivery's concurrency slot and start its attempt."""
-        self._slots.take(delivery.endpoint_id)
+    def _start(self, delivery: Delivery, *, slot_taken: bool = False) -> asyncio.Task[None]:
+        """Take the delivery's concurrency slot (unless reserved already) and start its attempt."""
+        if not slot_taken:
+            self._slots.take(delivery.endpoint_id)
         self._slotted.add(delivery.id)
         self._leased[delivery.id] = delivery
         task = asyncio.create_task(self._attempt_guarded(delivery), name=f"webhook-{delivery.id}")

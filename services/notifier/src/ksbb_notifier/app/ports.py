@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -137,10 +138,15 @@ class DeliveryLog(Protocol):
         ...
 
     async def add_fan_out(
-        self, messages: Sequence[Message], deliveries: Sequence[Delivery], *, lease_until: datetime | None = None
+        self,
+        messages: Sequence[Message],
+        deliveries: Sequence[Delivery],
+        *,
+        lease_until: datetime | None = None,
+        leased_ids: AbstractSet[str] = frozenset(),
     ) -> list[Delivery]:
-        """Store messages and their new deliveries (the messages first; with `lease_until` the new deliveries
-        leased to the caller); the deliveries that were new."""
+        """Store messages and their new deliveries (the messages first; those in `leased_ids` leased to the
+        caller until `lease_until`); the deliveries that were new."""
         ...
 
     async def page(
@@ -169,18 +175,6 @@ class DeliveryLog(Protocol):
 
     async def sweep_finished(self, cutoff: datetime) -> dict[str, int]:
         """Delete finished deliveries and messages nothing needs any more, created before `cutoff`."""
-        ...
-
-
-class FreshDeliveries(Protocol):
-    """The delivery loop's side of a fan-out: it takes the new deliveries leased to it, without a claim."""
-
-    def lease_until(self, now: datetime) -> datetime | None:
-        """Until when a fan-out may lease its new deliveries to this loop (None: it is not running here)."""
-        ...
-
-    def hand_off(self, messages: Sequence[Message], leased: Sequence[Delivery]) -> None:
-        """Take a fan-out's messages and the new deliveries leased to this loop."""
         ...
 
 
