@@ -192,6 +192,13 @@ class ServerRecording:
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 
+    def discard(self) -> None:
+        """Stop the recording without reading it (the benchmark failed): nothing stays running in the server."""
+        if not self.error:
+            with contextlib.suppress(OSError, RuntimeError, subprocess.SubprocessError):
+                jcmd(self.pid, "JFR.stop", f"name={self.NAME}")
+            self.error = "the benchmark stopped before the recording was read"
+
     def stop(self, since: float) -> tuple[list[Event], list[Event]]:
         """Keep what was recorded from `since` (wall clock) on, stop, and read it: (samples, compilations)."""
         if self.error:
@@ -439,69 +446,73 @@ async def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="ksbb-idle-logs-"))
     print(f"service logs and the server's flight recording in {logs}", flush=True)
     recording = ServerRecording(mongo_pid, logs)
-    with tempfile.TemporaryDirectory(prefix="ksbb-idle-") as tmp, webhook_receiver() as receiver:
-        os.environ["KSBB_DEMO_WEBHOOK_URL"] = receiver  # the notifier demo's endpoint answers (nothing retries)
-        issuer = DevIssuer(Path(tmp) / "issuer")
-        with started_services(service_env(base, issuer, prefix), logs) as processes:
-            await wait_ready(processes, logs)
-            # The recorder starts long before the clock: its own start-up (attach, loading and compiling its code)
-            # is over before anything is measured.
-            if args.profile:
-                await asyncio.to_thread(recording.start)
-            else:
-                recording.error = "not profiled in this run (--no-profile)"
-            if recording.error:
-                print(f"the server's flight recording did not start ({recording.error}); measuring anyway")
-            ctx = DemoContext(urls={name: url for name, (_, url) in processes.items()}, issuer=issuer)
-            seeded = time.monotonic()
-            for name in args.seeds.split(","):
-                module = importlib.import_module(f"ksbb_{name}.demo")
-                try:
-                    if name == "registry":
-                        await module.seed(ctx, recipients_wanted=args.recipients)
-                    else:
-                        await module.seed(ctx)
-                except Exception as exc:  # what was seeded still counts: the figure is about idling with data
-                    print(f"the {name} demo seed stopped early ({type(exc).__name__}: {exc}); measuring anyway")
-            print(f"demo seeded in {time.monotonic() - seeded:.0f}s", flush=True)
-            waited = time.monotonic()
-            while not await caught_up(processes, base["KSBB_MONGODB_URL"], prefix):
-                if time.monotonic() - waited > 600:
-                    raise SystemExit("the stack did not catch up within 10 minutes")
-                await asyncio.sleep(1)
-            print(f"caught up {time.monotonic() - waited:.0f}s after the seed", flush=True)
-            copied = time.monotonic()
-            history = await add_history(base["KSBB_MONGODB_URL"], prefix, args.history)
-            sizes = await collection_sizes(base["KSBB_MONGODB_URL"], prefix)
-            print(f"added {history:,} documents of history ({args.history} copies of what the seeds left) in "
-                  f"{time.monotonic() - copied:.0f}s; largest collections: "
-                  + ", ".join(f"{n} {c:,}" for n, c in sizes[:6]), flush=True)
-            # History goes straight to the database (nothing to consume), but check before the clock starts.
-            waited = time.monotonic()
-            while not await caught_up(processes, base["KSBB_MONGODB_URL"], prefix):
-                if time.monotonic() - waited > 120:
-                    raise SystemExit("the stack did not settle within 2 minutes after the history was added")
-                await asyncio.sleep(1)
-            if args.settle:
-                await asyncio.sleep(args.settle)
-            pids = {name: process.pid for name, (process, _) in processes.items()}
-            profiling = asyncio.create_task(recorded_profiles(pids if args.profile else {}, args.window))
-            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            observed_from = time.time()
-            trend: list[float] = []
-            threads: list[dict[str, float]] = []
-            for _ in range(parts):
-                started_at = time.monotonic()
-                process_before, threads_before = cpu_seconds(mongo_pid), grouped(thread_cpu_seconds(mongo_pid))
-                await asyncio.sleep(args.window / parts)
-                elapsed = time.monotonic() - started_at
-                # The whole process (/proc/<pid>/stat) is the figure; its threads only say where the CPU went.
-                trend.append(100 * (cpu_seconds(mongo_pid) - process_before) / elapsed)
-                after = grouped(thread_cpu_seconds(mongo_pid))
-                threads.append({g: 100 * (after[g] - threads_before.get(g, 0.0)) / elapsed for g in after})
-            busy = {name: 100 * (cpu_seconds(pid) - before[name]) / args.window for name, pid in pids.items()}
-            raw_profiles = await profiling
-            services = {name: rss_mib(pid) for name, pid in pids.items()}
+    try:
+        with tempfile.TemporaryDirectory(prefix="ksbb-idle-") as tmp, webhook_receiver() as receiver:
+            os.environ["KSBB_DEMO_WEBHOOK_URL"] = receiver  # the notifier demo's endpoint answers (nothing retries)
+            issuer = DevIssuer(Path(tmp) / "issuer")
+            with started_services(service_env(base, issuer, prefix), logs) as processes:
+                await wait_ready(processes, logs)
+                # The recorder starts long before the clock: its own start-up (attach, loading and compiling its code)
+                # is over before anything is measured.
+                if args.profile:
+                    await asyncio.to_thread(recording.start)
+                else:
+                    recording.error = "not profiled in this run (--no-profile)"
+                if recording.error:
+                    print(f"the server's flight recording did not start ({recording.error}); measuring anyway")
+                ctx = DemoContext(urls={name: url for name, (_, url) in processes.items()}, issuer=issuer)
+                seeded = time.monotonic()
+                for name in args.seeds.split(","):
+                    module = importlib.import_module(f"ksbb_{name}.demo")
+                    try:
+                        if name == "registry":
+                            await module.seed(ctx, recipients_wanted=args.recipients)
+                        else:
+                            await module.seed(ctx)
+                    except Exception as exc:  # what was seeded still counts: the figure is about idling with data
+                        print(f"the {name} demo seed stopped early ({type(exc).__name__}: {exc}); measuring anyway")
+                print(f"demo seeded in {time.monotonic() - seeded:.0f}s", flush=True)
+                waited = time.monotonic()
+                while not await caught_up(processes, base["KSBB_MONGODB_URL"], prefix):
+                    if time.monotonic() - waited > 600:
+                        raise SystemExit("the stack did not catch up within 10 minutes")
+                    await asyncio.sleep(1)
+                print(f"caught up {time.monotonic() - waited:.0f}s after the seed", flush=True)
+                copied = time.monotonic()
+                history = await add_history(base["KSBB_MONGODB_URL"], prefix, args.history)
+                sizes = await collection_sizes(base["KSBB_MONGODB_URL"], prefix)
+                print(f"added {history:,} documents of history ({args.history} copies of what the seeds left) in "
+                      f"{time.monotonic() - copied:.0f}s; largest collections: "
+                      + ", ".join(f"{n} {c:,}" for n, c in sizes[:6]), flush=True)
+                # History goes straight to the database (nothing to consume), but check before the clock starts.
+                waited = time.monotonic()
+                while not await caught_up(processes, base["KSBB_MONGODB_URL"], prefix):
+                    if time.monotonic() - waited > 120:
+                        raise SystemExit("the stack did not settle within 2 minutes after the history was added")
+                    await asyncio.sleep(1)
+                if args.settle:
+                    await asyncio.sleep(args.settle)
+                pids = {name: process.pid for name, (process, _) in processes.items()}
+                profiling = asyncio.create_task(recorded_profiles(pids if args.profile else {}, args.window))
+                before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                observed_from = time.time()
+                trend: list[float] = []
+                threads: list[dict[str, float]] = []
+                for _ in range(parts):
+                    started_at = time.monotonic()
+                    process_before, threads_before = cpu_seconds(mongo_pid), grouped(thread_cpu_seconds(mongo_pid))
+                    await asyncio.sleep(args.window / parts)
+                    elapsed = time.monotonic() - started_at
+                    # The whole process (/proc/<pid>/stat) is the figure; its threads only say where the CPU went.
+                    trend.append(100 * (cpu_seconds(mongo_pid) - process_before) / elapsed)
+                    after = grouped(thread_cpu_seconds(mongo_pid))
+                    threads.append({g: 100 * (after[g] - threads_before.get(g, 0.0)) / elapsed for g in after})
+                busy = {name: 100 * (cpu_seconds(pid) - before[name]) / args.window for name, pid in pids.items()}
+                raw_profiles = await profiling
+                services = {name: rss_mib(pid) for name, pid in pids.items()}
+    except BaseException:
+        recording.discard()  # nothing stays running in the server when the benchmark fails
+        raise
     samples, compilations = await asyncio.to_thread(recording.stop, observed_from)
     step = args.window / parts
     since = [args.settle + step * i for i in range(parts)]  # seconds from catching up to each part's start
