@@ -3,6 +3,7 @@ case) with the same outcomes as one key at a time."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -158,3 +159,20 @@ async def test_confirmations_find_each_claim_by_its_id_alone(
     assert len(watched.filters) == 7 and all(list(f) == ["_id"] and isinstance(f["_id"], str) for f in watched.filters)
     stored = [c async for c in registry_db["recipient_claims"].find({"recipient_id": {"$in": list(owners)}})]
     assert len(stored) == 6 and all(is_confirmed(c) for c in stored)
+
+
+async def test_of_two_recipients_confirming_one_key_together_the_one_not_holding_it_is_reported(
+    store: ClaimStore, registry_db: Any, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    (key,) = keys(1)
+    await store.claim_many([key], "rcp_late")
+    clock.advance(timedelta(seconds=RegistrySettings().claim_grace_seconds + 1))
+    assert (await store.claim(key, "rcp_taker")).new
+    store.confirm_soon([key], "rcp_late")
+    store.confirm_soon([key], "rcp_taker")  # both in one batch
+    with caplog.at_level(logging.ERROR, logger="ksbb_registry.adapters.claims"):
+        await store.confirmations_sent()
+    reported = [r.args[0] for r in caplog.records if "lost duplicate claims" in r.msg]  # type: ignore[index]
+    assert reported == ["rcp_late"]
+    claim = await registry_db["recipient_claims"].find_one({"_id": key})
+    assert claim["recipient_id"] == "rcp_taker" and is_confirmed(claim)

@@ -233,26 +233,25 @@ class ClaimStore:
     async def _confirm_batch(self, batch: dict[str, list[str]]) -> dict[str, list[str]]:
         """One write confirming every recipient's claims, each filtered by `_id` alone (see the module
         docstring); the keys each recipient no longer holds, found with one read only when a pull missed."""
-        owner = {key: recipient_id for recipient_id, keys in batch.items() for key in keys}
-        if not owner:
+        asked = list(dict.fromkeys((key, recipient_id) for recipient_id, keys in batch.items() for key in keys))
+        if not asked:
             return {}
         result = await self.claims.bulk_write(
-            [UpdateOne({"_id": key}, {"$pull": {AWAITING: holder}}) for key, holder in owner.items()], ordered=False
+            [UpdateOne({"_id": key}, {"$pull": {AWAITING: holder}}) for key, holder in asked], ordered=False
         )
-        if result.modified_count == len(owner):
+        if result.modified_count == len(asked):
             return {}
         # Some pull changed nothing: confirmed already (a retry), written by older code, or lost to a takeover.
+        stored = {c["_id"]: c async for c in self.claims.find({"_id": {"$in": list({k for k, _ in asked})}})}
         lost: dict[str, list[str]] = {}
-        async for claim in self.claims.find({"_id": {"$in": list(owner)}}):
-            holder = owner.pop(claim["_id"])
-            if claim.get("recipient_id") != holder:
-                lost.setdefault(holder, []).append(claim["_id"])
+        for key, holder in asked:
+            claim = stored.get(key)
+            if claim is None or claim.get("recipient_id") != holder:
+                lost.setdefault(holder, []).append(key)
             elif claim.get("confirmed") is False and not claim.get(AWAITING):
                 await self.claims.update_one(  # an older claim: guarded the older way (rare)
-                    {"_id": claim["_id"], "recipient_id": holder}, {"$set": {"confirmed": True}}
+                    {"_id": key, "recipient_id": holder}, {"$set": {"confirmed": True}}
                 )
-        for key, holder in owner.items():  # no claim at all any more
-            lost.setdefault(holder, []).append(key)
         return lost
 
     async def release(self, keys: list[str], recipient_id: str) -> None:
