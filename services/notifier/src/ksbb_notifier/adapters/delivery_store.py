@@ -165,16 +165,17 @@ class MongoDeliveryStore:
     ) -> list[Delivery]:
         """Store messages and their new deliveries (existing ones are left alone); the deliveries that were new.
 
-        Three round trips, not five: the retention notes of both and the deliveries' due entries go out
+        Three round trips, not five: the retention notes of both (one write) and the deliveries' due entries go out
         together (each only has to precede its own item), then the messages, then the deliveries (after
         their messages, so a delivery claimed at once always finds its message).
 
         The new deliveries in `leased_ids` are stored leased to the caller until `lease_until` (one fresh token):
         its delivery loop sends them without a claim; other instances cannot claim them until the lease runs out.
         """
+        notes = [*self._retained_messages.note_writes([(m.id, m.created_at) for m in messages]),
+                 *self._retained_deliveries.note_writes([(d.id, d.created_at) for d in deliveries])]
         await _all(
-            self._retained_messages.note([(m.id, m.created_at) for m in messages]),
-            self._retained_deliveries.note([(d.id, d.created_at) for d in deliveries]),
+            self._retained_messages.collection.bulk_write(notes, ordered=False) if notes else _nothing(),
             self._due.put([_due_entry(d.id, d.endpoint_id, d.next_attempt_at, d.created_at) for d in deliveries
                            if d.status is DeliveryStatus.PENDING]),
         )
@@ -429,7 +430,11 @@ class MongoDeliveryStore:
         return DeleteOne({"_id": delivery.id})
 
 
-async def _all(*steps: Awaitable[None]) -> None:
+async def _nothing() -> None:
+    """No write."""
+
+
+async def _all(*steps: Awaitable[object]) -> None:
     """Run independent writes at once; every one finishes (or fails) before the first failure is raised."""
     outcomes = await asyncio.gather(*steps, return_exceptions=True)
     for outcome in outcomes:

@@ -53,6 +53,17 @@ class RetentionBuckets:
 
     async def note(self, items: Sequence[tuple[str, datetime]]) -> None:
         """Note items (id, creation time) before they are stored (noting one twice is harmless)."""
+        writes = self.note_writes(items)
+        if writes:
+            await self._buckets.bulk_write(writes, ordered=False)
+
+    @property
+    def collection(self) -> Collection:
+        """The collection the buckets live in (several kinds' notes may go out in one write)."""
+        return self._buckets
+
+    def note_writes(self, items: Sequence[tuple[str, datetime]]) -> list[UpdateOne]:
+        """The writes that note these items (what `note` sends), for a caller that sends several kinds at once."""
         buckets: dict[str, list[str]] = {}
         days: dict[str, set[str]] = {}
         for item_id, created_at in items:
@@ -61,7 +72,7 @@ class RetentionBuckets:
             buckets.setdefault(bucket, []).append(item_id)
             days.setdefault(self._day(minute), set()).add(bucket)
         if not buckets:
-            return
+            return []
         earliest = min(minute_of(created_at) for _, created_at in items)
         writes = [UpdateOne({"_id": b}, {"$push": {"ids": {"$each": ids}}}, upsert=True) for b, ids in buckets.items()]
         writes += [UpdateOne({"_id": d}, {"$addToSet": {"buckets": {"$each": sorted(b)}}}, upsert=True)
@@ -69,7 +80,7 @@ class RetentionBuckets:
         # The cursor never passes a noted item: an item older than the cursor moves it back (the sweep then
         # reads the minutes from there again, whose buckets are gone but this one).
         writes.append(UpdateOne({"_id": f"{self._kind}/cursor"}, {"$min": {"at": earliest}}, upsert=True))
-        await self._buckets.bulk_write(writes, ordered=False)
+        return writes
 
     async def adopt(self, items: Collection) -> None:
         """Note the items stored before these buckets existed (once: one pass over them, at the first start)."""

@@ -124,6 +124,7 @@ class Deliveries:
         them back. The others wait in the queue for a claim, as always."""
         reservation = self._dispatcher.reserve(deliveries, self._clock.now()) if self._dispatcher else None
         new: list[Delivery] = []
+        started = 0
         try:
             new = await self._log.add_fan_out(
                 messages, deliveries,
@@ -134,8 +135,8 @@ class Deliveries:
             # Also when the write failed: the reserved slots go back (a delivery stored leased meanwhile is
             # taken over once its lease runs out).
             if reservation is not None and self._dispatcher is not None:
-                self._dispatcher.hand_off(messages, new, reservation)
-        if deliveries:
+                started = self._dispatcher.hand_off(messages, new, reservation)
+        if len(deliveries) > started:  # some wait for a claim (or were there already): the loop looks now
             self._wake()
         return len(new)
 

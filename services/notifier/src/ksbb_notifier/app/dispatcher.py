@@ -91,9 +91,10 @@ class Dispatcher:
             self._slots.take(endpoints[delivery_id])
         return Reservation(now + self._lease, {i: endpoints[i] for i in chosen})
 
-    def hand_off(self, messages: Sequence[Message], leased: Sequence[Delivery], reservation: Reservation) -> None:
+    def hand_off(self, messages: Sequence[Message], leased: Sequence[Delivery], reservation: Reservation) -> int:
         """Take a fan-out's messages (they never change) and start its new deliveries leased to this loop in
-        their reserved slots; reserved slots of deliveries that were not new (a redelivered event) go back."""
+        their reserved slots; reserved slots of deliveries that were not new (a redelivered event) go back.
+        How many it started."""
         for message in messages:
             self._remember(message)
         started: set[str] = set()
@@ -106,6 +107,7 @@ class Dispatcher:
                 self._slots.release(endpoint_id)
         if len(started) < len(reservation.slots):
             self.wake()
+        return len(started)
 
     def wake(self) -> None:
         """Look for due deliveries now (called right after fan-out, redelivery and recovery)."""
