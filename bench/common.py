@@ -175,6 +175,36 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def smtp_sink() -> Iterator[int]:
+    """A local SMTP server (aiosmtpd, its own process) that accepts every e-mail and keeps none; its port.
+
+    A deployment has a mail server: without one every e-mail the notifier sends fails and is retried, work
+    a real stack does not do.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the SMTP sink did not start on port {port} (exit {process.poll()})")
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
 def fresh_infra(name: str, *, backend: str = "memory", heap: str = "1g") -> Iterator[dict[str, str]]:
     """A new Kafka + database server of our own (own state folder and ports), wiped and stopped afterwards.
 

@@ -8,7 +8,9 @@ topic/database namespace; pledges go straight to the pledges service's port, not
 seeds an organisation, `--needs` active recipients with one open need each through the registry's API, and
 registers a webhook endpoint (an admin's, receiving every `ksbb.pledge.created` event) pointing at a local
 receiver that checks every delivery's signature with the `standardwebhooks` package. A client keeps the
-publisher's public live stream (`/v1/public/feed/stream`) open.
+publisher's public live stream (`/v1/public/feed/stream`) open. The 50 donors record their profiles with an
+e-mail address, and the notifier's mail goes to a local SMTP server that accepts every e-mail (as in a
+deployment: without them every pledge's e-mails would fail and be retried, work a real stack does not do).
 
 Then the pledge rate steps up through `--rates` (pledges per second, open loop, spread over the needs and
 over 50 donors), `--seconds` each (a pledge whose turn comes after the step's time because the API fell behind
@@ -66,6 +68,7 @@ from common import (
     rss_mib,
     sampled_profiles,
     service_env,
+    smtp_sink,
     started_services,
     wait_ready,
 )
@@ -346,6 +349,17 @@ def pledge_body(need_id: str) -> dict[str, Any]:
     return {"need_id": need_id, "quantity": 1, "planned_date": (date.today() + timedelta(days=2)).isoformat()}
 
 
+async def record_donor_contacts(pledges_api: str, donors: list[dict[str, str]]) -> None:
+    """Each donor's profile with an e-mail address, as the portal records it (the notifier e-mails donors)."""
+    async with httpx.AsyncClient(base_url=pledges_api, timeout=60) as client:
+        for n, headers in enumerate(donors):
+            profile = {"kind": "person", "display_name": f"Kolaborator {n}", "show_name": False,
+                       "contact": {"name": f"Kolaborator {n}", "email": f"kolaborator{n}@bench.example"}}
+            answer = await client.put("/v1/donors/me", json=profile, headers=headers)
+            if answer.status_code != 200:
+                raise SystemExit(f"recording donor {n}'s contact failed: {answer.status_code} {answer.text}")
+
+
 async def first_pledges(client: httpx.AsyncClient, needs: list[str], headers: list[dict[str, str]]) -> list[str]:
     """One pledge per need, retried until the ledger knows the need and its active recipient; their ids."""
     made: list[str] = []
@@ -551,11 +565,14 @@ async def main() -> None:
     secret_box: dict[str, str] = {}
     steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="ksbb-propagation-") as tmp, \
-            webhook_receiver(secret_box, webhook_arrivals) as receiver:
+            webhook_receiver(secret_box, webhook_arrivals) as receiver, smtp_sink() as smtp_port:
         issuer = DevIssuer(Path(tmp) / "issuer")
         # Every topic up front, as the deployment's topic job does (the services then start without waiting).
         await ensure_topics(base["KSBB_KAFKA_BOOTSTRAP"], [*all_topics_with_dlqs(), ROUND_TRIP], prefix)
-        with started_services(service_env(base, issuer, prefix), logs) as processes:
+        # The notifier's e-mails (to the donor and the recipient's organisation on every pledge) go to a
+        # mail server that accepts them, as in a deployment.
+        env = {**service_env(base, issuer, prefix), "KSBB_NOTIFIER_SMTP_PORT": str(smtp_port)}
+        with started_services(env, logs) as processes:
             await wait_ready(processes, logs, within=300)
             api = {name: url for name, (_, url) in processes.items()}
             admin = {"authorization": f"Bearer {issuer.token('admin', subject='bench-admin', ttl_seconds=7200)}"}
@@ -569,6 +586,7 @@ async def main() -> None:
             needs = await seed(api, issuer, args.needs)
             donors = [{"authorization": f"Bearer {issuer.token('donor', subject=f'bench-donor-{n}', ttl_seconds=7200)}"}
                       for n in range(DONORS)]
+            await record_donor_contacts(api["pledges"], donors)
             limits = httpx.Limits(max_connections=args.in_flight, max_keepalive_connections=args.in_flight,
                                   keepalive_expiry=1)
             opened = asyncio.Event()

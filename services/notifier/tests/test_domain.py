@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 from ksbb_notifier.adapters.http_sender import check_url
 from ksbb_notifier.adapters.secrets import RandomSecrets, SecretBox
-from ksbb_notifier.domain.emails import TEMPLATES, render
+from ksbb_notifier.domain.emails import TEMPLATES, compiled, render
 from ksbb_notifier.domain.errors import AddressRefused, UrlRefused
 from ksbb_notifier.domain.routing import EndpointFilter, MessageScope, endpoint_receives, scope_of
 from ksbb_notifier.domain.schedule import Outcome, decide, parse_retry_after
@@ -151,6 +151,17 @@ def test_every_template_renders_bilingual_text_and_escaped_html() -> None:
         email = render(kind, context)
         assert "---- English ----" in email.text and email.subject
         assert "<b>" not in email.html and "&lt;b&gt;" in email.html
+
+
+def test_each_template_is_compiled_once_and_renders_every_context_anew() -> None:
+    compiled.cache_clear()
+    first = render("pledge_cancelled", {"name": "Budi", "recipient_name": "Panti A", "reason": "r1", "item": "beras",
+                                        "quantity": 1, "planned_date": "2026-01-10", "pledge_id": "plg_1"})
+    second = render("pledge_cancelled", {"name": "Siti", "recipient_name": "Panti B", "reason": "r2", "item": "air",
+                                         "quantity": 2, "planned_date": "2026-01-11", "pledge_id": "plg_2"})
+    assert "Budi" in first.text and "Siti" in second.text and "Budi" not in second.text
+    assert compiled.cache_info().misses == 3, "subject and both bodies compiled once each"
+    assert compiled.cache_info().hits == 3
 
 
 def test_secret_box_round_trip() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup, escape
 
@@ -133,9 +135,9 @@ _FOOTER_EN = "This message was sent automatically by the KSBB platform."
 def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
     """Render one e-mail kind; KeyError for an unknown kind, jinja2 errors for a missing variable."""
     template = TEMPLATES[kind]
-    subject = _ENV.from_string(template.subject).render(context)
-    body_id = _ENV.from_string(template.body_id).render(context)
-    body_en = _ENV.from_string(template.body_en).render(context)
+    subject = compiled(template.subject).render(context)
+    body_id = compiled(template.body_id).render(context)
+    body_en = compiled(template.body_en).render(context)
     text = f"{body_id}\n\n{_FOOTER_ID}\n\n---- English ----\n\n{body_en}\n\n{_FOOTER_EN}\n"
     html = (
         '<!doctype html><html lang="id"><body>'
@@ -144,6 +146,12 @@ def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
         "</body></html>"
     )
     return RenderedEmail(subject=subject, text=text, html=html)
+
+
+@functools.cache
+def compiled(source: str) -> jinja2.Template:
+    """A template source compiled once per process (compiling costs far more than rendering; the set is fixed)."""
+    return _ENV.from_string(source)
 
 
 def _paragraphs(text: str) -> Markup:
