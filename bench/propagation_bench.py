@@ -121,6 +121,8 @@ class Arrivals:
         self.at: dict[str, float] = {}
         self.lock = threading.Lock()
         self.rejected = 0
+        #: Times the live stream was resumed with Last-Event-ID (the publisher ends it for a slow reader).
+        self.resumed = 0
 
     def saw(self, pledge_id: str, when: float) -> None:
         """Record an arrival (a repeat keeps the first)."""
@@ -171,19 +173,34 @@ def webhook_receiver(secret_box: dict[str, str], arrivals: Arrivals) -> Iterator
 
 
 async def live_stream(url: str, arrivals: Arrivals, opened: asyncio.Event) -> None:
-    """Follow the public live stream; record when each pledge's entry arrives."""
+    """Follow the public live stream as a browser's EventSource does; record when each pledge's entry arrives.
+
+    The publisher ends the stream of a client too slow to keep up (this process, when CPU-starved at high
+    rates); like EventSource, it then resumes with Last-Event-ID, so entries come late but are not lost.
+    """
     timeout = httpx.Timeout(10, read=None)
-    async with httpx.AsyncClient(timeout=timeout) as client, client.stream("GET", url) as response:
-        if response.status_code != 200:
-            raise RuntimeError(f"the live stream answered {response.status_code}")
-        opened.set()
-        async for line in response.aiter_lines():
-            if line.startswith("data:") and "pledge_id" in line:
-                arrived = time.perf_counter()
-                with contextlib.suppress(ValueError):
-                    pledge_id = pledge_id_in(json.loads(line[5:].strip()))
-                    if pledge_id:
-                        arrivals.saw(pledge_id, arrived)
+    last_id: str | None = None
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        while True:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                async with client.stream("GET", url, headers=headers) as response:
+                    if response.status_code != 200:
+                        raise RuntimeError(f"the live stream answered {response.status_code}")
+                    opened.set()
+                    async for line in response.aiter_lines():
+                        if line.startswith("id:"):
+                            last_id = line[3:].strip() or last_id
+                        elif line.startswith("data:") and "pledge_id" in line:
+                            arrived = time.perf_counter()
+                            with contextlib.suppress(ValueError):
+                                pledge_id = pledge_id_in(json.loads(line[5:].strip()))
+                                if pledge_id:
+                                    arrivals.saw(pledge_id, arrived)
+            except httpx.TransportError:
+                pass  # the connection broke: resume like an end of stream
+            arrivals.resumed += 1
+            await asyncio.sleep(0.1)
 
 
 class EventTap:
@@ -681,25 +698,31 @@ async def main() -> None:
             "the event was already in Kafka (first hop negative) and reads the tap's records late (the Kafka hop "
             "long, the hops after it negative). Every figure counts from the moment the benchmark saw the 201, so "
             "at those rates the end-to-end times are, if anything, too short.")
-    report(results, steps, idle, loaded, webhook_arrivals.rejected)
+    report(results, steps, idle, loaded, webhook_arrivals.rejected, stream_arrivals.resumed)
     results.write(args.json)
 
 
 def report(results: Results, steps: list[Step], idle: dict[str, float], loaded: dict[str, float],
-           rejected: int) -> None:
+           rejected: int, resumed: int) -> None:
     """Rows per step and end, the knee, RSS per service, the p99 plot."""
     for step in steps:
         trip = percentile(step.round_trip, 0.5) * 1000
         for end, values, missing in (("public live stream", step.stream, step.stream_missing),
                                      ("webhook", step.webhook, step.webhook_missing)):
             p50, p99 = ms(values, 0.5), ms(values, 0.99)
-            met = p99 <= P99_GOAL_MS and not missing and p50 <= RTT_FACTOR * trip
+            arrived = bool(values)
+            if not arrived:
+                # Nothing reached this end: its p50 is at least as long as the step and its drain lasted.
+                p50 = p99 = (step.seconds + step.drained_after) * 1000
+            met = arrived and p99 <= P99_GOAL_MS and not missing and p50 <= RTT_FACTOR * trip
             results.add(Row(
                 f"propagation at {step.rate:g} pledges/s: 201 → {end} (p50)", p50, "ms",
                 f"p99 ≤ {P99_GOAL_MS:g} ms; p50 ≤ {RTT_FACTOR:g}× raw round trip", round(trip, 2),
                 "ms raw Kafka produce → consume p50, same step", round(ratio(p50, trip, smaller_is_better=True), 2)
                 if trip else None, met,
-                f"p99 {p99:.1f} ms, max {ms(values, 1.0):.1f} ms, {missing} of {len(step.answered)} not arrived "
+                ("" if arrived else "none arrived within the step and its drain (the figure is that time, a lower "
+                 "bound); ")
+                + f"p99 {p99:.1f} ms, max {ms(values, 1.0):.1f} ms, {missing} of {len(step.answered)} not arrived "
                 f"after the drain; achieved {step.achieved:.1f} pledges/s, {step.unsent} not sent (API p50 "
                 f"{ms(step.api, 0.5):.1f} ms, "
                 f"p99 {ms(step.api, 0.99):.1f} ms, {step.failed} failed); raw round trip p99 "
@@ -722,7 +745,8 @@ def report(results: Results, steps: list[Step], idle: dict[str, float], loaded: 
                 "trip" if below else "no step met the goal")
              + "; pledges sent "
              f"straight to the pledges service's port (not through the gateway); {rejected} webhook deliveries "
-             "failed signature verification",
+             f"failed signature verification; the live stream was resumed {resumed} times with Last-Event-ID (the "
+             "publisher ends the stream of a reader too slow to keep up, as this process is when CPU-starved)",
     ))
     for name in idle:
         peak = max(loaded.get(name, 0.0), 0.0)
