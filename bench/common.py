@@ -387,6 +387,12 @@ async def sampled_profiles(pids: Mapping[str, int], seconds: float, *, rate: int
     Idle threads (waiting for I/O) are not sampled, so the shares are of the CPU the process used; the
     sampler itself costs a few percent of a core while it runs.
     """
+    return {name: summarise_profile(raw) if raw is not None else f"not sampled ({why})"
+            for name, (raw, why) in (await _py_spy_record(pids, seconds, rate)).items()}
+
+
+async def _py_spy_record(pids: Mapping[str, int], seconds: float, rate: int) -> dict[str, tuple[str | None, str]]:
+    """py-spy's raw samples of each process at once (`stack;frames count` lines), or None and why not."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with tempfile.TemporaryDirectory(prefix="ksbb-profile-") as folder:
         runs = {}
@@ -396,14 +402,12 @@ async def sampled_profiles(pids: Mapping[str, int], seconds: float, *, rate: int
                 spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
                 "--format", "raw", "--nonblocking", "--output", str(output),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE))
-        summaries = {}
+        recorded: dict[str, tuple[str | None, str]] = {}
         for name, (output, process) in runs.items():
             _, error = await process.communicate()
-            if output.exists():
-                summaries[name] = summarise_profile(output.read_text())
-            else:
-                summaries[name] = f"not sampled (py-spy exit {process.returncode}: {error.decode().strip()[-200:]})"
-        return summaries
+            recorded[name] = (output.read_text(), "") if output.exists() else (
+                None, f"py-spy exit {process.returncode}: {error.decode().strip()[-200:]}")
+        return recorded
 
 
 def machine() -> str:
@@ -443,20 +447,7 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
 async def recorded_profiles(pids: Mapping[str, int], seconds: float, *, rate: int = 97) -> dict[str, str]:
     """Like `sampled_profiles`, but the raw py-spy samples of each process (`stack;frames count` lines), for
     callers that summarise them differently; an empty string when a process could not be sampled."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    with tempfile.TemporaryDirectory(prefix="ksbb-profile-") as folder:
-        runs = {}
-        for name, pid in pids.items():
-            output = Path(folder) / f"{name}.txt"
-            runs[name] = (output, await asyncio.create_subprocess_exec(
-                spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
-                "--format", "raw", "--nonblocking", "--output", str(output),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
-        raw = {}
-        for name, (output, process) in runs.items():
-            await process.wait()
-            raw[name] = output.read_text() if output.exists() else ""
-        return raw
+    return {name: raw or "" for name, (raw, _) in (await _py_spy_record(pids, seconds, rate)).items()}
 
 
 def summarise_tasks(raw: str, *, top: int = 5) -> str:
