@@ -4,12 +4,14 @@ Two ways a view diverges: the owner loses acknowledged writes and reuses a versi
 consumer that saw the lost version must not skip the new one), or the owner ends up behind what consumers
 saw and stays there (only its anti-entropy job, re-publishing current state, repairs that). One test plants
 both deterministically; one kills the owner's database server (`kill -9`) under load and restarts it on its files;
-one shows the on-disk backend, committing per write, loses no acknowledged write.
+one shows the on-disk backend, committing per write, loses no acknowledged write; one that a kill under
+concurrent writes leaves every unique index in step with its documents (a write is lost whole or kept whole).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -20,7 +22,7 @@ from ksbb_contracts import topics
 from ksbb_contracts.events.pledges import ledger_figures_digest
 from ksbb_kit.auth import DevIssuer, Role
 from ksbb_kit.reconcile import database_name
-from ksbb_kit.testing.waiting import eventually
+from ksbb_kit.testing.waiting import eventually, finish_within
 from ksbb_pledges.app.recovery import RECOVERED_VIEW, RECOVERY_JOB
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
@@ -138,7 +140,7 @@ def _phase(started: float, what: str) -> None:
 async def test_every_view_converges_after_the_database_server_is_killed_under_load(
     kit_env: dict[str, Any], dev_issuer: DevIssuer, own_mongo: OwnMongo
 ) -> None:
-    # The owner's database server is killed; H2's default commit (about once a second) so that the kill
+    # The owner's database server is killed; it commits about once a second (`delay`) so that the kill
     # really loses acknowledged writes whose events were already out. The consumers' databases live on.
     assert own_mongo.commit == "delay"
     async with platform(kit_env, dev_issuer, pledges_mongodb_url=own_mongo.url,
@@ -174,7 +176,7 @@ async def test_every_view_converges_after_the_database_server_is_killed_under_lo
                 else:
                     await asyncio.sleep(0.2)
 
-        donors = [asyncio.create_task(donor(n)) for n in range(10)]
+        donors = [asyncio.create_task(donor(n), name=f"donor-{n}") for n in range(10)]
         try:
             await eventually(lambda: len(accepted) >= before_kill, within=180, what="pledges accepted before the kill")
             acknowledged_at_kill = len(accepted)
@@ -189,7 +191,8 @@ async def test_every_view_converges_after_the_database_server_is_killed_under_lo
                              what="pledges accepted after the restart")
         finally:
             stop.set()
-            await asyncio.gather(*donors, return_exceptions=True)
+            # A pledge request that never answers would hang the test silently: fail with where it waits.
+            await finish_within(donors, 60, what="donors (each stops after its pending pledge request)")
         _phase(started, f"load stopped after {len(accepted)} pledges")
 
         # A pledge the database lost after its event was out is taken back from its event (kept, or cancelled
@@ -243,5 +246,52 @@ async def test_the_on_disk_backend_committing_per_write_loses_no_acknowledged_wr
     try:
         assert written > 0
         assert await client.crash.docs.count_documents({"updated": True}) == written
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("own_mongo", ["per-write", "delay"], indirect=True)
+async def test_after_a_kill_every_unique_index_agrees_with_its_documents(own_mongo: OwnMongo) -> None:
+    """A kill under concurrent writes may lose the last writes (`delay`), never half of one: a guarded write
+    addressed through a unique index still finds every document a plain read shows (as on MongoDB)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(own_mongo.url)
+    docs = client.crash.guarded
+    await docs.create_index([("_id", 1), ("rev", 1)], unique=True)
+    # Ledger-sized documents: the bigger a write, the longer a commit can catch it half done.
+    filler = [{"pledge_id": f"plg_{n:04d}", "quantity": n, "status": "pledged"} for n in range(300)]
+    await docs.insert_many([{"_id": n, "rev": 0, "pledges": filler} for n in range(20)])
+    writing = True
+
+    async def writer(number: int) -> None:
+        rng = random.Random(number)
+        while writing:
+            doc_id = rng.randrange(20)
+            with contextlib.suppress(Exception):  # the kill ends every connection
+                current = await docs.find_one({"_id": doc_id})
+                if current is not None:
+                    await docs.update_one({"_id": doc_id, "rev": current["rev"]},
+                                          {"$inc": {"rev": 1}, "$set": {"by": number, "pledges.0.quantity": number}})
+
+    writers = [asyncio.create_task(writer(n)) for n in range(8)]
+    try:
+        await asyncio.sleep(2.5)  # past a few of `delay`'s once-a-second commits
+        own_mongo.kill()  # while the writers are busy
+    finally:
+        writing = False
+        await asyncio.gather(*writers, return_exceptions=True)
+        await client.close()
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(own_mongo.up)
+    client = AsyncMongoClient(own_mongo.url)
+    try:
+        shown = [doc async for doc in client.crash.guarded.find({})]
+        assert len(shown) == 20 and any(doc["rev"] > 0 for doc in shown), "the load reached the file"
+        out_of_step = []
+        for doc in shown:
+            found = await client.crash.guarded.update_one({"_id": doc["_id"], "rev": doc["rev"]},
+                                                          {"$set": {"checked": True}})
+            if found.matched_count != 1:
+                out_of_step.append(doc)
+        assert out_of_step == [], "documents the unique index does not find where a read shows them"
     finally:
         await client.close()

@@ -6,12 +6,15 @@ import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.wire.message.MongoMessage;
 import io.netty.channel.Channel;
+import org.h2.mvstore.MVStore;
 
 import java.io.File;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Supplier;
 
 /**
  * Local/CI MongoDB-wire server for the KSBB platform (started by deploy/local/infra).
@@ -23,9 +26,10 @@ import java.util.concurrent.CountDownLatch;
  * This does not add any 4.4 features; see deploy/local/README.md for what is unsupported.
  *
  * <p>The h2 backend (on disk, for {@code make run}) commits its MVStore after every write command, so a
- * {@code kill -9} of this process loses no acknowledged write (H2's own auto-commit would only write the
- * changes of the last second or so; it stays on as a safety net). {@code --h2-commit delay} restores H2's
- * default. The memory backend (tests) is unchanged.
+ * {@code kill -9} of this process loses no acknowledged write. {@code --h2-commit delay} commits about once
+ * a second instead (a kill loses the last second of acknowledged writes, as a MongoDB without journal
+ * would). Either way a commit holds only whole writes, so the file a restart opens is consistent: every
+ * index agrees with its documents. The memory backend (tests) is unchanged.
  *
  * <p>Usage: {@code KsbbMongoServer --host 127.0.0.1 --port 27018 --backend memory|h2 [--h2-file PATH]
  * [--h2-commit per-write|delay]}
@@ -59,33 +63,75 @@ public final class KsbbMongoServer {
     static final Set<String> WRITE_COMMANDS = Set.of("insert", "update", "delete", "findandmodify", "create",
             "createindexes", "dropindexes", "drop", "dropdatabase", "renamecollection");
 
-    /** An H2 backend that commits the MVStore after every write command, before the reply is sent. */
-    static final class CommittingH2Backend extends H2Backend {
-        CommittingH2Backend(String fileName) {
-            super(fileName);
+    /**
+     * An H2 backend whose file only ever holds whole write commands, committed after every one of them
+     * ({@code per-write}: the reply waits for the commit) or about once a second ({@code delay}).
+     *
+     * <p>One write changes several MVStore maps (the documents and each index). H2's own auto-commit
+     * writes whatever is in memory at that moment, so a {@code kill -9} could leave a document and its
+     * index entries from different writes: an update addressed through a unique index then never finds a
+     * document that a plain read still shows. Like a MongoDB checkpoint, a commit here waits for the
+     * write commands in flight and holds off new ones until it is done; H2's auto-commit is off.
+     */
+    static final class CheckpointingH2Backend extends H2Backend {
+        private final ReentrantReadWriteLock checkpoint = new ReentrantReadWriteLock(true);
+        private final boolean perWrite;
+
+        CheckpointingH2Backend(String fileName, boolean perWrite) {
+            super(new MVStore.Builder().fileName(fileName).autoCommitDisabled().open());
+            this.perWrite = perWrite;
+            if (!perWrite) {
+                Thread committer = new Thread(() -> {
+                    while (!Thread.currentThread().isInterrupted()) {
+                        try {
+                            Thread.sleep(1000);
+                        } catch (InterruptedException e) {
+                            return;
+                        }
+                        commitWholeWrites();
+                    }
+                }, "ksbb-mongo-checkpoint");
+                committer.setDaemon(true);
+                committer.start();
+            }
+        }
+
+        private void commitWholeWrites() {
+            checkpoint.writeLock().lock();
+            try {
+                if (!getMvStore().isClosed()) {
+                    commit();
+                }
+            } finally {
+                checkpoint.writeLock().unlock();
+            }
+        }
+
+        private Document write(String command, Supplier<Document> handler) {
+            if (command == null || !WRITE_COMMANDS.contains(command.toLowerCase(Locale.ROOT))) {
+                return handler.get();
+            }
+            checkpoint.readLock().lock();
+            try {
+                return handler.get();
+            } finally {
+                checkpoint.readLock().unlock();
+                // Reentrant: an OP_MSG write reaches handleCommand too; commit once, at the outer level.
+                if (perWrite && checkpoint.getReadHoldCount() == 0) {
+                    commitWholeWrites();
+                }
+            }
         }
 
         @Override
         public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
-            try {
-                return super.handleCommand(channel, databaseName, command, query);
-            } finally {
-                if (command != null && WRITE_COMMANDS.contains(command.toLowerCase(Locale.ROOT))) {
-                    commit();
-                }
-            }
+            return write(command, () -> super.handleCommand(channel, databaseName, command, query));
         }
 
         @Override
         public Document handleMessage(MongoMessage message) {
-            try {
-                return super.handleMessage(message);
-            } finally {
-                String command = message.getDocument().keySet().stream().findFirst().orElse("");
-                if (WRITE_COMMANDS.contains(command.toLowerCase(Locale.ROOT))) {
-                    commit();
-                }
-            }
+            String command = message.getDocument().keySet().stream().findFirst().orElse("");
+            return write(command, () -> super.handleMessage(message));
         }
     }
 
@@ -125,8 +171,8 @@ public final class KsbbMongoServer {
                     throw new IllegalStateException("cannot create " + parent);
                 }
                 backend = switch (h2Commit) {
-                    case "per-write" -> new CommittingH2Backend(h2File);
-                    case "delay" -> new H2Backend(h2File);
+                    case "per-write" -> new CheckpointingH2Backend(h2File, true);
+                    case "delay" -> new CheckpointingH2Backend(h2File, false);
                     default -> {
                         usage("unknown --h2-commit '" + h2Commit + "' (expected per-write or delay)");
                         yield null;

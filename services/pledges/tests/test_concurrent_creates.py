@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from ksbb_kit.outbox import MARKERS, marker_id
 from ksbb_kit.testing.waiting import eventually
+from ksbb_pledges.adapters.ledgers import MAX_DECISION_ATTEMPTS
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +58,40 @@ async def test_a_create_queued_behind_a_busy_need_has_left_its_outbox_marker_alr
 
 async def _gone(markers: Any, marker: str) -> bool | None:
     return True if await markers.find_one({"_id": marker}) is None else None
+
+
+class OvertakenEveryTime:
+    """The ledgers collection as seen when another process writes each ledger right before this one does:
+    every guarded write finds the revision moved on (the real collection underneath takes both writes)."""
+
+    def __init__(self, ledgers: Any) -> None:
+        self._ledgers = ledgers
+        self.overtaken = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledgers, name)
+
+    async def update_one(self, guard: dict[str, Any], update: Any, **options: Any) -> Any:
+        await self._ledgers.update_one({"_id": guard["_id"]}, {"$inc": {"rev": 1}})
+        self.overtaken += 1
+        return await self._ledgers.update_one(guard, update, **options)
+
+
+async def test_a_create_always_overtaken_gives_up_with_503_and_frees_the_need(service: Any) -> None:
+    """A decision never holds its need forever: after its attempts it answers 503 and the next one gets in."""
+    need_id = await service.open_need(quantity=4)
+    store = service.parts.ledger_store
+    real = store.ledgers
+    overtaking = store.ledgers = OvertakenEveryTime(real)
+    try:
+        refused = await asyncio.wait_for(service.pledge(need_id, 1, donor="donor-overtaken"), timeout=60)
+    finally:
+        store.ledgers = real
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["code"] == "ledger_busy"
+    assert overtaking.overtaken == MAX_DECISION_ATTEMPTS, "every attempt was tried, none more"
+    assert (await service.ledger_or_none(need_id) or {})["committed"] == 0, "nothing of the refused create stayed"
+    accepted = await asyncio.wait_for(service.pledge(need_id, 1, donor="donor-next"), timeout=60)
+    assert accepted.status_code == 201, accepted.text
+    assert (await service.ledger_or_none(need_id) or {})["committed"] == 1

@@ -136,6 +136,14 @@ EXPECTED: list[tuple[PledgesError, int, dict[str, Any]]] = [
             "details": {"live_pledges_limit": 1000},
         },
     ),
+    (
+        errors.LedgerBusy("need_1", 64),
+        503,
+        {
+            "code": "ledger_busy",
+            "message": "the need's ledger changed under each of 64 attempts; nothing was written, try again",
+        },
+    ),
 ]
 
 
@@ -144,6 +152,7 @@ def test_each_refusal_has_its_status_and_body(error: PledgesError, status: int, 
     mapped = api_error(error)
     assert mapped.status == status
     assert mapped.body.model_dump(exclude_none=True) == body
+    assert (mapped.headers or {}).get("Retry-After") == ("1" if status == 503 else None), "only a busy need says when"
 
 
 def test_every_domain_error_is_mapped() -> None:

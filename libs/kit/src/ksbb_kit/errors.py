@@ -95,7 +95,8 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-#: OpenAPI `responses` entry documenting the error body.
+#: OpenAPI `responses` entry documenting the error body (503: busy or a dependency unreachable for a
+#: moment; nothing was written, and `Retry-After` says when to send the same request again).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 412, 422, 429)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 412, 422, 429, 503)
 }

@@ -35,7 +35,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ksbb_pledges.adapters.copies import MongoPledgeCopies, pledge_of_copy
 from ksbb_pledges.adapters.outbox import OutboxEntries
-from ksbb_pledges.domain.errors import UnknownNeed
+from ksbb_pledges.domain.errors import LedgerBusy, UnknownNeed
 from ksbb_pledges.domain.ledger import LedgerChange, is_live
 from ksbb_pledges.domain.lifecycle import CONFIRMED, PLEDGED
 from ksbb_pledges.domain.pledge import Ledger, Pledge
@@ -80,6 +80,9 @@ LEDGER_FIELDS_HIDDEN = {"_outbox": 0, "_outbox_pending": 0, "_outbox_lease": 0, 
 LEDGER_WITHOUT_PLEDGES = {**LEDGER_FIELDS_HIDDEN, "pledges": 0, "leaving": 0}
 #: Ledgers whose facts this process remembers as it last wrote them (a few hundred bytes each).
 KNOWN_LEDGERS = 10_000
+#: Revision-guard misses in a row after which a decision gives up (503, try again) instead of holding the
+#: need's lock: with the growing back-off that is about a second of other writers always getting in first.
+MAX_DECISION_ATTEMPTS = 64
 #: What is left to do once a decision is written: its copies, outside the need's lock.
 FollowUp = Callable[[], Awaitable[None]] | None
 
@@ -258,6 +261,8 @@ class MongoLedgerStore:
         attempt = 0
         while True:
             attempt += 1
+            if attempt > MAX_DECISION_ATTEMPTS:
+                raise LedgerBusy(need_id, MAX_DECISION_ATTEMPTS)
             known = self._known.get(need_id) if new_pledge and attempt == 1 else None
             doc: Ledger | None
             if known is not None:

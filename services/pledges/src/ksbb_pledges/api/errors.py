@@ -17,6 +17,7 @@ from ksbb_pledges.domain.errors import (
     DonorNotFound,
     IdempotencyKeyReused,
     IllegalTransition,
+    LedgerBusy,
     NeedNotFound,
     NeedNotOpen,
     NotPermitted,
@@ -58,7 +59,9 @@ UNPROCESSABLE = (
 def api_error(error: PledgesError) -> ApiError:
     """The HTTP error for a domain refusal: its rule is the body's `code`, its message the `message`."""
     field, details = _field_and_details(error)
-    return ApiError(_status(error), error.rule, error.message, field=field, details=details)
+    # A busy ledger is a moment's contention, not a refusal: the client retries the same request shortly.
+    headers = {"Retry-After": "1"} if isinstance(error, LedgerBusy) else None
+    return ApiError(_status(error), error.rule, error.message, field=field, details=details, headers=headers)
 
 
 def _status(error: PledgesError) -> int:
@@ -70,6 +73,8 @@ def _status(error: PledgesError) -> int:
         return 409
     if isinstance(error, UNPROCESSABLE):
         return 422
+    if isinstance(error, LedgerBusy):
+        return 503
     return 400
 
 

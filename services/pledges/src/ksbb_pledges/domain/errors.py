@@ -42,6 +42,19 @@ class OverPledged(PledgesError):
 
 
 @dataclass(eq=False)
+class LedgerBusy(PledgesError):
+    """Other writers changed the need's ledger every time this decision was about to be written."""
+
+    rule: ClassVar[str] = "ledger_busy"
+    need_id: str
+    attempts: int
+
+    @property
+    def message(self) -> str:
+        return f"the need's ledger changed under each of {self.attempts} attempts; nothing was written, try again"
+
+
+@dataclass(eq=False)
 class NeedNotOpen(PledgesError):
     """The need is closed, fulfilled or cancelled: it takes no pledges."""
 
