@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
+from ksbb_kit import auth
 from ksbb_kit.auth import DevIssuer, Role, TokenVerifier
 from ksbb_kit.clock import ManualClock
 from ksbb_kit.consumer import ConsumedRecord, EventDispatcher, EventRouter
@@ -79,6 +81,68 @@ def test_tokens_verified_against_jwks(tmp_path: Path) -> None:
         assert caught.value.status == 401
     with pytest.raises(ApiError):
         asyncio.run(verifier.verify(issuer.token(Role.FACILITATOR)))  # facilitator without org
+
+
+def test_a_token_accepted_once_skips_the_signature_check_until_it_expires_or_its_key_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issuer = DevIssuer(tmp_path / "issuer")
+    published = issuer.jwks_path.read_text()
+    # The JWKS is read again on every request (cache_seconds=0): a key fetched again is still the same key.
+    verifier = TokenVerifier(str(issuer.jwks_path), issuer=issuer.issuer, audience=issuer.audience,
+                             cache_seconds=0, leeway_seconds=0)
+    signature_checks: list[str] = []
+    check = auth.jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        signature_checks.append(token)
+        return check(token, *args, **kwargs)
+
+    monkeypatch.setattr(auth.jwt, "decode", counted)
+
+    async def scenario() -> None:
+        token = issuer.token(Role.DONOR, subject="d1")
+        for _ in range(5):
+            assert (await verifier.verify(token)).subject == "d1"
+        assert len(signature_checks) == 1 and len(verifier.verified) == 1
+
+        # The issuer publishes another key instead (under the same kid when made in the same second): the
+        # remembered token goes through the full check again, and fails.
+        issuer.jwks_path.write_text(DevIssuer(tmp_path / "another").jwks_path.read_text())
+        with pytest.raises(ApiError) as withdrawn:
+            await verifier.verify(token)
+        message = withdrawn.value.body.message
+        assert withdrawn.value.status == 401 and ("no signing key" in message or "signature not valid" in message)
+        assert len(verifier.verified) == 0
+
+        # A remembered token is refused once it expires.
+        issuer.jwks_path.write_text(published)
+        short = issuer.token(Role.DONOR, subject="d2", ttl_seconds=1)
+        assert (await verifier.verify(short)).subject == "d2"
+        expires = json.loads(auth._b64(short.split(".")[1]))["exp"]
+        await asyncio.sleep(max(0.0, expires - time.time()) + 0.2)
+        with pytest.raises(ApiError) as expired:
+            await verifier.verify(short)
+        assert expired.value.status == 401 and "exp" in expired.value.body.message
+        assert signature_checks.count(short) == 2
+
+    asyncio.run(scenario())
+
+
+def test_verified_tokens_keep_the_most_recently_used_within_their_limit(tmp_path: Path) -> None:
+    issuer = DevIssuer(tmp_path)
+    verifier = TokenVerifier(str(issuer.jwks_path), issuer=issuer.issuer, audience=issuer.audience)
+    verifier.verified = auth.VerifiedTokens(kept=2)
+    tokens = [issuer.token(Role.DONOR, subject=f"d{index}") for index in range(3)]
+
+    async def scenario() -> list[bool]:
+        for token in tokens[:2]:
+            await verifier.verify(token)
+        await verifier.verify(tokens[0])  # used again: the second is now the least recently used
+        await verifier.verify(tokens[2])
+        return [await verifier.verified.recall(token) is not None for token in tokens]
+
+    assert asyncio.run(scenario()) == [True, False, True]
 
 
 def test_issuer_keeps_its_key_across_restarts(tmp_path: Path) -> None:

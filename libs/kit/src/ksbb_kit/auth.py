@@ -19,8 +19,9 @@ import base64
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -47,6 +48,8 @@ SUPPORTED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "
 ALGORITHMS = list(DEFAULT_ALGORITHMS)
 #: `typ` claims of tokens that are not access tokens (Keycloak marks ID and refresh tokens so).
 ACCESS_TOKEN_TYPES = frozenset({"Bearer", "at+jwt"})
+#: How many verified tokens a verifier remembers (a few MB at most; a client sends its token with every request).
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class Role(StrEnum):
@@ -260,6 +263,55 @@ def discovered_issuer(
 # ------------------------------------------------------------------------------------------ verifier
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A token whose signature and claims passed, the key that verified it, and until when it stays valid."""
+
+    trusted: TrustedIssuer
+    header: dict[str, Any]
+    key: Any
+    claims: dict[str, Any]
+    valid_until: float
+
+
+class VerifiedTokens:
+    """The tokens a verifier accepted lately, so a client's next request with the same token skips the signature
+    check (an ES256/RS256 verification costs about half a millisecond of CPU, more than the rest of a small
+    request). A remembered token is accepted again only while it has not expired and its issuer still publishes
+    the very key that verified it: a rotated or withdrawn key sends it through the full check again."""
+
+    def __init__(self, kept: int = VERIFIED_TOKENS_KEPT) -> None:
+        self._kept = kept
+        self._entries: OrderedDict[str, _Verified] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def recall(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token accepted before and still valid under the same key; None otherwise."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        try:
+            current = _signing_key(await entry.trusted.keys.keys(), entry.header)
+        except Exception:  # the keys cannot be read now: the full check says what that means for the caller
+            current = None
+        if current is not entry.key and current is not None and _public(current) == _public(entry.key):
+            entry = self._entries[token] = replace(entry, key=current)  # the same key, fetched again
+        if current is not entry.key or time.time() > entry.valid_until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return dict(entry.claims)
+
+    def remember(self, token: str, entry: _Verified) -> None:
+        """Keep an accepted token, forgetting the least recently used one beyond the limit."""
+        self._entries[token] = entry
+        self._entries.move_to_end(token)
+        while len(self._entries) > self._kept:
+            self._entries.popitem(last=False)
+
+
 class TokenVerifier:
     """Validates signature, algorithm, issuer, audience, expiry and token type, and maps claims to a Principal.
 
@@ -292,6 +344,7 @@ class TokenVerifier:
         self.audience = audience
         self.algorithms = tuple(algorithms)
         self._leeway = leeway_seconds
+        self.verified = VerifiedTokens()
 
     @classmethod
     def from_settings(cls, settings: KitSettings, *, http: httpx.AsyncClient | None = None) -> TokenVerifier:
@@ -322,6 +375,9 @@ class TokenVerifier:
 
     async def claims(self, token: str) -> dict[str, Any]:
         """The claims of a valid access token from a trusted issuer for our audience; raises ApiError(401)."""
+        remembered = await self.verified.recall(token)
+        if remembered is not None:
+            return remembered
         header, unverified = _peek(token)
         algorithm = header.get("alg")
         if algorithm not in self.algorithms:
@@ -331,7 +387,7 @@ class TokenVerifier:
         if trusted is None:
             raise _invalid(f"token issuer {issuer!r} is not trusted")
         try:
-            decoded = await self._decode(token, header, trusted)
+            decoded, key = await self._decode(token, header, trusted)
         except ApiError:
             raise
         except (httpx.HTTPError, OSError, ValueError) as exc:
@@ -353,15 +409,18 @@ class TokenVerifier:
         kind = claims.get("typ")
         if kind is not None and kind not in ACCESS_TOKEN_TYPES:
             raise _invalid(f"a {kind!r} token is not an access token")
+        valid_until = float(claims["exp"]) + self._leeway
+        self.verified.remember(token, _Verified(trusted, header, key, dict(claims), valid_until))
         return dict(claims)
 
-    async def _decode(self, token: str, header: dict[str, Any], trusted: TrustedIssuer) -> Any:
+    async def _decode(self, token: str, header: dict[str, Any], trusted: TrustedIssuer) -> tuple[Any, Any]:
+        """The decoded token and the key that verified it (the keys are fetched again once if none does)."""
         keys = await trusted.keys.keys()
         for attempt in range(2):
             key = _signing_key(keys, header)
             if key is not None:
                 try:
-                    return jwt.decode(token, key, algorithms=[header["alg"]])
+                    return jwt.decode(token, key, algorithms=[header["alg"]]), key
                 except JoseError as exc:
                     failure = f"signature not valid ({_describe(exc)})"
             else:
@@ -400,6 +459,11 @@ def _signing_key(keys: KeySet, header: Mapping[str, Any]) -> Any:
         return None  # without a kid only an unambiguous single key is used
     usable = [key for key in candidates if key.get("alg") in (None, algorithm)]
     return usable[0] if usable else None
+
+
+def _public(key: Any) -> dict[str, Any]:
+    """A key's public parameters, to tell the same key fetched again from a different one."""
+    return dict(key.as_dict(private=False))
 
 
 def _describe(exc: JoseError) -> str:
