@@ -265,20 +265,20 @@ def discovered_issuer(
 
 @dataclass(frozen=True)
 class _Verified:
-    """A token whose signature and claims passed, the key that verified it, and until when it stays valid."""
+    """A token whose signature and claims passed, its issuer and the key that verified it."""
 
     trusted: TrustedIssuer
     header: dict[str, Any]
     key: Any
     claims: dict[str, Any]
-    valid_until: float
 
 
 class VerifiedTokens:
     """The tokens a verifier accepted lately, so a client's next request with the same token skips the signature
     check (an ES256/RS256 verification costs about half a millisecond of CPU, more than the rest of a small
-    request). A remembered token is accepted again only while it has not expired and its issuer still publishes
-    the very key that verified it: a rotated or withdrawn key sends it through the full check again."""
+    request). A remembered token counts as signed only while its issuer still publishes the very key that verified
+    it: a rotated or withdrawn key sends it through the full check again. Its claims (expiry first) are checked on
+    every request all the same."""
 
     def __init__(self, kept: int = VERIFIED_TOKENS_KEPT) -> None:
         self._kept = kept
@@ -287,8 +287,8 @@ class VerifiedTokens:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def recall(self, token: str) -> dict[str, Any] | None:
-        """The claims of a token accepted before and still valid under the same key; None otherwise."""
+    async def recall(self, token: str) -> _Verified | None:
+        """A token accepted before whose key its issuer still publishes; None otherwise."""
         entry = self._entries.get(token)
         if entry is None:
             return None
@@ -298,11 +298,11 @@ class VerifiedTokens:
             current = None
         if current is not entry.key and current is not None and _public(current) == _public(entry.key):
             entry = self._entries[token] = replace(entry, key=current)  # the same key, fetched again
-        if current is not entry.key or time.time() > entry.valid_until:
-            del self._entries[token]
+        if current is not entry.key:
+            self.forget(token)
             return None
         self._entries.move_to_end(token)
-        return dict(entry.claims)
+        return entry
 
     def remember(self, token: str, entry: _Verified) -> None:
         """Keep an accepted token, forgetting the least recently used one beyond the limit."""
@@ -310,6 +310,10 @@ class VerifiedTokens:
         self._entries.move_to_end(token)
         while len(self._entries) > self._kept:
             self._entries.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        """No longer remember a token (its key went, or its claims no longer pass)."""
+        self._entries.pop(token, None)
 
 
 class TokenVerifier:
@@ -377,7 +381,12 @@ class TokenVerifier:
         """The claims of a valid access token from a trusted issuer for our audience; raises ApiError(401)."""
         remembered = await self.verified.recall(token)
         if remembered is not None:
-            return remembered
+            try:
+                self._check_claims(remembered.claims, remembered.trusted)
+            except ApiError:
+                self.verified.forget(token)
+                raise
+            return dict(remembered.claims)
         header, unverified = _peek(token)
         algorithm = header.get("alg")
         if algorithm not in self.algorithms:
@@ -395,7 +404,13 @@ class TokenVerifier:
             raise ApiError(503, "identity_provider_unavailable",
                            "the identity provider's signing keys could not be loaded; try again shortly",
                            headers={"Retry-After": "5"}) from exc
-        claims = decoded.claims
+        claims = dict(decoded.claims)
+        self._check_claims(claims, trusted)
+        self.verified.remember(token, _Verified(trusted, header, key, claims))
+        return dict(claims)
+
+    def _check_claims(self, claims: dict[str, Any], trusted: TrustedIssuer) -> None:
+        """Issuer, audience, expiry, not-before, subject and token type; raises ApiError(401)."""
         try:
             jwt.JWTClaimsRegistry(
                 leeway=self._leeway,
@@ -409,9 +424,6 @@ class TokenVerifier:
         kind = claims.get("typ")
         if kind is not None and kind not in ACCESS_TOKEN_TYPES:
             raise _invalid(f"a {kind!r} token is not an access token")
-        valid_until = float(claims["exp"]) + self._leeway
-        self.verified.remember(token, _Verified(trusted, header, key, dict(claims), valid_until))
-        return dict(claims)
 
     async def _decode(self, token: str, header: dict[str, Any], trusted: TrustedIssuer) -> tuple[Any, Any]:
         """The decoded token and the key that verified it (the keys are fetched again once if none does)."""
