@@ -61,6 +61,21 @@ def test_a_short_ascii_subject_stays_readable_as_it_is() -> None:
     assert message["Subject"] == "Pledge received"
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Komitmen bantuan baru / New pledge: Yayasan Panti Asuhan Kasih Ibu Cempaka Putih Timur, Jakarta Pusat",
+        "ééééééééééééééééééééééééééééééééééééééééééééééééééé 2×24 jam 🎁 emoji and spaces  kept",
+        "x" * 300,
+    ],
+)
+def test_a_long_subject_is_folded_into_short_lines_and_reads_back_exactly(subject: str) -> None:
+    raw, message = built(RenderedEmail(subject=subject, text="a", html="b"))
+    assert message["Subject"] == subject
+    header = raw.split(b"\r\nDate:", 1)[0].split(b"\r\nSubject: ", 1)[1]
+    assert all(len(line) <= 78 - len("Subject: ") for line in header.split(b"\r\n"))
+
+
 def test_line_breaks_in_a_subject_cannot_add_headers() -> None:
     _, message = built(RenderedEmail(subject="Panti\r\nBcc: attacker@example.org", text="a", html="b"))
     assert message["Bcc"] is None

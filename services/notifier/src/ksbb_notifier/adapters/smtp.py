@@ -9,7 +9,6 @@ import re
 import secrets
 import time
 from email import policy
-from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
@@ -24,6 +23,9 @@ REUSE_IDLE_SECONDS = 10.0
 QUIT_SECONDS = 2.0
 #: Header lines are folded to this length (RFC 5322 recommends 78 characters).
 HEADER_LINE = 78
+#: UTF-8 bytes per RFC 2047 word: 56 characters of base64, 68 with its markers, so "Subject: " and the first
+#: word fit one 78-character line too (readers join adjacent words without the space between them).
+WORD_BYTES = 42
 #: Line breaks inside a header value would start a new header (injection): they become a space.
 LINE_BREAKS = re.compile(r"[\r\n]+")
 #: One bare address (local@domain): nothing a header or an SMTP command would read as more than that.
@@ -39,13 +41,18 @@ def address_header(name: str, value: str) -> bytes:
 
 
 def subject_header(subject: str) -> bytes:
-    """The Subject line: as it is when short and ASCII, else folded near 78 characters (RFC 2047 words)."""
+    """The Subject line: as it is when short and ASCII, else RFC 2047 words of UTF-8, one per folded line."""
     subject = LINE_BREAKS.sub(" ", subject)
     if subject.isascii() and len("Subject: ") + len(subject) <= HEADER_LINE:
         return f"Subject: {subject}\r\n".encode("ascii")
-    charset = "us-ascii" if subject.isascii() else "utf-8"
-    encoded = Header(subject, charset, maxlinelen=HEADER_LINE, header_name="Subject").encode(linesep="\r\n")
-    return f"Subject: {encoded}\r\n".encode("ascii")
+    data, words, start = subject.encode("utf-8"), [], 0
+    while start < len(data):
+        end = min(start + WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # never between the bytes of one character
+            end -= 1
+        words.append(b"=?utf-8?b?" + binascii.b2a_base64(data[start:end], newline=False) + b"?=")
+        start = end
+    return b"Subject: " + b"\r\n ".join(words) + b"\r\n"
 
 
 def text_part(subtype: str, text: str) -> bytes:
