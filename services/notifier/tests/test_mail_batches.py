@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -192,5 +193,88 @@ async def test_emails_a_batch_cannot_send_within_its_lease_are_handed_back_and_s
         assert sorted(to for to, _ in handler.received) == sorted(f"d{i}@example.org" for i in range(6))
     finally:
         await sender.close()
+        await client.drop_database(db.name)
+        await client.close()
+
+
+class CountingQueue(MongoEmailQueue):
+    """The real e-mail queue, counting the claims made on it."""
+
+    def __init__(self, db: Any) -> None:
+        super().__init__(db)
+        self.claims = 0
+
+    async def claim_due_many(self, now: datetime, lease_until: datetime, limit: int) -> list[QueuedEmail]:
+        """Count, then claim for real."""
+        self.claims += 1
+        return await super().claim_due_many(now, lease_until, limit)
+
+
+async def test_emails_queued_while_the_sender_runs_go_out_without_a_claim_and_no_other_instance_takes_them(
+    infra: Infra, h: Any, sink: tuple[ConnectionSink, int]
+) -> None:
+    handler, port = sink
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_mail_hand_off"]
+    settings = NotifierSettings(smtp_port=port, dispatch_sweep_seconds=3600)
+    clock = ManualClock(NOW)
+    replicas = MongoReplicaStore(db)
+    queue, other = CountingQueue(db), CountingQueue(db)
+    sender = SmtpMailer("127.0.0.1", port, sender=SENDER, timeout=5)
+    mailer = Mailer(queue, replicas, sender, clock, settings)
+    serving = asyncio.create_task(mailer.serve())
+    try:
+        await queue.create_indexes()
+        for i in range(3):
+            await replicas.save_contact(f"dnr_{i}", "donor", {"name": f"Donor {i}", "email": f"d{i}@example.org"})
+        await h.eventually(lambda: queue.claims >= 1, what="the sender's first pass")
+        claims_before = queue.claims
+        # The sender is blocked from sending until this test has looked: the e-mails are stored leased to it.
+        async with sender._lock:
+            confirmed = [
+                PledgeConfirmed(pledge=h.pledge_public(f"plg_{i}", "org_1", "rcp_1", donor=f"dnr_{i}"), occurred_at=NOW)
+                for i in range(3)
+            ]
+            plans = [(pledge_confirmed_mail(event), f"evt_{i}") for i, event in enumerate(confirmed)]
+            assert await mailer.queue_for_events(plans) == 3
+            assert await other.claim_due_many(clock.now(), clock.now() + timedelta(seconds=45), MAIL_BATCH) == []
+            stored = await db.emails.find({}).to_list(None)
+            assert len(stored) == 3 and all(e["leased_until"] > clock.now() and e["lease_token"] for e in stored)
+            assert await db.email_due.count_documents({}) == 3, "a crash before sending leaves them findable"
+
+        async def sent() -> bool:
+            return await db.emails.count_documents({"status": "sent"}) == 3
+
+        await h.eventually(sent, what="the handed-over e-mails sent")
+        assert sorted(to for to, _ in handler.received) == [f"d{i}@example.org" for i in range(3)]
+        assert queue.claims == claims_before, "handed over: no claim was needed"
+        assert await db.email_due.count_documents({}) == 0
+        # A redelivered event's e-mails exist already: nothing is queued or sent twice.
+        assert await mailer.queue_for_events(plans) == 0
+        assert len(handler.received) == 3
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_emails_stored_leased_to_an_instance_that_died_are_claimed_once_the_lease_runs_out(
+    infra: Infra, h: Any
+) -> None:
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_mail_lease_out"]
+    dead, survivor = MongoEmailQueue(db), MongoEmailQueue(db)
+    try:
+        await dead.create_indexes()
+        lease_until = NOW + timedelta(seconds=45)
+        new = await dead.add_many([queued(h, f"eml_{i}", f"dnr_{i}") for i in range(2)], lease_until=lease_until)
+        assert [e.id for e in new] == ["eml_0", "eml_1"] and all(e.lease_token for e in new)
+        assert await survivor.claim_due_many(NOW, NOW + timedelta(seconds=45), MAIL_BATCH) == []
+        later = lease_until + timedelta(seconds=1)
+        claimed = await survivor.claim_due_many(later, later + timedelta(seconds=45), MAIL_BATCH)
+        assert sorted(e.id for e in claimed) == ["eml_0", "eml_1"]
+    finally:
         await client.drop_database(db.name)
         await client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from ksbb_notifier.adapters.mongo import (
     DueIndex,
     due_filter,
     insert_ignoring_duplicates,
+    insert_new,
     lease_guard,
     update_by_id,
 )
@@ -68,6 +70,9 @@ class MongoEmailQueue:
         self._due = DueIndex(db["email_due"])
         #: E-mails by creation minute: what the retention sweep reads (`RetentionBuckets`).
         self._retained = RetentionBuckets(db["retention"], "emails")
+        #: E-mails this instance stored leased to itself (`add_many` with a lease) and until when: due, but
+        #: its own polls skip their entries (another instance's claim fails on the lease instead).
+        self._holding: dict[str, datetime] = {}
 
     async def create_indexes(self) -> None:
         """The index of the claim query."""
@@ -75,11 +80,27 @@ class MongoEmailQueue:
         await self._due.adopt(self._emails)
         await self._retained.adopt(self._emails)
 
-    async def add_many(self, emails: Sequence[QueuedEmail]) -> int:
-        """Queue e-mails in one write (ids already queued are left alone); how many were new."""
+    async def add_many(
+        self, emails: Sequence[QueuedEmail], *, lease_until: datetime | None = None
+    ) -> list[QueuedEmail]:
+        """Queue e-mails in one write (ids already queued are left alone); the ones that were new.
+
+        With `lease_until` they are stored leased to the caller (one fresh token): it sends them without a
+        claim, and no other instance can claim them until the lease runs out (a crash loses none).
+        """
         await self._due.put([{"_id": e.id, "at": e.next_attempt_at} for e in emails if e.status == "pending"])
         await self._retained.note([(e.id, e.created_at) for e in emails])
-        return await insert_ignoring_duplicates(self._emails, [email_document(e) for e in emails])
+        if lease_until is None:
+            documents = [email_document(e) for e in emails]
+        else:
+            token = uuid.uuid4().hex
+            emails = [replace(e, lease_token=token) for e in emails]
+            documents = [{**email_document(e), "leased_until": lease_until, "lease_token": token} for e in emails]
+        new_ids = set(await insert_new(self._emails, documents))
+        new = [e for e in emails if e.id in new_ids]
+        if lease_until is not None:
+            self._holding.update((e.id, lease_until) for e in new)
+        return new
 
     async def add(self, email: QueuedEmail) -> bool:
         """Queue an e-mail; False if one with its id exists already."""
@@ -96,7 +117,9 @@ class MongoEmailQueue:
         for the same ones win each at most once. Candidates lost to another instance (or finished) have their
         entries corrected (moved to when they are due, or dropped once finished).
         """
-        while candidates := await self._due.due(now, limit):
+        for held in [i for i, until in self._holding.items() if until <= now]:
+            del self._holding[held]
+        while candidates := await self._due.due(now, limit, exclude_ids=sorted(self._holding)):
             token = uuid.uuid4().hex
             lease = {"$set": {"leased_until": lease_until, "lease_token": token}}
             leased = await asyncio.gather(*(
@@ -119,6 +142,8 @@ class MongoEmailQueue:
         together), then their due-index moves in one write. Raises after writing the others when one failed."""
         if not settled:
             return
+        for email, _ in settled:
+            self._holding.pop(email.id, None)
         written = await asyncio.gather(
             *(
                 update_by_id(self._emails, lease_guard(email.id, email.lease_token),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,9 @@ from ksbb_notifier.settings import NotifierSettings
 log = logging.getLogger(__name__)
 #: E-mails leased per pass: one claim, one read of contacts and of names, one group of outcome writes for all.
 MAIL_BATCH = 20
+#: E-mails queued while the sender runs go to it directly, leased, up to this many waiting; beyond that
+#: they wait in the queue for a claim like any other (memory stays bounded when SMTP is slow).
+HANDED_MAX = 200
 
 
 class Mailer:
@@ -53,6 +57,12 @@ class Mailer:
         self._send_timeout = timedelta(seconds=settings.smtp_timeout_seconds)
         self._lease = timedelta(seconds=settings.smtp_timeout_seconds + 30)
         self._wakeup = asyncio.Event()
+        #: Whether `serve` runs: only then are new e-mails handed to it at queueing time.
+        self._serving = False
+        #: E-mails queued leased to this sender (with their lease's end), to send without a claim.
+        self._handed: deque[tuple[QueuedEmail, datetime]] = deque()
+        #: Whether the next pass must look for due e-mails (a pass after a hand-off alone need not).
+        self._poll_asked = True
 
     # -- queueing --------------------------------------------------------------------------------
 
@@ -65,7 +75,8 @@ class Mailer:
         return queued
 
     async def queue_for_events(self, plans: Sequence[tuple[MailPlan, str]]) -> int:
-        """`queue_for_event` for many events at once (one write)."""
+        """`queue_for_event` for many events at once (one write). While the sender runs here, the new e-mails
+        are stored leased to it and handed over: it sends them with no query and no claim."""
         now = self._clock.now()
         emails = [
             QueuedEmail(
@@ -78,10 +89,15 @@ class Mailer:
         ]
         if not emails:
             return 0
-        queued = await self._queue.add_many(emails)
-        if queued:
+        lease_until = now + self._lease if self._serving and len(self._handed) < HANDED_MAX else None
+        new = await self._queue.add_many(emails, lease_until=lease_until)
+        if lease_until is not None:
+            self._handed.extend((email, lease_until) for email in new)
+            if new:
+                self._wakeup.set()
+        elif new:
             self.wake()
-        return queued
+        return len(new)
 
     async def endpoint_disabled(self, endpoint: Endpoint, reason: str) -> None:
         """Tell the endpoint's organisation that its endpoint was disabled (once per endpoint version)."""
@@ -112,30 +128,41 @@ class Mailer:
     # -- sending ---------------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Send soon."""
+        """Look for due e-mails and send them soon."""
+        self._poll_asked = True
         self._wakeup.set()
 
     async def serve(self) -> None:
-        """Send until cancelled, woken after enqueues plus a periodic sweep."""
+        """Send until cancelled: handed-over e-mails at once, due ones after enqueues and on a periodic sweep."""
+        self._serving = True
         try:
             while True:
                 self._wakeup.clear()
+                poll, self._poll_asked = self._poll_asked, False
                 try:
-                    await self.run_due()
+                    await self.run_due(poll=poll)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("e-mail pass failed; will retry")
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_seconds)
+                except TimeoutError:
+                    self._poll_asked = True
         finally:
+            self._serving = False
+            await self._hand_back()
             with contextlib.suppress(Exception):
                 await self._sender.close()
 
-    async def run_due(self) -> int:
-        """Send every e-mail that is due now; returns how many were handled."""
+    async def run_due(self, *, poll: bool = True) -> int:
+        """Send the handed-over e-mails, then (with `poll`) every other e-mail due now; how many were handled."""
         handled = 0
-        while True:
+        while self._handed:
+            batch = [self._handed.popleft() for _ in range(min(MAIL_BATCH, len(self._handed)))]
+            handled += len(batch)
+            await self._send_batch([email for email, _ in batch], self._clock.now(), min(u for _, u in batch))
+        while poll:
             now = self._clock.now()
             lease_until = now + self._lease
             emails = await self._queue.claim_due_many(now, lease_until, MAIL_BATCH)
@@ -143,6 +170,14 @@ class Mailer:
                 return handled
             handled += len(emails)
             await self._send_batch(emails, now, lease_until)
+        return handled
+
+    async def _hand_back(self) -> None:
+        """Release handed-over e-mails not sent yet, so another instance takes them at once (not after the lease)."""
+        handed: list[tuple[QueuedEmail, dict[str, Any]]] = [(email, {}) for email, _ in self._handed]
+        self._handed.clear()
+        with contextlib.suppress(Exception):
+            await self._queue.settle_many(handed)
 
     async def sweep_finished(self, cutoff: datetime) -> int:
         """Forget sent, skipped and failed e-mails created before `cutoff`."""

@@ -235,8 +235,11 @@ class ReplicaStore(Protocol):
 class EmailQueue(Protocol):
     """The durable e-mail outbox."""
 
-    async def add_many(self, emails: Sequence[QueuedEmail]) -> int:
-        """Queue e-mails in one write (ids already queued are left alone); how many were new."""
+    async def add_many(
+        self, emails: Sequence[QueuedEmail], *, lease_until: datetime | None = None
+    ) -> list[QueuedEmail]:
+        """Queue e-mails in one write (ids already queued are left alone); the new ones, stored leased to
+        the caller until `lease_until` when given (it sends them without a claim)."""
         ...
 
     async def add(self, email: QueuedEmail) -> bool:
