@@ -56,6 +56,37 @@ async def test_fanned_out_deliveries_are_sent_once_with_a_second_instance_pollin
         assert await app.db.delivery_due.count_documents({}) == 0
 
 
+async def test_deliveries_handed_over_one_by_one_need_no_read_of_the_due_index(
+    infra: Any, dev_issuer: Any, h: Any, receiver: Any
+) -> None:
+    # No periodic sweep during the test: every read of the due index would come from a delivery finishing.
+    settings = h.base_settings(infra, dev_issuer, h.new_namespace(), dispatcher_autostart=True,
+                               dispatch_sweep_seconds=3600)
+    fac = h.auth(dev_issuer, "facilitator", org_id="org_quiet")
+    async with h.start_notifier(settings, SystemClock()) as app:
+        await app.client.post("/v1/webhooks/endpoints", headers=fac, json={"url": receiver.url("/quiet")})
+        store = app.notifier.delivery_store
+        reads = 0
+        real_due = store.due
+
+        async def counted_due(*args: Any, **kwargs: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return await real_due(*args, **kwargs)
+
+        store.due = counted_due  # type: ignore[method-assign]
+        for i in range(5):
+            await publish_events(infra.kafka_bootstrap, settings.topic_prefix,
+                                 [h.need_opened(f"need_q{i}", "org_elsewhere", f"rcp_q{i}")])
+
+            async def delivered(count: int = i + 1) -> bool:
+                return await app.db.deliveries.count_documents({"status": "succeeded"}) == count
+
+            await h.eventually(delivered, what=f"delivery {i + 1} sent")
+        assert len(receiver.at("/quiet")) == 5
+        assert reads == 0, "a delivery that finished with nothing else waiting reads the due index"
+
+
 def pending(delivery_id: str) -> Delivery:
     """A new pending delivery of message msg_1 to endpoint whe_1."""
     return Delivery(

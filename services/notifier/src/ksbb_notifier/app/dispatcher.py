@@ -76,6 +76,10 @@ class Dispatcher:
         self._messages: dict[str, Message] = {}
         #: Whether `serve` runs: only then do fan-outs lease their new deliveries to this loop.
         self._serving = False
+        #: Whether due deliveries may wait beyond the ones handed over (after a wake-up, a periodic sweep or
+        #: a pass that left some for want of a slot): only then does a freed slot start a claim pass, which
+        #: otherwise would read an empty due index after every delivery.
+        self._may_wait = True
 
     # -- loop ------------------------------------------------------------------------------------
 
@@ -111,6 +115,7 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Look for due deliveries now (called right after fan-out, redelivery and recovery)."""
+        self._may_wait = True
         self._wakeup.set()
 
     async def serve(self) -> None:
@@ -124,9 +129,12 @@ class Dispatcher:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    self._may_wait = True
                     log.exception("webhook dispatch pass failed; will retry")
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.dispatch_sweep_seconds)
+                except TimeoutError:
+                    self._may_wait = True  # the periodic sweep: retries come due, other instances left some
                 if self._tasks and 0 < self._slots.room() < self._claim_batch:
                     await asyncio.sleep(CLAIM_GATHER_SECONDS)
         finally:
@@ -160,12 +168,16 @@ class Dispatcher:
     async def _claim_and_spawn(self) -> list[asyncio.Task[None]]:
         """Lease as many due deliveries as the concurrency limits allow and start their attempts."""
         spawned: list[asyncio.Task[None]] = []
+        self._may_wait = False  # a wake-up during this pass sets it again
         while (room := self._slots.room()) > 0:
             now = self._clock.now()
             # One query finds candidates, one write leases them (each atomically, so another
             # instance racing for the same ones wins each at most once), one read returns the winners.
-            candidates = await self._queue.due(now, room * 2, self._slots.saturated())
+            saturated = self._slots.saturated()
+            candidates = await self._queue.due(now, room * 2, saturated)
             chosen = self._slots.pick(candidates, room)
+            if saturated or len(chosen) < len(candidates):
+                self._may_wait = True  # some wait for a slot, or are hidden behind a full endpoint
             if not chosen:
                 break
             claimed = await self._queue.claim(chosen, now, now + self._lease)
@@ -180,6 +192,8 @@ class Dispatcher:
             spawned += [self._start(delivery) for delivery in claimed]
             if not claimed:
                 break  # another instance took them; the next wake-up or sweep looks again
+        else:
+            self._may_wait = True  # no slot left: whatever else is due waits for one
         return spawned
 
     def _start(self, delivery: Delivery, *, slot_taken: bool = False) -> asyncio.Task[None]:
@@ -212,11 +226,12 @@ class Dispatcher:
                 self._tasks.discard(task)
 
     def _free_slot(self, delivery: Delivery) -> None:
-        """Give the delivery's endpoint slot back (once) and look for more work: a slot is free."""
+        """Give the delivery's endpoint slot back (once); look for more work if some may be waiting for it."""
         if delivery.id in self._slotted:
             self._slotted.discard(delivery.id)
             self._slots.release(delivery.endpoint_id)
-            self.wake()
+            if self._may_wait:
+                self._wakeup.set()
 
     # -- one attempt -----------------------------------------------------------------------------
 
