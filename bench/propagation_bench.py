@@ -12,7 +12,8 @@ publisher's public live stream (`/v1/public/feed/stream`) open. The 50 donors re
 e-mail address, and the notifier's mail goes to a local SMTP server that accepts every e-mail (as in a
 deployment: without them every pledge's e-mails would fail and be retried, work a real stack does not do).
 
-Then the pledge rate steps up through `--rates` (pledges per second, open loop, spread over the needs and
+After a warm-up at the first rate (`--warm-up` seconds, not counted: the fresh infrastructure's JVMs start
+cold), the pledge rate steps up through `--rates` (pledges per second, open loop, spread over the needs and
 over 50 donors), `--seconds` each (a pledge whose turn comes after the step's time because the API fell behind
 is not sent, and counted), draining between steps (until every pledge of the step arrived at both ends, at
 most `--drain` seconds, or until nothing arrived for 5 s while no consumer has lag); it stops early once the
@@ -569,9 +570,11 @@ async def main() -> None:
     parser.add_argument("--needs", type=int, default=100, help="open needs the pledges are spread over")
     parser.add_argument("--drain", type=float, default=120.0, help="longest wait for a step's pledges to arrive")
     parser.add_argument("--in-flight", type=int, default=512, help="most pledges waiting for their answer at once")
+    parser.add_argument("--warm-up", type=float, default=30.0,
+                        help="seconds at the first rate before the steps, not counted (the JVMs start cold)")
     args = parser.parse_args()
     if args.tiny:
-        args.rates, args.seconds, args.needs, args.drain = "5,10", 2.0, 3, 60.0
+        args.rates, args.seconds, args.needs, args.drain, args.warm_up = "5,10", 2.0, 3, 60.0, 1.0
     rates = sorted(float(r) for r in args.rates.split(","))
     results = Results("propagation")
     base = infra_env()
@@ -626,6 +629,19 @@ async def main() -> None:
                                          f"within {args.drain:.0f} s ({lost}); see {logs}")
                     print(f"seeded {len(needs)} needs; warm-up pledges arrived "
                           f"{time.monotonic() - seeded:.0f}s after seeding began ({waited:.1f}s drain)", flush=True)
+                    if args.warm_up > 0:
+                        # Kafka's and the database server's JVMs start cold in the fresh infrastructure: their
+                        # JIT compilers take much of the CPU at first (see the idle benchmark), which a deployed
+                        # stack, running warm, does not pay. The steps measure the warm stack.
+                        warming = Step(rates[0])
+                        await run_step(client, warming, args.warm_up, needs, donors, args.in_flight)
+                        drained = await wait_arrived(list(warming.answered), [stream_arrivals, webhook_arrivals],
+                                                     args.drain, processes)
+                        results.notes.append(
+                            f"warm-up before the steps, not counted: {args.warm_up:g} s at {rates[0]:g} pledges/s "
+                            f"({len(warming.answered)} pledges, arrived {drained:.1f} s after it), because Kafka's "
+                            "and the database server's JVMs start cold on the fresh infrastructure")
+                        print(f"        {results.notes[-1]}", flush=True)
                     await asyncio.sleep(min(2.0, args.seconds))
                     idle = {name: rss_mib(process.pid) for name, (process, _) in processes.items()}
                     services = {name: process.pid for name, (process, _) in processes.items()}

@@ -87,6 +87,25 @@ async def test_deliveries_handed_over_one_by_one_need_no_read_of_the_due_index(
         assert reads == 0, "a delivery that finished with nothing else waiting reads the due index"
 
 
+async def test_a_retry_due_at_once_is_sent_without_waiting_for_the_periodic_sweep(
+    infra: Any, dev_issuer: Any, h: Any, receiver: Any
+) -> None:
+    settings = h.base_settings(infra, dev_issuer, h.new_namespace(), dispatcher_autostart=True,
+                               dispatch_sweep_seconds=3600)
+    fac = h.auth(dev_issuer, "facilitator", org_id="org_soon")
+    receiver.script("/soon", (429, {"Retry-After": "0"}, "busy"))  # then the default 200
+    async with h.start_notifier(settings, SystemClock()) as app:
+        await app.client.post("/v1/webhooks/endpoints", headers=fac, json={"url": receiver.url("/soon")})
+        await publish_events(infra.kafka_bootstrap, settings.topic_prefix,
+                             [h.need_opened("need_soon", "org_elsewhere", "rcp_soon")])
+
+        async def succeeded() -> bool:
+            return await app.db.deliveries.count_documents({"status": "succeeded", "attempts": 2}) == 1
+
+        await h.eventually(succeeded, what="the retry sent (the sweep would come only after an hour)")
+        assert len(receiver.at("/soon")) == 2
+
+
 def pending(delivery_id: str) -> Delivery:
     """A new pending delivery of message msg_1 to endpoint whe_1."""
     return Delivery(

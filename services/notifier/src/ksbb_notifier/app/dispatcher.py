@@ -273,6 +273,8 @@ class Dispatcher:
         WEBHOOK_ATTEMPTS.labels(outcome=outcome.outcome.value).inc()
         if outcome.outcome is Outcome.SUCCEEDED:
             WEBHOOK_DELIVERY_SECONDS.observe(max(0.0, (done_at - delivery.created_at).total_seconds()))
+        if decision.next_attempt_at is not None and decision.next_attempt_at <= done_at:
+            self.wake()  # a retry due at once (Retry-After: 0) need not wait for the periodic sweep
         if outcome.outcome is Outcome.SUCCEEDED:
             await self._endpoints.delivered(endpoint)
         elif outcome.outcome is Outcome.GONE:
