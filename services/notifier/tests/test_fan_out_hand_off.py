@@ -106,6 +106,29 @@ async def test_a_retry_due_at_once_is_sent_without_waiting_for_the_periodic_swee
         assert len(receiver.at("/soon")) == 2
 
 
+async def test_an_event_no_endpoint_takes_leaves_nothing_stored(
+    infra: Any, dev_issuer: Any, h: Any, receiver: Any
+) -> None:
+    settings = h.base_settings(infra, dev_issuer, h.new_namespace(), dispatcher_autostart=True)
+    fac = h.auth(dev_issuer, "facilitator", org_id="org_picky")
+    async with h.start_notifier(settings, SystemClock()) as app:
+        created = await app.client.post("/v1/webhooks/endpoints", headers=fac, json={
+            "url": receiver.url("/picky"), "event_types": ["ksbb.need.opened.v1"]})
+        assert created.status_code == 201, created.text
+        # The pledge event goes to nobody (another organisation's, a type not taken); the need event is taken.
+        events = await publish_events(infra.kafka_bootstrap, settings.topic_prefix, [
+            h.pledge_created("plg_nobody", "org_elsewhere", "rcp_nobody"),
+            h.need_opened("need_picky", "org_elsewhere", "rcp_picky"),
+        ])
+
+        async def delivered() -> bool:
+            return await app.db.deliveries.count_documents({"status": "succeeded"}) == 1
+
+        await h.eventually(delivered, what="the need event delivered")
+        assert [m["_id"] async for m in app.db.messages.find({})] == [events[1].id]
+        assert [r.headers["webhook-id"] for r in receiver.at("/picky")] == [events[1].id]
+
+
 def pending(delivery_id: str) -> Delivery:
     """A new pending delivery of message msg_1 to endpoint whe_1."""
     return Delivery(

@@ -121,7 +121,10 @@ class Deliveries:
     async def _store(self, messages: Sequence[Message], deliveries: Sequence[Delivery]) -> int:
         """Store a fan-out and hand it to the delivery loop when it runs here: the new deliveries it has room
         for leased to it (it sends them at once, with no query and no claim), its messages so it need not read
-        them back. The others wait in the queue for a claim, as always."""
+        them back. The others wait in the queue for a claim, as always. A message serves only its deliveries
+        (their requests and log): one that no endpoint takes is not stored at all."""
+        needed = {delivery.message_id for delivery in deliveries}
+        messages = [message for message in messages if message.id in needed]
         reservation = self._dispatcher.reserve(deliveries, self._clock.now()) if self._dispatcher else None
         new: list[Delivery] = []
         started = 0
