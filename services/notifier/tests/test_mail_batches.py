@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,6 +68,23 @@ def queued(h: Any, email_id: str, to_id: str) -> QueuedEmail:
     )
 
 
+@contextlib.asynccontextmanager
+async def mail_database(infra: Infra, name: str, donors: int = 0) -> AsyncIterator[tuple[Any, MongoReplicaStore]]:
+    """A fresh database with the e-mail queue's indexes and the contacts of donors dnr_0.. (d0@example.org..),
+    dropped afterwards. Opened by the test itself, so the client lives on the test's event loop."""
+    client = connect(infra.mongodb_url)
+    db = client[f"t{uuid.uuid4().hex[:10]}_{name}"]
+    try:
+        await MongoEmailQueue(db).create_indexes()
+        replicas = MongoReplicaStore(db)
+        for i in range(donors):
+            await replicas.save_contact(f"dnr_{i}", "donor", {"name": f"Donor {i}", "email": f"d{i}@example.org"})
+        yield db, replicas
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
 def rendered(subject: str) -> RenderedEmail:
     """A small rendered e-mail."""
     return RenderedEmail(subject=subject, text="Halo / Hello", html="<p>Halo / Hello</p>")
@@ -115,17 +132,11 @@ async def test_two_instances_claiming_at_once_send_every_email_exactly_once(
     infra: Infra, h: Any, sink: tuple[ConnectionSink, int]
 ) -> None:
     handler, port = sink
-    client = connect(infra.mongodb_url)
-    db = client[f"t{uuid.uuid4().hex[:10]}_mail_batches"]
     settings = NotifierSettings(smtp_port=port)
     clock = ManualClock(NOW)
-    replicas = MongoReplicaStore(db)
-    queue = MongoEmailQueue(db)
     count = MAIL_BATCH * 3 + 7
-    try:
-        await queue.create_indexes()
-        for i in range(count):
-            await replicas.save_contact(f"dnr_{i}", "donor", {"name": f"Donor {i}", "email": f"d{i}@example.org"})
+    async with mail_database(infra, "mail_batches", donors=count) as (db, replicas):
+        queue = MongoEmailQueue(db)
         await queue.add_many([queued(h, f"eml_{i}", f"dnr_{i}") for i in range(count)])
         senders = [SmtpMailer("127.0.0.1", port, sender=SENDER, timeout=5) for _ in range(2)]
         mailers = [Mailer(MongoEmailQueue(db), replicas, s, clock, settings) for s in senders]
@@ -138,9 +149,6 @@ async def test_two_instances_claiming_at_once_send_every_email_exactly_once(
         assert sorted(to for to, _ in handler.received) == sorted(f"d{i}@example.org" for i in range(count))
         assert await db.emails.count_documents({"status": "sent"}) == count
         assert await db.email_due.count_documents({}) == 0, "sent e-mails leave the due index"
-    finally:
-        await client.drop_database(db.name)
-        await client.close()
 
 
 class SlowSender:
@@ -165,36 +173,29 @@ async def test_emails_a_batch_cannot_send_within_its_lease_are_handed_back_and_s
     infra: Infra, h: Any, sink: tuple[ConnectionSink, int]
 ) -> None:
     handler, port = sink
-    client = connect(infra.mongodb_url)
-    db = client[f"t{uuid.uuid4().hex[:10]}_mail_lease"]
     settings = NotifierSettings(smtp_port=port, smtp_timeout_seconds=10)
     clock = ManualClock(NOW)
-    replicas = MongoReplicaStore(db)
-    queue = MongoEmailQueue(db)
     sender = SlowSender(SmtpMailer("127.0.0.1", port, sender=SENDER, timeout=5), clock, 10)
-    try:
-        await queue.create_indexes()
-        for i in range(6):
-            await replicas.save_contact(f"dnr_{i}", "donor", {"name": f"Donor {i}", "email": f"d{i}@example.org"})
-        await queue.add_many([queued(h, f"eml_{i}", f"dnr_{i}") for i in range(6)])
-        mailer = Mailer(queue, replicas, sender, clock, settings)
-        # The lease is 10 + 30 s; with every send taking the full 10 s, a batch gets through 4 e-mails in
-        # time and hands the other 2 back unsent and unleased, due at once (no attempt counted).
-        claimed = await queue.claim_due_many(clock.now(), clock.now() + timedelta(seconds=40), MAIL_BATCH)
-        assert len(claimed) == 6
-        await mailer._send_batch(claimed, clock.now(), clock.now() + timedelta(seconds=40))
-        assert len(handler.received) == 4
-        waiting = await db.emails.find({"status": "pending"}).to_list(None)
-        assert len(waiting) == 2
-        assert all(e["attempts"] == 0 and e["leased_until"] < clock.now() for e in waiting)
-        assert await db.email_due.count_documents({}) == 2
-        # The next pass sends them; nobody got a second e-mail.
-        assert await mailer.run_due() == 2
-        assert sorted(to for to, _ in handler.received) == sorted(f"d{i}@example.org" for i in range(6))
-    finally:
-        await sender.close()
-        await client.drop_database(db.name)
-        await client.close()
+    async with mail_database(infra, "mail_lease", donors=6) as (db, replicas):
+        try:
+            queue = MongoEmailQueue(db)
+            await queue.add_many([queued(h, f"eml_{i}", f"dnr_{i}") for i in range(6)])
+            mailer = Mailer(queue, replicas, sender, clock, settings)
+            # The lease is 10 + 30 s; with every send taking the full 10 s, a batch gets through 4 e-mails in
+            # time and hands the other 2 back unsent and unleased, due at once (no attempt counted).
+            claimed = await queue.claim_due_many(clock.now(), clock.now() + timedelta(seconds=40), MAIL_BATCH)
+            assert len(claimed) == 6
+            await mailer._send_batch(claimed, clock.now(), clock.now() + timedelta(seconds=40))
+            assert len(handler.received) == 4
+            waiting = await db.emails.find({"status": "pending"}).to_list(None)
+            assert len(waiting) == 2
+            assert all(e["attempts"] == 0 and e["leased_until"] < clock.now() for e in waiting)
+            assert await db.email_due.count_documents({}) == 2
+            # The next pass sends them; nobody got a second e-mail.
+            assert await mailer.run_due() == 2
+            assert sorted(to for to, _ in handler.received) == sorted(f"d{i}@example.org" for i in range(6))
+        finally:
+            await sender.close()
 
 
 class CountingQueue(MongoEmailQueue):
@@ -214,60 +215,51 @@ async def test_emails_queued_while_the_sender_runs_go_out_without_a_claim_and_no
     infra: Infra, h: Any, sink: tuple[ConnectionSink, int]
 ) -> None:
     handler, port = sink
-    client = connect(infra.mongodb_url)
-    db = client[f"t{uuid.uuid4().hex[:10]}_mail_hand_off"]
     settings = NotifierSettings(smtp_port=port, dispatch_sweep_seconds=3600)
     clock = ManualClock(NOW)
-    replicas = MongoReplicaStore(db)
-    queue, other = CountingQueue(db), CountingQueue(db)
     sender = SmtpMailer("127.0.0.1", port, sender=SENDER, timeout=5)
-    mailer = Mailer(queue, replicas, sender, clock, settings)
-    serving = asyncio.create_task(mailer.serve())
-    try:
-        await queue.create_indexes()
-        for i in range(3):
-            await replicas.save_contact(f"dnr_{i}", "donor", {"name": f"Donor {i}", "email": f"d{i}@example.org"})
-        await h.eventually(lambda: queue.claims >= 1, what="the sender's first pass")
-        claims_before = queue.claims
-        # The sender is blocked from sending until this test has looked: the e-mails are stored leased to it.
-        async with sender._lock:
-            confirmed = [
-                PledgeConfirmed(pledge=h.pledge_public(f"plg_{i}", "org_1", "rcp_1", donor=f"dnr_{i}"), occurred_at=NOW)
-                for i in range(3)
-            ]
-            plans = [(pledge_confirmed_mail(event), f"evt_{i}") for i, event in enumerate(confirmed)]
-            assert await mailer.queue_for_events(plans) == 3
-            assert await other.claim_due_many(clock.now(), clock.now() + timedelta(seconds=45), MAIL_BATCH) == []
-            stored = await db.emails.find({}).to_list(None)
-            assert len(stored) == 3 and all(e["leased_until"] > clock.now() and e["lease_token"] for e in stored)
-            assert await db.email_due.count_documents({}) == 3, "a crash before sending leaves them findable"
+    async with mail_database(infra, "mail_hand_off", donors=3) as (db, replicas):
+        queue, other = CountingQueue(db), CountingQueue(db)
+        mailer = Mailer(queue, replicas, sender, clock, settings)
+        serving = asyncio.create_task(mailer.serve())
+        try:
+            await h.eventually(lambda: queue.claims >= 1, what="the sender's first pass")
+            claims_before = queue.claims
+            # The sender is blocked from sending until this test has looked: the e-mails are stored leased to it.
+            async with sender._lock:
+                confirmed = [
+                    PledgeConfirmed(pledge=h.pledge_public(f"plg_{i}", "org_1", "rcp_1", donor=f"dnr_{i}"),
+                                    occurred_at=NOW)
+                    for i in range(3)
+                ]
+                plans = [(pledge_confirmed_mail(event), f"evt_{i}") for i, event in enumerate(confirmed)]
+                assert await mailer.queue_for_events(plans) == 3
+                assert await other.claim_due_many(clock.now(), clock.now() + timedelta(seconds=45), MAIL_BATCH) == []
+                stored = await db.emails.find({}).to_list(None)
+                assert len(stored) == 3 and all(e["leased_until"] > clock.now() and e["lease_token"] for e in stored)
+                assert await db.email_due.count_documents({}) == 3, "a crash before sending leaves them findable"
 
-        async def sent() -> bool:
-            return await db.emails.count_documents({"status": "sent"}) == 3
+            async def sent() -> bool:
+                return await db.emails.count_documents({"status": "sent"}) == 3
 
-        await h.eventually(sent, what="the handed-over e-mails sent")
-        assert sorted(to for to, _ in handler.received) == [f"d{i}@example.org" for i in range(3)]
-        assert queue.claims == claims_before, "handed over: no claim was needed"
-        assert await db.email_due.count_documents({}) == 0
-        # A redelivered event's e-mails exist already: nothing is queued or sent twice.
-        assert await mailer.queue_for_events(plans) == 0
-        assert len(handler.received) == 3
-    finally:
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-        await client.drop_database(db.name)
-        await client.close()
+            await h.eventually(sent, what="the handed-over e-mails sent")
+            assert sorted(to for to, _ in handler.received) == [f"d{i}@example.org" for i in range(3)]
+            assert queue.claims == claims_before, "handed over: no claim was needed"
+            assert await db.email_due.count_documents({}) == 0
+            # A redelivered event's e-mails exist already: nothing is queued or sent twice.
+            assert await mailer.queue_for_events(plans) == 0
+            assert len(handler.received) == 3
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
 
 
 async def test_emails_stored_leased_to_an_instance_that_died_are_claimed_once_the_lease_runs_out(
     infra: Infra, h: Any
 ) -> None:
-    client = connect(infra.mongodb_url)
-    db = client[f"t{uuid.uuid4().hex[:10]}_mail_lease_out"]
-    dead, survivor = MongoEmailQueue(db), MongoEmailQueue(db)
-    try:
-        await dead.create_indexes()
+    async with mail_database(infra, "mail_lease_out") as (db, _):
+        dead, survivor = MongoEmailQueue(db), MongoEmailQueue(db)
         lease_until = NOW + timedelta(seconds=45)
         new = await dead.add_many([queued(h, f"eml_{i}", f"dnr_{i}") for i in range(2)], lease_until=lease_until)
         assert [e.id for e in new] == ["eml_0", "eml_1"] and all(e.lease_token for e in new)
@@ -275,6 +267,3 @@ async def test_emails_stored_leased_to_an_instance_that_died_are_claimed_once_th
         later = lease_until + timedelta(seconds=1)
         claimed = await survivor.claim_due_many(later, later + timedelta(seconds=45), MAIL_BATCH)
         assert sorted(e.id for e in claimed) == ["eml_0", "eml_1"]
-    finally:
-        await client.drop_database(db.name)
-        await client.close()
