@@ -33,6 +33,7 @@ from ksbb_kit.clock import Clock, SystemClock
 from ksbb_kit.ids import new_id
 from ksbb_kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PUBLISHED
 from ksbb_kit.tracing import current_traceparent, request_id_extension
+from ksbb_kit.wakeup import woken
 
 log = logging.getLogger(__name__)
 PENDING = "_outbox_pending"
@@ -283,8 +284,7 @@ class OutboxRelay:
             wait = max(0.0, next_sweep - time.monotonic())
             if self._due:  # documents another relay holds, or a failed pass: try again soon
                 wait = min(wait, min(5.0, 0.1 * 2 ** min(self._failures.streak, 6)))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
+            await woken(self._wakeup, wait)
 
     async def drain(self) -> int:
         """Publish everything pending now, written here or left by anyone; returns how many events were sent."""

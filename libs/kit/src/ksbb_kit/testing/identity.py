@@ -26,6 +26,7 @@ import pytest
 
 from ksbb_kit.oidc import OidcClient, TokenSet, pkce_pair
 from ksbb_kit.testing.infra import read_env_file, repo_root
+from ksbb_kit.wakeup import woken
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -248,8 +249,7 @@ async def sign_in(page: Any, client: OidcClient, email: str, password: str) -> T
     assert catcher.state == state, "the state came back changed"
     # Let the browser finish its navigation to CALLBACK (an error page), so the next navigation on this page
     # does not race with it; not waiting forever: the code is what this sign-in needed.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(catcher.ended.wait(), timeout=10)
+    await woken(catcher.ended, 10)
     with contextlib.suppress(Exception):
         await page.wait_for_load_state()
     return await client.exchange_code(code, CALLBACK, verifier)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ksbb_kit.jobs import JOB_ITEM_FAILURES, StuckItems
+from ksbb_kit.wakeup import woken
 
 from ksbb_notifier.app.endpoints import Endpoints
 from ksbb_notifier.app.observability import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERY_SECONDS
@@ -131,9 +132,7 @@ class Dispatcher:
                 except Exception:
                     self._may_wait = True
                     log.exception("webhook dispatch pass failed; will retry")
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.dispatch_sweep_seconds)
-                except TimeoutError:
+                if not await woken(self._wakeup, self._settings.dispatch_sweep_seconds):
                     self._may_wait = True  # the periodic sweep: retries come due, other instances left some
                 if self._tasks and 0 < self._slots.room() < self._claim_batch:
                     await asyncio.sleep(CLAIM_GATHER_SECONDS)

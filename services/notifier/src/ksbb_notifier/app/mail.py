@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ksbb_kit.ids import derived_id
+from ksbb_kit.wakeup import woken
 
 from ksbb_notifier.app.observability import EMAIL_SENDS
 from ksbb_notifier.app.ports import Clock, EmailQueue, MailSender, ReplicaStore
@@ -145,9 +146,7 @@ class Mailer:
                     raise
                 except Exception:
                     log.exception("e-mail pass failed; will retry")
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._sweep_seconds)
-                except TimeoutError:
+                if not await woken(self._wakeup, self._sweep_seconds):
                     self._poll_asked = True
         finally:
             self._serving = False

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ksbb_kit.wakeup import next_item
+
 from ksbb_publisher.app.ports import Doc, ReadModels
 from ksbb_publisher.domain.stream import StreamCapacity, must_reset, parse_position
 
@@ -202,11 +204,11 @@ class FeedStream:
             while True:
                 if subscriber.dropped.is_set() and subscriber.queue.empty():
                     return  # too slow: end the stream; the client resumes with Last-Event-ID
-                try:
-                    seq, frame = await asyncio.wait_for(subscriber.queue.get(), timeout=self._heartbeat)
-                except TimeoutError:
+                announced = await next_item(subscriber.queue, self._heartbeat)
+                if announced is None:
                     yield ": heartbeat\n\n"
                     continue
+                seq, frame = announced
                 if seq <= last:
                     continue  # replayed already
                 # Announced out of order (another replica's entry not polled yet): fill from the read model.
