@@ -212,6 +212,7 @@ async def test_stopping_is_not_held_by_a_background_job_that_ignores_cancellatio
     import ksbb_kit.runtime as runtime_module
 
     monkeypatch.setattr(runtime_module, "STOP_STEP_SECONDS", 0.5)
+    monkeypatch.setattr(runtime_module, "STOP_NOTICE_SECONDS", 0.2)
     runtime = ServiceRuntime(ProbeSettings(**kit_env), title="probe", description="stubborn job")
     started, released = asyncio.Event(), asyncio.Event()
 
@@ -227,6 +228,9 @@ async def test_stopping_is_not_held_by_a_background_job_that_ignores_cancellatio
         await asyncio.wait_for(started.wait(), timeout=60)
         # Without a bound on each step, stop() would wait for this task for ever (the hang guard is generous).
         await asyncio.wait_for(runtime.stop(), timeout=60)
+        # Named while it is still waited for, with where it waits: the job's own line, then the event it awaits.
+        notice = [r.getMessage() for r in caplog.records if "background task stubborn has not ended" in r.getMessage()]
+        assert len(notice) == 1 and " in stubborn > " in notice[0] and notice[0].endswith(" in wait"), notice
         assert "background task stubborn did not end" in caplog.text
     finally:
         released.set()  # the test's own loop must not keep the stubborn task

@@ -63,10 +63,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: How long one step of stopping (background tasks, Kafka consumers, producer) may take before it is left.
 STOP_STEP_SECONDS = 20.0
+#: After this long, a background task that has not ended on its cancellation is named in the log.
+STOP_NOTICE_SECONDS = 3.0
 #: Longest wait of one poll of a batch consumer (it returns as soon as a record is there).
 BATCH_POLL_MS = 100
 #: A follower's batch may wait for its delay and for a database outage before the next poll (30 min).
 FOLLOWER_MAX_POLL_INTERVAL_MS = 30 * 60 * 1000
+
+
+def where_it_waits(task: asyncio.Task[Any]) -> str:
+    """The chain of awaits a task is suspended in, outermost first, as `file:line in function` (one log line)."""
+    frames: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(frames) < 30:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None) or getattr(
+            awaited, "ag_frame", None)
+        if frame is None:
+            break
+        frames.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None) or getattr(
+            awaited, "ag_await", None)
+    return " > ".join(frames) or "(no frame)"
 
 
 async def _bounded(what: str, step: Awaitable[Any]) -> None:
@@ -351,7 +368,14 @@ class ServiceRuntime:
         for task in reversed(self._tasks):
             task.cancel()
         if self._tasks:
-            _done, stuck = await asyncio.wait(self._tasks, timeout=STOP_STEP_SECONDS)
+            notice = min(STOP_NOTICE_SECONDS, STOP_STEP_SECONDS)
+            _done, slow = await asyncio.wait(self._tasks, timeout=notice)
+            for task in slow:
+                # Where it waits says why (a cancellation swallowed, a client's close that hangs): logged now,
+                # while it still waits, not only once the step gives up on it.
+                log.warning("stopping: background task %s has not ended %.0f s after its cancellation; it waits in %s",
+                            task.get_name(), notice, where_it_waits(task))
+            _done, stuck = (await asyncio.wait(slow, timeout=STOP_STEP_SECONDS - notice)) if slow else (set(), set())
             for task in stuck:
                 log.warning("stopping: background task %s did not end within %.0f s; left behind",
                             task.get_name(), STOP_STEP_SECONDS)
