@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from ksbb_kit.auth import DevIssuer
+from ksbb_kit.runtime import STOP_STEP_SECONDS
 from ksbb_kit.settings import KitSettings
 from ksbb_kit.testing.infra import Infra
 from ksbb_kit.testing.waiting import eventually
@@ -97,7 +98,9 @@ async def served(app: FastAPI, *, ready_timeout: float = 60.0) -> AsyncIterator[
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=15)
+            # The runtime bounds each step of its stop and logs what it still waits for (a task left behind
+            # fails no test here); this only guards against a stop that never ends.
+            await asyncio.wait_for(task, timeout=3 * STOP_STEP_SECONDS)
 
 
 @dataclass(frozen=True)
