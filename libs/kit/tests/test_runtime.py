@@ -234,3 +234,22 @@ async def test_stopping_is_not_held_by_a_background_job_that_ignores_cancellatio
         assert "background task stubborn did not end" in caplog.text
     finally:
         released.set()  # the test's own loop must not keep the stubborn task
+
+
+async def test_a_task_started_while_stopping_is_stopped_too(kit_env: dict[str, Any]) -> None:
+    """Like the Kafka connection finishing as the stop begins and starting the relay and the jobs: stopped too."""
+    runtime = ServiceRuntime(ProbeSettings(**kit_env), title="probe", description="late starter")
+    await runtime.start()
+    late: list[asyncio.Task[None]] = []
+
+    async def starts_another_when_cancelled() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            late.append(asyncio.create_task(asyncio.sleep(3600), name="late"))
+            runtime._tasks.append(late[-1])
+
+    runtime._tasks.append(asyncio.create_task(starts_another_when_cancelled()))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(runtime.stop(), timeout=60)
+    assert len(late) == 1 and late[0].cancelled(), "the task started during the stop was cancelled"

@@ -86,6 +86,24 @@ def where_it_waits(task: asyncio.Task[Any]) -> str:
     return " > ".join(frames) or "(no frame)"
 
 
+async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait for them, naming any that holds the stop and leaving it after the step."""
+    for task in reversed(tasks):
+        task.cancel()
+    if tasks:
+        notice = min(STOP_NOTICE_SECONDS, STOP_STEP_SECONDS)
+        _done, slow = await asyncio.wait(tasks, timeout=notice)
+        for task in slow:
+            # Where it waits says why (a cancellation swallowed, a client's close that hangs): logged now,
+            # while it still waits, not only once the step gives up on it.
+            log.warning("stopping: background task %s has not ended %.0f s after its cancellation; it waits in %s",
+                        task.get_name(), notice, where_it_waits(task))
+        _done, stuck = (await asyncio.wait(slow, timeout=STOP_STEP_SECONDS - notice)) if slow else (set(), set())
+        for task in stuck:
+            log.warning("stopping: background task %s did not end within %.0f s; left behind",
+                        task.get_name(), STOP_STEP_SECONDS)
+
+
 async def _bounded(what: str, step: Awaitable[Any]) -> None:
     """One step of stopping: errors are not the caller's problem any more, and it may not take for ever."""
     try:
@@ -148,6 +166,7 @@ class ServiceRuntime:
         self._jobs: list[tuple[str, BackgroundJob]] = []
         self._followers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.kafka_connected = asyncio.Event()
         #: Failed connection attempts in a row while Kafka is unreachable, logged once per interval with a count.
         self.kafka_outage = RepeatingFailure(log, "Kafka not reachable yet; readiness says 503")
@@ -331,6 +350,8 @@ class ServiceRuntime:
         quiet_client_loggers()
         unreachable = self.kafka_outage
         while True:
+            if self._stopping:  # a client's close swallows a cancellation (aiokafka): the stop still ends this
+                return
             try:
                 if self.create_topics:
                     from ksbb_contracts.topics import all_topics_with_dlqs
@@ -352,6 +373,8 @@ class ServiceRuntime:
                 delay = min(delay * 2, 10)
         unreachable.recovered()
         self.kafka_connected.set()
+        if self._stopping:  # connected as the stop began (a client's start that finished despite the cancellation)
+            return
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         for name, job in self._jobs:
             self._tasks.append(asyncio.create_task(job(self), name=name))
@@ -365,21 +388,11 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         """Stop background work and disconnect; every step is bounded, so a stuck one cannot hold the exit."""
-        for task in reversed(self._tasks):
-            task.cancel()
-        if self._tasks:
-            notice = min(STOP_NOTICE_SECONDS, STOP_STEP_SECONDS)
-            _done, slow = await asyncio.wait(self._tasks, timeout=notice)
-            for task in slow:
-                # Where it waits says why (a cancellation swallowed, a client's close that hangs): logged now,
-                # while it still waits, not only once the step gives up on it.
-                log.warning("stopping: background task %s has not ended %.0f s after its cancellation; it waits in %s",
-                            task.get_name(), notice, where_it_waits(task))
-            _done, stuck = (await asyncio.wait(slow, timeout=STOP_STEP_SECONDS - notice)) if slow else (set(), set())
-            for task in stuck:
-                log.warning("stopping: background task %s did not end within %.0f s; left behind",
-                            task.get_name(), STOP_STEP_SECONDS)
-        self._tasks.clear()
+        self._stopping = True
+        # A round per batch: a task ending late (the Kafka connection) may still have started others.
+        while self._tasks:
+            tasks, self._tasks = self._tasks, []
+            await _cancel_and_wait(tasks)
         if self.kafka_connected.is_set():
             await _bounded("the Kafka consumers", self.broker.stop())
         await _bounded("the dead-letter depth clients", self.dead_letter_depth.close())
