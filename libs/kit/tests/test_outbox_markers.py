@@ -6,6 +6,8 @@ what these tests are about). Writers mark a document before writing its events, 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -78,3 +80,19 @@ async def test_one_writer_is_published_and_its_marker_dropped_in_the_same_pass(d
     assert await open_writers(db) is None
     assert published.keys == ["only"]
     assert await relay.drain() == 0, "nothing left for a sweep"
+
+
+async def test_a_relay_whose_database_fails_backs_off_instead_of_spinning(infra: Infra, namespace: str) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    relay = OutboxRelay(client[f"{namespace.replace('.', '_')}relay"], [COLLECTION], Recorded(), sweep_seconds=0.05)
+    running = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.3)  # a few sweeps pass
+        await client.close()  # every pass fails from now on, with the sweep long overdue
+        await asyncio.sleep(1.5)
+        failures = relay._failures.streak
+        assert 1 <= failures <= 8, f"{failures} failed passes in 1.5 s: backing off 0.2, 0.4, 0.8 s… means a few"
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running

@@ -271,6 +271,7 @@ class OutboxRelay:
         next_sweep = 0.0
         while True:
             self._wakeup.clear()
+            failed = False
             try:
                 await self.publish_written()
                 if time.monotonic() >= next_sweep:
@@ -281,9 +282,13 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 self._failures.failed(exc)
+                failed = True
+            soon = min(5.0, 0.1 * 2 ** min(self._failures.streak, 6))
             wait = max(0.0, next_sweep - time.monotonic())
-            if self._due:  # documents another relay holds, or a failed pass: try again soon
-                wait = min(wait, min(5.0, 0.1 * 2 ** min(self._failures.streak, 6)))
+            if failed:  # backs off even when the sweep is overdue: a failing pass must not spin
+                wait = soon
+            elif self._due:  # documents another relay holds: try again soon
+                wait = min(wait, soon)
             await woken(self._wakeup, wait)
 
     async def drain(self) -> int:
